@@ -1,0 +1,37 @@
+//! Every environment variable Airlock reads, in one place, so the README and the
+//! binary cannot disagree about their names.
+
+/// The environment variables Airlock reads. Each overrides the matching key of the
+/// configuration file; command-line flags override both.
+pub struct EnvVars;
+
+impl EnvVars {
+    /// Path of the TOML configuration file.
+    pub const CONFIG: &'static str = "AIRLOCK_CONFIG";
+    /// `server.listen`: the socket address to listen on.
+    pub const LISTEN: &'static str = "AIRLOCK_LISTEN";
+    /// `server.public_url`: the URL clients reach Airlock at; tarball URLs point there.
+    pub const PUBLIC_URL: &'static str = "AIRLOCK_PUBLIC_URL";
+    /// `server.data_dir`: where metadata and tarballs are stored.
+    pub const DATA_DIR: &'static str = "AIRLOCK_DATA_DIR";
+    /// `upstream.url`: the registry Airlock mirrors.
+    pub const UPSTREAM: &'static str = "AIRLOCK_UPSTREAM";
+    /// `quarantine.cooling_period`: how old a version must be before it is served.
+    pub const COOLING_PERIOD: &'static str = "AIRLOCK_COOLING_PERIOD";
+    /// `log.format`: `text` or `json`.
+    pub const LOG_FORMAT: &'static str = "AIRLOCK_LOG_FORMAT";
+    /// `log.filter`: a tracing filter such as `info,airlock_server=debug`.
+    pub const LOG: &'static str = "AIRLOCK_LOG";
+
+    /// Every variable with the configuration key it overrides, for documentation and tests.
+    pub const ALL: &'static [(&'static str, &'static str)] = &[
+        (Self::CONFIG, "(path of the configuration file)"),
+        (Self::LISTEN, "server.listen"),
+        (Self::PUBLIC_URL, "server.public_url"),
+        (Self::DATA_DIR, "server.data_dir"),
+        (Self::UPSTREAM, "upstream.url"),
+        (Self::COOLING_PERIOD, "quarantine.cooling_period"),
+        (Self::LOG_FORMAT, "log.format"),
+        (Self::LOG, "log.filter"),
+    ];
+}

@@ -1,0 +1,353 @@
+//! Airlock's configuration: defaults, the TOML file, environment variables and flags,
+//! merged and validated into one [`Config`] before anything starts.
+//!
+//! This crate is pure: the caller reads the file and the environment and hands the
+//! text over, so every rule here is unit-tested without touching the process.
+#![warn(missing_docs)]
+
+mod env;
+mod raw;
+mod units;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use env::EnvVars;
+pub use raw::{ByteSize, RawConfig};
+pub use units::{format_duration, parse_byte_size, parse_duration};
+pub use url::Url;
+
+/// The public npm registry, the default upstream.
+pub const DEFAULT_UPSTREAM: &str = "https://registry.npmjs.org";
+/// The default listen address: loopback only, so a laptop default is never exposed.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:4873";
+
+/// Anything wrong with the configuration. Every message names the key and quotes the value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The TOML did not parse, or had an unknown key (the message names it).
+    #[error("invalid configuration file {path}: {message}")]
+    Toml {
+        /// The file, as given.
+        path: String,
+        /// The TOML parser's message, which names the offending key.
+        message: String,
+    },
+    /// A key had a value of the right type but an unacceptable content.
+    #[error("invalid value for `{key}`: {value:?}: {reason}")]
+    Invalid {
+        /// The dotted key, for example `upstream.url`.
+        key: &'static str,
+        /// The value as written.
+        value: String,
+        /// Why it was refused.
+        reason: String,
+    },
+}
+
+/// The validated configuration the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where and as what the server is reachable.
+    pub server: ServerConfig,
+    /// The registry Airlock mirrors.
+    pub upstream: UpstreamConfig,
+    /// Quarantine policy.
+    pub quarantine: QuarantineConfig,
+    /// In-memory caches.
+    pub cache: CacheConfig,
+    /// Size limits on untrusted input.
+    pub limits: LimitsConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to bind.
+    pub listen: SocketAddr,
+    /// Base URL clients use; rewritten tarball URLs start with it. Never ends with `/`.
+    pub public_url: Url,
+    /// Root of all persistent state.
+    pub data_dir: PathBuf,
+    /// How long in-flight requests may run after a shutdown signal.
+    pub shutdown_grace: Duration,
+}
+
+/// `[upstream]`.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// Base URL of the upstream registry, without a trailing `/`.
+    pub url: Url,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Whole-request timeout for metadata, idle timeout for tarball bodies.
+    pub timeout: Duration,
+    /// Retries after a transient failure.
+    pub retries: u32,
+    /// First retry delay, doubled for each further retry.
+    pub retry_backoff: Duration,
+    /// Age after which a cached packument is revalidated.
+    pub packument_max_age: Duration,
+}
+
+/// `[quarantine]`.
+#[derive(Debug, Clone)]
+pub struct QuarantineConfig {
+    /// Minimum age of a version before it is listed or served; zero disables.
+    pub cooling_period: Duration,
+}
+
+/// `[cache]`.
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    /// Memory budget, in bytes, for rendered packuments kept ready to serve.
+    pub rendered_packuments_memory: u64,
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone)]
+pub struct LimitsConfig {
+    /// Largest upstream packument accepted, in bytes.
+    pub max_packument_size: u64,
+    /// Largest upstream tarball accepted, in bytes.
+    pub max_tarball_size: u64,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// One JSON object per line instead of human-readable text.
+    pub json: bool,
+    /// A tracing filter directive.
+    pub filter: String,
+}
+
+/// Values that override the file: from environment variables, then from flags.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `server.listen`.
+    pub listen: Option<String>,
+    /// `server.public_url`.
+    pub public_url: Option<String>,
+    /// `server.data_dir`.
+    pub data_dir: Option<String>,
+    /// `upstream.url`.
+    pub upstream: Option<String>,
+    /// `quarantine.cooling_period`.
+    pub cooling_period: Option<String>,
+    /// `log.format`.
+    pub log_format: Option<String>,
+    /// `log.filter`.
+    pub log_filter: Option<String>,
+}
+
+impl Overrides {
+    /// Reads the overrides from an environment lookup (pass `|k| std::env::var(k).ok()`).
+    pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        Self {
+            listen: lookup(EnvVars::LISTEN),
+            public_url: lookup(EnvVars::PUBLIC_URL),
+            data_dir: lookup(EnvVars::DATA_DIR),
+            upstream: lookup(EnvVars::UPSTREAM),
+            cooling_period: lookup(EnvVars::COOLING_PERIOD),
+            log_format: lookup(EnvVars::LOG_FORMAT),
+            log_filter: lookup(EnvVars::LOG),
+        }
+    }
+
+    /// Layers `other` on top of `self`: a value set in `other` wins.
+    pub fn then(self, other: Overrides) -> Self {
+        Self {
+            listen: other.listen.or(self.listen),
+            public_url: other.public_url.or(self.public_url),
+            data_dir: other.data_dir.or(self.data_dir),
+            upstream: other.upstream.or(self.upstream),
+            cooling_period: other.cooling_period.or(self.cooling_period),
+            log_format: other.log_format.or(self.log_format),
+            log_filter: other.log_filter.or(self.log_filter),
+        }
+    }
+}
+
+impl Config {
+    /// The configuration with every default and no file: what `airlock serve` runs with.
+    pub fn defaults() -> Config {
+        Self::from_raw(RawConfig::default(), Overrides::default())
+            .expect("the embedded defaults are valid")
+    }
+
+    /// Parses TOML text (`path` is only used in messages) and applies `overrides`.
+    pub fn from_toml(path: &str, text: &str, overrides: Overrides) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|error| ConfigError::Toml {
+            path: path.to_owned(),
+            message: error.to_string(),
+        })?;
+        Self::from_raw(raw, overrides)
+    }
+
+    /// Validates a parsed file with overrides applied on top.
+    pub fn from_raw(raw: RawConfig, overrides: Overrides) -> Result<Config, ConfigError> {
+        let listen_text = overrides
+            .listen
+            .or(raw.server.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen: SocketAddr = listen_text.parse().map_err(|_| ConfigError::Invalid {
+            key: "server.listen",
+            value: listen_text.clone(),
+            reason: "expected an IP address and port such as 127.0.0.1:4873".into(),
+        })?;
+
+        let public_url_text = overrides
+            .public_url
+            .or(raw.server.public_url)
+            .unwrap_or_else(|| format!("http://{listen}"));
+        let public_url = parse_base_url("server.public_url", &public_url_text)?;
+
+        let data_dir = PathBuf::from(
+            overrides
+                .data_dir
+                .or(raw.server.data_dir)
+                .unwrap_or_else(|| "./airlock-data".to_owned()),
+        );
+        if data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "server.data_dir",
+                value: String::new(),
+                reason: "must not be empty".into(),
+            });
+        }
+
+        let upstream_text = overrides
+            .upstream
+            .or(raw.upstream.url)
+            .unwrap_or_else(|| DEFAULT_UPSTREAM.to_owned());
+        let upstream_url = parse_base_url("upstream.url", &upstream_text)?;
+
+        let duration = |key: &'static str, value: Option<String>, default: &str| {
+            let text = value.unwrap_or_else(|| default.to_owned());
+            parse_duration(&text).map_err(|reason| ConfigError::Invalid { key, value: text, reason })
+        };
+        let size = |key: &'static str, value: Option<ByteSize>, default: u64| match value {
+            None => Ok(default),
+            Some(ByteSize::Bytes(bytes)) => Ok(bytes),
+            Some(ByteSize::Text(text)) => parse_byte_size(&text)
+                .map_err(|reason| ConfigError::Invalid { key, value: text, reason }),
+        };
+
+        let upstream = UpstreamConfig {
+            url: upstream_url,
+            connect_timeout: duration("upstream.connect_timeout", raw.upstream.connect_timeout, "5s")?,
+            timeout: duration("upstream.timeout", raw.upstream.timeout, "30s")?,
+            retries: raw.upstream.retries.unwrap_or(2),
+            retry_backoff: duration("upstream.retry_backoff", raw.upstream.retry_backoff, "200ms")?,
+            packument_max_age: duration(
+                "upstream.packument_max_age",
+                raw.upstream.packument_max_age,
+                "5m",
+            )?,
+        };
+        if upstream.retries > 10 {
+            return Err(ConfigError::Invalid {
+                key: "upstream.retries",
+                value: upstream.retries.to_string(),
+                reason: "at most 10 retries; more would hold client requests for minutes".into(),
+            });
+        }
+        for (key, value) in [
+            ("upstream.connect_timeout", upstream.connect_timeout),
+            ("upstream.timeout", upstream.timeout),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::Invalid {
+                    key,
+                    value: "0s".into(),
+                    reason: "a timeout of zero would fail every request".into(),
+                });
+            }
+        }
+
+        let quarantine = QuarantineConfig {
+            cooling_period: duration(
+                "quarantine.cooling_period",
+                overrides.cooling_period.or(raw.quarantine.cooling_period),
+                "72h",
+            )?,
+        };
+
+        let cache = CacheConfig {
+            rendered_packuments_memory: size(
+                "cache.rendered_packuments_memory",
+                raw.cache.rendered_packuments_memory,
+                32 << 20,
+            )?,
+        };
+
+        let limits = LimitsConfig {
+            max_packument_size: size("limits.max_packument_size", raw.limits.max_packument_size, 128 << 20)?,
+            max_tarball_size: size("limits.max_tarball_size", raw.limits.max_tarball_size, 512 << 20)?,
+        };
+        for (key, value) in [
+            ("limits.max_packument_size", limits.max_packument_size),
+            ("limits.max_tarball_size", limits.max_tarball_size),
+        ] {
+            if value < 1024 {
+                return Err(ConfigError::Invalid {
+                    key,
+                    value: value.to_string(),
+                    reason: "must be at least 1KiB".into(),
+                });
+            }
+        }
+
+        let format_text = overrides.log_format.or(raw.log.format).unwrap_or_else(|| "text".into());
+        let json = match format_text.as_str() {
+            "text" => false,
+            "json" => true,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    key: "log.format",
+                    value: format_text,
+                    reason: "expected \"text\" or \"json\"".into(),
+                });
+            }
+        };
+        let log = LogConfig {
+            json,
+            filter: overrides.log_filter.or(raw.log.filter).unwrap_or_else(|| "info".into()),
+        };
+
+        let server = ServerConfig {
+            listen,
+            public_url,
+            data_dir,
+            shutdown_grace: duration("server.shutdown_grace", raw.server.shutdown_grace, "10s")?,
+        };
+
+        Ok(Config { server, upstream, quarantine, cache, limits, log })
+    }
+}
+
+/// Parses an `http`/`https` base URL and strips any trailing `/`, so joining paths is
+/// plain string concatenation everywhere else.
+fn parse_base_url(key: &'static str, text: &str) -> Result<Url, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid { key, value: text.to_owned(), reason };
+    let mut url = Url::parse(text).map_err(|error| invalid(error.to_string()))?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(invalid("expected an http:// or https:// URL".into()));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid("a base URL has no query or fragment".into()));
+    }
+    if url.cannot_be_a_base() || url.host_str().is_none() {
+        return Err(invalid("expected an absolute URL with a host".into()));
+    }
+    let trimmed = url.path().trim_end_matches('/').to_owned();
+    url.set_path(&trimmed);
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests;

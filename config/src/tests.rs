@@ -1,0 +1,101 @@
+//! Unit tests for merging and validation.
+
+use super::*;
+
+fn check_error(toml_text: &str, expected: &str) {
+    let error = Config::from_toml("airlock.toml", toml_text, Overrides::default()).unwrap_err();
+    assert_eq!(error.to_string(), expected);
+}
+
+#[test]
+fn defaults_are_loopback_public_registry_and_three_days() {
+    let config = Config::defaults();
+    assert_eq!(config.server.listen.to_string(), "127.0.0.1:4873");
+    assert_eq!(config.server.public_url.as_str(), "http://127.0.0.1:4873/");
+    assert_eq!(config.upstream.url.as_str(), "https://registry.npmjs.org/");
+    assert_eq!(config.quarantine.cooling_period, Duration::from_secs(72 * 3600));
+    assert_eq!(config.server.data_dir, PathBuf::from("./airlock-data"));
+    assert!(!config.log.json);
+}
+
+#[test]
+fn the_example_file_parses_and_matches_the_defaults() {
+    let text = include_str!("../airlock.toml");
+    let config = Config::from_toml("config/airlock.toml", text, Overrides::default()).unwrap();
+    let defaults = Config::defaults();
+    assert_eq!(format!("{config:?}"), format!("{defaults:?}"));
+}
+
+#[test]
+fn unknown_keys_are_named() {
+    let error = Config::from_toml("airlock.toml", "[upstream]\nurll = \"x\"\n", Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("unknown field `urll`"), "{error}");
+    assert!(error.starts_with("invalid configuration file airlock.toml"), "{error}");
+    let error = Config::from_toml("airlock.toml", "[nope]\n", Overrides::default()).unwrap_err().to_string();
+    assert!(error.contains("unknown field `nope`"), "{error}");
+}
+
+#[test]
+fn bad_values_quote_key_and_value() {
+    check_error(
+        "[quarantine]\ncooling_period = \"3 fortnights\"\n",
+        "invalid value for `quarantine.cooling_period`: \"3 fortnights\": expected a duration such as \"72h\", \"30m\" or \"0s\" (unknown time unit \"fortnights\", supported units: ns, us/µs, ms, sec, min, hours, days, weeks, months, years (and few variations))",
+    );
+    check_error(
+        "[upstream]\nurl = \"ftp://example.org\"\n",
+        "invalid value for `upstream.url`: \"ftp://example.org\": expected an http:// or https:// URL",
+    );
+    check_error(
+        "[server]\nlisten = \"localhost\"\n",
+        "invalid value for `server.listen`: \"localhost\": expected an IP address and port such as 127.0.0.1:4873",
+    );
+    check_error(
+        "[limits]\nmax_tarball_size = \"12 parsecs\"\n",
+        "invalid value for `limits.max_tarball_size`: \"12 parsecs\": unknown size unit \"parsecs\"; use B, KiB, MiB or GiB",
+    );
+    check_error(
+        "[log]\nformat = \"xml\"\n",
+        "invalid value for `log.format`: \"xml\": expected \"text\" or \"json\"",
+    );
+}
+
+#[test]
+fn environment_overrides_file_and_flags_override_environment() {
+    let file = "[quarantine]\ncooling_period = \"24h\"\n[upstream]\nurl = \"http://file.example/\"\n";
+    let env = Overrides::from_env(|key| match key {
+        "AIRLOCK_COOLING_PERIOD" => Some("30m".into()),
+        "AIRLOCK_UPSTREAM" => Some("http://env.example/npm/".into()),
+        _ => None,
+    });
+    let flags = Overrides { cooling_period: Some("0s".into()), ..Overrides::default() };
+    let config = Config::from_toml("f", file, env.then(flags)).unwrap();
+    assert_eq!(config.quarantine.cooling_period, Duration::ZERO);
+    // The trailing slash is dropped so paths can be appended.
+    assert_eq!(config.upstream.url.as_str(), "http://env.example/npm");
+}
+
+#[test]
+fn public_url_follows_listen_address_by_default() {
+    let overrides = Overrides { listen: Some("127.0.0.1:9999".into()), ..Overrides::default() };
+    let config = Config::from_raw(RawConfig::default(), overrides).unwrap();
+    assert_eq!(config.server.public_url.as_str(), "http://127.0.0.1:9999/");
+}
+
+#[test]
+fn sizes_accept_numbers_and_units() {
+    assert_eq!(parse_byte_size("1024"), Ok(1024));
+    assert_eq!(parse_byte_size("64MiB"), Ok(64 << 20));
+    assert_eq!(parse_byte_size("2 GB"), Ok(2_000_000_000));
+    assert!(parse_byte_size("99999999999999GiB").is_err());
+    let config = Config::from_toml("f", "[limits]\nmax_packument_size = 4096\n", Overrides::default()).unwrap();
+    assert_eq!(config.limits.max_packument_size, 4096);
+}
+
+#[test]
+fn zero_disables_the_cooling_period() {
+    assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+    assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+    assert_eq!(format_duration(Duration::from_secs(72 * 3600)), "3days");
+}

@@ -1,0 +1,97 @@
+//! The server's error type and how it becomes an HTTP answer.
+//!
+//! Use [`AppError`] in every handler and service function on the request path; it maps
+//! to the npm-style body `{"error": "..."}` that npm, pnpm, yarn and bun print. Startup
+//! code uses `anyhow`. Client mistakes (4xx) are not logged as errors; internal errors
+//! are logged once, here, and the client gets a generic message.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// Every way a request can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The request itself is malformed (bad package name, bad file name).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The package, version or file does not exist (upstream said so, or never had it).
+    #[error("{0}")]
+    NotFound(String),
+    /// The version exists but may not be installed (yet). The message names the
+    /// package, the version, why and until when.
+    #[error("{0}")]
+    Quarantined(String),
+    /// The upstream failed, answered nonsense, or sent bytes that do not match their
+    /// declared integrity.
+    #[error("{0}")]
+    Upstream(String),
+    /// The upstream did not answer in time.
+    #[error("{0}")]
+    UpstreamTimeout(String),
+    /// A bug or an I/O failure on our side. Details are logged, not sent.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// Result type of request-path code.
+pub type AppResult<T> = Result<T, AppError>;
+
+impl AppError {
+    /// The status code npm clients expect for this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::Quarantined(_) => StatusCode::FORBIDDEN,
+            AppError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            AppError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<crate::npm::InvalidInput> for AppError {
+    fn from(error: crate::npm::InvalidInput) -> Self {
+        AppError::BadRequest(error.0)
+    }
+}
+
+impl From<sled::Error> for AppError {
+    fn from(error: sled::Error) -> Self {
+        AppError::Internal(anyhow::Error::new(error).context("metadata store"))
+    }
+}
+
+impl From<std::io::Error> for AppError {
+    fn from(error: std::io::Error) -> Self {
+        AppError::Internal(anyhow::Error::new(error))
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = match &self {
+            AppError::Internal(error) => {
+                tracing::error!(error = format!("{error:#}"), "internal error");
+                "internal error in Airlock; the server log has the details".to_owned()
+            }
+            AppError::Upstream(message) | AppError::UpstreamTimeout(message) => {
+                tracing::warn!(error = %message, "upstream failure");
+                message.clone()
+            }
+            other => other.to_string(),
+        };
+        json_error(status, &message)
+    }
+}
+
+/// An npm-style error response.
+pub fn json_error(status: StatusCode, message: &str) -> Response {
+    let body = serde_json::json!({ "error": message }).to_string();
+    let mut response = (status, body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}

@@ -1,0 +1,99 @@
+//! Airlock's server: the npm registry mirror, the quarantine, and the commands of the
+//! `airlock` binary. This crate owns all I/O (network, disk, clock); the checks live in
+//! `airlock-scanner`, the configuration rules in `airlock-config`.
+
+pub mod cli;
+pub mod clock;
+pub mod error;
+pub mod mirror;
+pub mod npm;
+pub mod packument;
+pub mod quarantine;
+pub mod routes;
+pub mod singleflight;
+pub mod store;
+pub mod upstream;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use airlock_config::Config;
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use routes::{AppState, app};
+
+/// Opens everything the server needs: the store, the blobs, the upstream client.
+pub fn open_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
+    let mirror = mirror::Mirror::open(config, clock).context("opening the data directory")?;
+    Ok(AppState { mirror })
+}
+
+/// Serves on an already-bound listener until `shutdown` completes, then lets in-flight
+/// requests finish for at most the configured grace period.
+pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let grace = state.mirror.config().server.shutdown_grace;
+    let (stopping_sender, stopping) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        shutdown.await;
+        tracing::info!("shutting down; finishing in-flight requests");
+        // Receiver: the grace timer below. Dropped if the server ended first.
+        let _ = stopping_sender.send(());
+    };
+    let server = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown);
+    let server = std::pin::pin!(server.into_future());
+    tokio::select! {
+        result = server => result.context("serving HTTP"),
+        () = async {
+            if stopping.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        } => {
+            tracing::warn!(grace_ms = grace.as_millis() as u64, "in-flight requests did not finish in time; exiting");
+            Ok(())
+        }
+    }
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+/// Sets up the global tracing subscriber: text or JSON lines on stderr.
+pub fn init_logging(config: &airlock_config::LogConfig) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if config.json {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,52 @@
+//! The `airlock` binary: parses arguments, sets up logging, runs a subcommand.
+
+use std::process::ExitCode;
+
+use airlock_server::cli;
+use clap::Parser as _;
+
+/// Airlock: an npm registry mirror that keeps new versions in quarantine until vetted.
+#[derive(clap::Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Run the registry mirror.
+    Serve(cli::serve::ServeArgs),
+    /// Check a package tarball or directory offline.
+    Scan(cli::scan::ScanArgs),
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Serve(args) => {
+            let config = match cli::serve::load_config(&args) {
+                Ok(config) => config,
+                Err(error) => {
+                    eprintln!("airlock: {error:#}");
+                    return ExitCode::from(2);
+                }
+            };
+            airlock_server::init_logging(&config.log);
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+            match runtime.block_on(cli::serve::run(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    tracing::error!("{error:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Scan(args) => match cli::scan::run(args) {
+            Ok(code) => code,
+            Err(error) => {
+                eprintln!("airlock scan: {error:#}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}

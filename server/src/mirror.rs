@@ -1,0 +1,437 @@
+//! The caching mirror: packuments and tarballs from the upstream, through the store,
+//! to clients, with revalidation, stale-if-error and one upstream fetch per key.
+//!
+//! Request path for a packument: memory cache (rendered bytes) → store (raw upstream
+//! JSON, re-rendered) → upstream. For a tarball: the packument (to find the version and
+//! its integrity) → [`quarantine::authorize`] → blob file, downloaded and verified first
+//! if missing.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use airlock_config::Config;
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt as _;
+
+use crate::clock::Clock;
+use crate::error::{AppError, AppResult};
+use crate::npm::{PackageName, TarballFileName};
+use crate::packument::{self, Document, RenderContext, Rendered};
+use crate::quarantine::{self, Released};
+use crate::singleflight::SingleFlight;
+use crate::store::blobs::{BlobError, Blobs};
+use crate::store::{PackageRecord, Store, VersionRecord};
+use crate::upstream::{PackumentFetch, Upstream};
+
+/// After an upstream failure, how long a stale packument is served before the next try.
+const RETRY_AFTER_FAILURE: chrono::Duration = chrono::Duration::seconds(30);
+
+/// A rendered packument and when to look upstream again.
+pub struct CachedPackument {
+    /// What clients see.
+    pub rendered: Rendered,
+    /// When the upstream must be asked again.
+    pub revalidate_at: DateTime<Utc>,
+}
+
+impl CachedPackument {
+    fn is_fresh(&self, now: DateTime<Utc>) -> bool {
+        now < self.revalidate_at && self.rendered.valid_until.is_none_or(|until| now < until)
+    }
+}
+
+/// A verified tarball on disk, authorised for serving.
+pub struct TarballFile {
+    /// The blob file.
+    pub path: PathBuf,
+    /// Its sha512 in hex (the entity tag).
+    pub sha512_hex: String,
+    /// What was authorised.
+    pub released: Released,
+}
+
+/// The mirror service. Cheap to clone.
+#[derive(Clone)]
+pub struct Mirror {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    public_base: String,
+    store: Store,
+    blobs: Blobs,
+    upstream: Upstream,
+    clock: Arc<dyn Clock>,
+    cache: PackumentCache,
+    // Keyed by package: concurrent misses for one packument share one upstream fetch.
+    packument_flights: SingleFlight<PackageName, Result<Arc<CachedPackument>, SharedError>>,
+    // Keyed by integrity: concurrent misses for one tarball share one download.
+    tarball_flights: SingleFlight<String, Result<String, SharedError>>,
+}
+
+/// An [`AppError`] that several waiters can receive.
+#[derive(Clone)]
+struct SharedError(Arc<AppError>);
+
+impl From<AppError> for SharedError {
+    fn from(error: AppError) -> Self {
+        SharedError(Arc::new(error))
+    }
+}
+
+impl From<SharedError> for AppError {
+    fn from(shared: SharedError) -> Self {
+        match &*shared.0 {
+            AppError::BadRequest(message) => AppError::BadRequest(message.clone()),
+            AppError::NotFound(message) => AppError::NotFound(message.clone()),
+            AppError::Quarantined(message) => AppError::Quarantined(message.clone()),
+            AppError::Upstream(message) => AppError::Upstream(message.clone()),
+            AppError::UpstreamTimeout(message) => AppError::UpstreamTimeout(message.clone()),
+            AppError::Internal(error) => AppError::Internal(anyhow::anyhow!("{error:#}")),
+        }
+    }
+}
+
+fn panicked<T>() -> Result<T, SharedError> {
+    Err(AppError::Internal(anyhow::anyhow!("a background fetch panicked")).into())
+}
+
+impl Mirror {
+    /// Opens the store and the blob directory under the configured data directory.
+    pub fn open(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Mirror> {
+        std::fs::create_dir_all(&config.server.data_dir)?;
+        let store = Store::open(&config.server.data_dir.join("metadata"))?;
+        let blobs = Blobs::open(&config.server.data_dir)?;
+        let upstream = Upstream::new(&config.upstream, config.limits.max_packument_size)?;
+        let public_base = config.server.public_url.as_str().trim_end_matches('/').to_owned();
+        let cache = PackumentCache::new(config.cache.rendered_packuments_memory as usize);
+        Ok(Mirror {
+            inner: Arc::new(Inner {
+                config,
+                public_base,
+                store,
+                blobs,
+                upstream,
+                clock,
+                cache,
+                packument_flights: SingleFlight::default(),
+                tarball_flights: SingleFlight::default(),
+            }),
+        })
+    }
+
+    /// The configuration the mirror runs with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The upstream client.
+    pub fn upstream(&self) -> &Upstream {
+        &self.inner.upstream
+    }
+
+    /// The current time.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+
+    /// The packument as clients may see it now.
+    pub async fn packument(&self, name: &PackageName) -> AppResult<Arc<CachedPackument>> {
+        if let Some(cached) = self.inner.cache.get(name)
+            && cached.is_fresh(self.now())
+        {
+            return Ok(cached);
+        }
+        let mirror = self.clone();
+        let key = name.clone();
+        let name = name.clone();
+        self.inner
+            .packument_flights
+            .run(key, move || async move { mirror.load_packument(&name).await.map_err(SharedError::from) }, panicked)
+            .await
+            .map_err(AppError::from)
+    }
+
+    /// Refreshes from the store or the upstream, renders, and caches.
+    async fn load_packument(&self, name: &PackageName) -> AppResult<Arc<CachedPackument>> {
+        let inner = &self.inner;
+        let now = self.now();
+        let max_age = chrono::Duration::from_std(inner.config.upstream.packument_max_age).unwrap_or(chrono::Duration::MAX);
+        let record = inner.store.package(name)?;
+        let stored_is_fresh = record.as_ref().is_some_and(|record| now - record.fetched_at < max_age);
+
+        let (document, revalidate_at) = if stored_is_fresh {
+            let record = record.as_ref().expect("checked above");
+            (self.stored_document(name).await?, record.fetched_at + max_age)
+        } else {
+            match self.fetch_from_upstream(name, record.as_ref(), now).await {
+                Ok(document) => (document, now + max_age),
+                Err(error @ (AppError::Upstream(_) | AppError::UpstreamTimeout(_))) if record.is_some() => {
+                    // Stale-if-error: a cached copy beats no answer. Try again soon.
+                    tracing::warn!(package.name = %name, error = %error, "upstream failed; serving the cached packument");
+                    (self.stored_document(name).await?, now + RETRY_AFTER_FAILURE.min(max_age))
+                }
+                Err(error) => return Err(error),
+            }
+        };
+
+        let records: HashMap<String, VersionRecord> = inner.store.versions(name)?.into_iter().collect();
+        let mirror = self.clone();
+        let render_name = name.clone();
+        let rendered = tokio::task::spawn_blocking(move || {
+            let context = RenderContext {
+                public_base: &mirror.inner.public_base,
+                upstream_base: mirror.inner.upstream.base(),
+                cooling_period: mirror.inner.config.quarantine.cooling_period,
+                now,
+            };
+            packument::render(&render_name, &document, &records, &context)
+        })
+        .await
+        .map_err(|error| AppError::Internal(anyhow::anyhow!("rendering panicked: {error}")))?;
+
+        let cached = Arc::new(CachedPackument { rendered, revalidate_at });
+        inner.cache.insert(name.clone(), Arc::clone(&cached));
+        Ok(cached)
+    }
+
+    async fn stored_document(&self, name: &PackageName) -> AppResult<Document> {
+        let raw = self
+            .inner
+            .store
+            .raw_packument(name)?
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("the stored packument of {name} is missing")))?;
+        let parse_name = name.clone();
+        tokio::task::spawn_blocking(move || packument::parse_upstream(&parse_name, &raw))
+            .await
+            .map_err(|error| AppError::Internal(anyhow::anyhow!("parsing panicked: {error}")))?
+            .map_err(|message| AppError::Internal(anyhow::anyhow!("stored packument unreadable: {message}")))
+    }
+
+    /// Asks the upstream (conditionally), records new versions, stores the document.
+    async fn fetch_from_upstream(
+        &self,
+        name: &PackageName,
+        record: Option<&PackageRecord>,
+        now: DateTime<Utc>,
+    ) -> AppResult<Document> {
+        let inner = &self.inner;
+        let etag = record.and_then(|record| record.upstream_etag.as_deref());
+        let started = std::time::Instant::now();
+        let fetch = inner.upstream.fetch_packument(name, etag).await;
+        tracing::debug!(package.name = %name, duration_ms = started.elapsed().as_millis() as u64, "upstream packument fetch");
+        match fetch? {
+            PackumentFetch::NotFound => Err(AppError::NotFound(format!("package {name} not found upstream"))),
+            PackumentFetch::NotModified => {
+                let Some(record) = record else {
+                    return Err(AppError::Upstream(format!(
+                        "the upstream answered 304 Not Modified for {name}, which Airlock never fetched"
+                    )));
+                };
+                let refreshed = PackageRecord { fetched_at: now, ..record.clone() };
+                inner.store.save_fetch(name, &refreshed, None, &[]).await?;
+                self.stored_document(name).await
+            }
+            PackumentFetch::Modified { body, etag } => {
+                let parse_name = name.clone();
+                let parse_body = body.clone();
+                let document = tokio::task::spawn_blocking(move || packument::parse_upstream(&parse_name, &parse_body))
+                    .await
+                    .map_err(|error| AppError::Internal(anyhow::anyhow!("parsing panicked: {error}")))?
+                    .map_err(AppError::Upstream)?;
+                let known_package = record.is_some();
+                let new_versions: Vec<(String, VersionRecord)> = packument::version_facts(&document)
+                    .into_iter()
+                    .filter_map(|facts| {
+                        let integrity = facts.integrity.ok()?;
+                        Some((facts.version, first_sighting(known_package, facts.claimed_published, integrity.to_string(), now)))
+                    })
+                    .collect();
+                let new_record = PackageRecord {
+                    first_seen: record.map_or(now, |record| record.first_seen),
+                    fetched_at: now,
+                    upstream_etag: etag,
+                };
+                // save_fetch keeps existing version records; only true first sightings land.
+                inner.store.save_fetch(name, &new_record, Some(&body), &new_versions).await?;
+                Ok(document)
+            }
+        }
+    }
+
+    /// Authorises and, if needed, downloads a tarball.
+    pub async fn tarball(&self, name: &PackageName, file_name: &TarballFileName) -> AppResult<TarballFile> {
+        let packument = self.packument(name).await?;
+        let rendered = &packument.rendered;
+        let version = rendered.tarballs.get(file_name.as_str()).ok_or_else(|| {
+            AppError::NotFound(format!("{name} has no version with the tarball {}", file_name.as_str()))
+        })?;
+        let view = rendered
+            .versions
+            .get(version)
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("tarball index names unknown version {version}")))?;
+        let (Some(record), Some(integrity)) = (&view.record, &view.integrity) else {
+            return Err(AppError::Quarantined(view.visibility.explain(name, version)));
+        };
+        let released = quarantine::authorize(
+            name,
+            version,
+            record,
+            integrity,
+            self.inner.config.quarantine.cooling_period,
+            self.now(),
+        )?;
+        let sha512_hex = self.ensure_blob(&released, &view.upstream_tarball).await?;
+        let path = self
+            .inner
+            .blobs
+            .path(&sha512_hex)
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("malformed blob name {sha512_hex}")))?;
+        Ok(TarballFile { path, sha512_hex, released })
+    }
+
+    /// Returns the sha512 of the stored blob for a released version, downloading and
+    /// verifying it first when it is not on disk.
+    async fn ensure_blob(&self, released: &Released, upstream_url: &str) -> AppResult<String> {
+        let known_sha512 = match released.integrity().sha512_hex() {
+            Some(hex) => Some(hex),
+            None => self.inner.store.version(released.name(), released.version())?.and_then(|record| record.blob_sha512),
+        };
+        if let Some(hex) = known_sha512
+            && let Some(path) = self.inner.blobs.path(&hex)
+            && tokio::fs::try_exists(&path).await?
+        {
+            return Ok(hex);
+        }
+        let mirror = self.clone();
+        let released_for_task = released.clone();
+        let url = upstream_url.to_owned();
+        self.inner
+            .tarball_flights
+            .run(
+                released.integrity().to_string(),
+                move || async move { mirror.download(&released_for_task, &url).await.map_err(SharedError::from) },
+                panicked,
+            )
+            .await
+            .map_err(AppError::from)
+    }
+
+    async fn download(&self, released: &Released, url: &str) -> AppResult<String> {
+        let inner = &self.inner;
+        let name = released.name();
+        let version = released.version();
+        let mut attempt = 0;
+        loop {
+            let started = std::time::Instant::now();
+            let response = inner.upstream.fetch_tarball(url).await?;
+            let body = response.bytes_stream().map(|chunk| chunk.map_err(|error| error.to_string()));
+            match inner.blobs.store_verified(body, released.integrity(), inner.config.limits.max_tarball_size).await {
+                Ok(digests) => {
+                    let hex = digests.sha512_hex();
+                    inner.store.set_blob(name, version, &hex).await?;
+                    tracing::info!(
+                        package.name = %name,
+                        package.version = version,
+                        bytes = digests.length,
+                        duration_ms = started.elapsed().as_millis() as u64,
+                        "tarball stored"
+                    );
+                    return Ok(hex);
+                }
+                Err(BlobError::Stream(message)) if attempt < inner.config.upstream.retries => {
+                    attempt += 1;
+                    tracing::warn!(package.name = %name, package.version = version, error = %message, attempt, "tarball download interrupted; retrying");
+                }
+                Err(error @ (BlobError::IntegrityMismatch { .. } | BlobError::TooLarge { .. } | BlobError::Stream(_))) => {
+                    return Err(AppError::Upstream(format!(
+                        "the upstream tarball of {name}@{version} was refused and not stored: {error}"
+                    )));
+                }
+                Err(BlobError::Io(error)) => return Err(error.into()),
+            }
+        }
+    }
+}
+
+/// The record of a version seen for the first time.
+fn first_sighting(
+    known_package: bool,
+    claimed_published: Option<DateTime<Utc>>,
+    integrity: String,
+    now: DateTime<Utc>,
+) -> VersionRecord {
+    let effective_published = match (known_package, claimed_published) {
+        // The package is new to Airlock: the upstream's time is all there is to go on,
+        // but a time in the future is clock skew or a lie and counts as now.
+        (false, Some(claimed)) => claimed.min(now),
+        // A version that appeared since the last fetch is new now, whatever it claims.
+        (true, _) => now,
+        // No usable publish time: fail closed, treat it as brand new.
+        (false, None) => now,
+    };
+    VersionRecord { first_seen: now, claimed_published, effective_published, integrity, blob_sha512: None }
+}
+
+/// Rendered packuments in memory, least recently used evicted past a byte budget.
+struct PackumentCache {
+    budget: usize,
+    state: Mutex<CacheState>,
+}
+
+struct CacheState {
+    entries: lru::LruCache<PackageName, Arc<CachedPackument>>,
+    weight: usize,
+}
+
+impl PackumentCache {
+    fn new(budget: usize) -> PackumentCache {
+        PackumentCache {
+            budget,
+            state: Mutex::new(CacheState {
+                entries: lru::LruCache::unbounded(),
+                weight: 0,
+            }),
+        }
+    }
+
+    fn get(&self, name: &PackageName) -> Option<Arc<CachedPackument>> {
+        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        state.entries.get(name).cloned()
+    }
+
+    fn insert(&self, name: PackageName, entry: Arc<CachedPackument>) {
+        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        state.weight += entry.rendered.weight();
+        if let Some(previous) = state.entries.put(name, entry) {
+            state.weight -= previous.rendered.weight();
+        }
+        // Keep at least the newest entry even when it alone exceeds the budget.
+        while state.weight > self.budget && state.entries.len() > 1 {
+            if let Some((_, evicted)) = state.entries.pop_lru() {
+                state.weight -= evicted.rendered.weight();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_sighting_trusts_time_only_for_new_packages() {
+        let now = Utc::now();
+        let long_ago = now - chrono::Duration::days(400);
+        let new_package = first_sighting(false, Some(long_ago), "sha512-x".into(), now);
+        assert_eq!(new_package.effective_published, long_ago);
+        let forged = first_sighting(true, Some(long_ago), "sha512-x".into(), now);
+        assert_eq!(forged.effective_published, now);
+        let undated = first_sighting(false, None, "sha512-x".into(), now);
+        assert_eq!(undated.effective_published, now);
+        let future = now + chrono::Duration::days(2);
+        assert_eq!(first_sighting(false, Some(future), "sha512-x".into(), now).effective_published, now);
+    }
+}

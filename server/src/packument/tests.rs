@@ -1,0 +1,208 @@
+//! Rendering rules: what is hidden, how tags move, what the abbreviated form keeps.
+
+use super::*;
+use chrono::TimeZone as _;
+
+fn name(text: &str) -> PackageName {
+    PackageName::parse(text).unwrap()
+}
+
+const INTEGRITY_A: &str = "sha512-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==";
+
+fn manifest(version: &str) -> Value {
+    serde_json::json!({
+        "name": "demo",
+        "version": version,
+        "description": "kept in full, dropped in abbreviated",
+        "scripts": {"postinstall": "node setup.js"},
+        "dependencies": {"left-pad": "^1.0.0"},
+        "dist": {
+            "tarball": format!("https://upstream.example/demo/-/demo-{version}.tgz"),
+            "integrity": INTEGRITY_A,
+            "shasum": "0000000000000000000000000000000000000000",
+            "signatures": [{"keyid": "SHA256:x", "sig": "y"}]
+        }
+    })
+}
+
+fn document() -> Document {
+    let value = serde_json::json!({
+        "name": "demo",
+        "description": "demo package",
+        "dist-tags": {"latest": "2.0.0", "next": "3.0.0-beta.1", "legacy": "1.0.0"},
+        "versions": {
+            "1.0.0": manifest("1.0.0"),
+            "1.1.0": manifest("1.1.0"),
+            "2.0.0": manifest("2.0.0"),
+            "3.0.0-beta.1": manifest("3.0.0-beta.1")
+        },
+        "time": {
+            "created": "2020-01-01T00:00:00.000Z",
+            "modified": "2026-11-20T00:00:00.000Z",
+            "1.0.0": "2020-01-01T00:00:00.000Z",
+            "1.1.0": "2021-01-01T00:00:00.000Z",
+            "2.0.0": "2026-11-20T00:00:00.000Z",
+            "3.0.0-beta.1": "2026-11-20T00:00:00.000Z"
+        },
+        "readme": "<script>alert(1)</script>"
+    });
+    match value {
+        Value::Object(map) => map,
+        _ => unreachable!(),
+    }
+}
+
+fn records(document: &Document) -> HashMap<String, VersionRecord> {
+    version_facts(document)
+        .into_iter()
+        .map(|facts| {
+            let claimed = facts.claimed_published.unwrap();
+            (
+                facts.version,
+                VersionRecord {
+                    first_seen: claimed,
+                    claimed_published: Some(claimed),
+                    effective_published: claimed,
+                    integrity: facts.integrity.unwrap().to_string(),
+                    blob_sha512: None,
+                },
+            )
+        })
+        .collect()
+}
+
+fn render_at(now: DateTime<Utc>, cooling_hours: u64) -> (Rendered, Value, Value) {
+    let document = document();
+    let context = RenderContext {
+        public_base: "http://airlock.test:4873",
+        upstream_base: "https://upstream.example",
+        cooling_period: Duration::from_secs(cooling_hours * 3600),
+        now,
+    };
+    let rendered = render(&name("demo"), &document, &records(&document), &context);
+    let full = serde_json::from_slice(&rendered.full.identity).unwrap();
+    let abbreviated = serde_json::from_slice(&rendered.abbreviated.identity).unwrap();
+    (rendered, full, abbreviated)
+}
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 21, 0, 0, 0).unwrap()
+}
+
+#[test]
+fn young_versions_are_hidden_and_tags_move_to_the_newest_older_visible_version() {
+    let (rendered, full, abbreviated) = render_at(now(), 72);
+    let versions: Vec<&String> = full["versions"].as_object().unwrap().keys().collect();
+    assert_eq!(versions, ["1.0.0", "1.1.0"]);
+    assert_eq!(full["dist-tags"], serde_json::json!({"latest": "1.1.0", "legacy": "1.0.0"}));
+    assert_eq!(abbreviated["dist-tags"], full["dist-tags"]);
+    let times: Vec<&String> = full["time"].as_object().unwrap().keys().collect();
+    assert_eq!(times, ["created", "modified", "1.0.0", "1.1.0"]);
+    assert_eq!(
+        rendered.notice.as_deref(),
+        Some("[airlock] 2 versions of demo are in quarantine and not listed (newest: 3.0.0-beta.1); install an older version or ask an Airlock admin")
+    );
+    assert_eq!(rendered.valid_until, Some(Utc.with_ymd_and_hms(2026, 11, 23, 0, 0, 0).unwrap()));
+    // Hidden versions still resolve to a tarball so the client gets a reason, not a 404.
+    assert_eq!(rendered.tarballs.get("demo-2.0.0.tgz").map(String::as_str), Some("2.0.0"));
+    assert!(matches!(rendered.versions["2.0.0"].visibility, Visibility::Cooling { .. }));
+}
+
+#[test]
+fn after_the_cooling_period_everything_is_listed_with_upstream_tags() {
+    let (rendered, full, _) = render_at(now() + chrono::Duration::days(3), 72);
+    assert_eq!(full["versions"].as_object().unwrap().len(), 4);
+    assert_eq!(full["dist-tags"], document()["dist-tags"]);
+    assert!(rendered.notice.is_none());
+    assert!(rendered.valid_until.is_none());
+}
+
+#[test]
+fn tarball_urls_point_at_airlock_and_everything_else_is_untouched() {
+    let (_, full, _) = render_at(now(), 0);
+    let dist = &full["versions"]["1.0.0"]["dist"];
+    assert_eq!(dist["tarball"], "http://airlock.test:4873/demo/-/demo-1.0.0.tgz");
+    assert_eq!(dist["integrity"], INTEGRITY_A);
+    assert_eq!(dist["signatures"][0]["keyid"], "SHA256:x");
+    assert_eq!(full["readme"], "<script>alert(1)</script>");
+    assert_eq!(full["versions"]["1.0.0"]["description"], "kept in full, dropped in abbreviated");
+}
+
+#[test]
+fn abbreviated_versions_keep_install_fields_and_flag_install_scripts() {
+    let (_, _, abbreviated) = render_at(now(), 0);
+    let version = &abbreviated["versions"]["1.0.0"];
+    assert_eq!(version["hasInstallScript"], true);
+    assert_eq!(version["dependencies"]["left-pad"], "^1.0.0");
+    assert!(version.get("description").is_none());
+    assert!(version.get("scripts").is_none());
+    assert_eq!(abbreviated["modified"], "2026-11-20T00:00:00.000Z");
+    assert_eq!(abbreviated["time"]["1.0.0"], "2020-01-01T00:00:00.000Z");
+    assert!(abbreviated.get("readme").is_none());
+}
+
+#[test]
+fn precompressed_variants_decode_to_the_identity_bytes() {
+    use std::io::Read as _;
+    let (rendered, _, _) = render_at(now(), 0);
+    let mut gunzipped = Vec::new();
+    flate2::read::GzDecoder::new(&rendered.full.gzip[..]).read_to_end(&mut gunzipped).unwrap();
+    assert_eq!(gunzipped, rendered.full.identity);
+    let mut unbrotli = Vec::new();
+    brotli::Decompressor::new(&rendered.abbreviated.brotli[..], 4096).read_to_end(&mut unbrotli).unwrap();
+    assert_eq!(unbrotli, rendered.abbreviated.identity);
+}
+
+#[test]
+fn changed_integrity_hides_the_version() {
+    let mut document = document();
+    let mut records = records(&document);
+    records.get_mut("1.0.0").unwrap().integrity = "sha512-different".into();
+    let context = RenderContext {
+        public_base: "http://a",
+        upstream_base: "https://upstream.example",
+        cooling_period: Duration::ZERO,
+        now: now(),
+    };
+    let rendered = render(&name("demo"), &document, &records, &context);
+    assert!(matches!(rendered.versions["1.0.0"].visibility, Visibility::IntegrityChanged { .. }));
+    // A version with no record (appeared after the last fetch was stored) is hidden too.
+    document["versions"].as_object_mut().unwrap().insert("9.9.9".into(), manifest("9.9.9"));
+    let rendered = render(&name("demo"), &document, &records, &context);
+    assert!(matches!(rendered.versions["9.9.9"].visibility, Visibility::Unusable { .. }));
+}
+
+#[test]
+fn foreign_tarball_hosts_are_replaced_by_the_upstream() {
+    let package = name("demo");
+    assert_eq!(
+        upstream_tarball_url(&package, "demo-1.0.0.tgz", "https://upstream.example/demo/-/demo-1.0.0.tgz", "https://upstream.example"),
+        "https://upstream.example/demo/-/demo-1.0.0.tgz"
+    );
+    assert_eq!(
+        upstream_tarball_url(&package, "demo-1.0.0.tgz", "http://169.254.169.254/latest/meta-data", "https://upstream.example"),
+        "https://upstream.example/demo/-/demo-1.0.0.tgz"
+    );
+}
+
+#[test]
+fn upstream_documents_for_another_name_are_refused() {
+    let body = serde_json::to_vec(&document()).unwrap();
+    assert_eq!(
+        parse_upstream(&name("other"), &body).unwrap_err(),
+        "the upstream answered for \"demo\" when asked for other"
+    );
+    assert!(parse_upstream(&name("demo"), b"[1,2]").is_err());
+    assert!(parse_upstream(&name("demo"), b"{\"name\":\"demo\",\"versions\":[]}").is_err());
+    assert!(parse_upstream(&name("demo"), &body).is_ok());
+}
+
+#[test]
+fn prerelease_tags_only_move_within_prereleases_or_below() {
+    let tags = serde_json::json!({"latest": "2.0.0", "next": "2.1.0-rc.2"});
+    let tags = tags.as_object().unwrap();
+    let moved = recompute_dist_tags(tags, ["1.0.0", "2.1.0-rc.1", "1.5.0-beta"].into_iter());
+    assert_eq!(Value::Object(moved), serde_json::json!({"latest": "1.0.0", "next": "2.1.0-rc.1"}));
+    let dropped = recompute_dist_tags(tags, std::iter::empty());
+    assert!(dropped.is_empty());
+}

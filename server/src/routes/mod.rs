@@ -1,0 +1,58 @@
+//! The HTTP surface, grouped by who uses it. Handlers are thin: they parse, call a
+//! service, and shape the response.
+
+mod meta;
+mod registry;
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::{get, post};
+
+use crate::mirror::Mirror;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// The caching mirror.
+    pub mirror: Mirror,
+}
+
+/// The whole application, ready to serve or to `oneshot` in tests.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        // Used by npm, pnpm, yarn and bun.
+        .route("/-/ping", get(meta::ping))
+        .route("/-/whoami", get(meta::whoami))
+        .route("/-/npm/v1/security/advisories/bulk", post(meta::forward_audit))
+        .route("/-/npm/v1/security/audits/quick", post(meta::forward_audit))
+        .route("/-/npm/v1/security/audits", post(meta::forward_audit))
+        .route("/-/package/{*rest}", get(registry::get_dist_tags))
+        // Used by operators and load balancers.
+        .route("/-/airlock/health", get(meta::health))
+        // Packuments, version manifests and tarballs: `/name`, `/@scope/name`,
+        // `/@scope%2fname`, `/name/1.2.3`, `/name/-/name-1.2.3.tgz`. The scope separator
+        // may be encoded, so these are parsed from the raw path rather than routed.
+        .fallback(registry::get_package_path)
+        .layer(axum::middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+/// One log line per request, at the boundary.
+async fn log_request(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if status >= 500 {
+        tracing::warn!(http.method = %method, http.path = %path, http.status = status, duration_ms, "request");
+    } else {
+        tracing::info!(http.method = %method, http.path = %path, http.status = status, duration_ms, "request");
+    }
+    response
+}

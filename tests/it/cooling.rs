@@ -1,0 +1,90 @@
+//! The cooling period: young versions are neither listed nor served.
+
+use std::time::Duration;
+
+use crate::setup;
+use airlock_tests::{PackageVersion, TestAppOptions, long_ago};
+
+fn cooling_72h() -> TestAppOptions {
+    TestAppOptions { cooling_period: "72h", ..TestAppOptions::default() }
+}
+
+#[tokio::test]
+async fn young_versions_are_hidden_until_the_cooling_period_ends() {
+    let setup = setup(cooling_72h()).await;
+    let now = setup.app.clock.clone();
+    setup.upstream.publish(PackageVersion::new("demo", "2.0.0", chrono::Utc::now() - chrono::Duration::hours(1)));
+    setup.upstream.tag("demo", "next", "2.0.0");
+
+    let response = setup.app.get("/demo").await;
+    let notice = response.headers()["npm-notice"].to_str().unwrap().to_owned();
+    assert_eq!(
+        notice,
+        "[airlock] 1 version of demo is in quarantine and not listed (newest: 2.0.0); install an older version or ask an Airlock admin"
+    );
+    let body: serde_json::Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    assert!(body["versions"].get("2.0.0").is_none());
+    assert!(body["time"].get("2.0.0").is_none());
+    // `latest` and `next` pointed at 2.0.0; both move to the newest visible version.
+    assert_eq!(body["dist-tags"], serde_json::json!({"latest": "1.1.0", "next": "1.1.0"}));
+
+    let (status, error) = setup.app.get_json("/demo/-/demo-2.0.0.tgz").await;
+    assert_eq!(status, 403);
+    let message = error["error"].as_str().unwrap();
+    assert!(
+        message.starts_with("demo@2.0.0 is in quarantine: it is younger than the cooling period and can be installed from 20"),
+        "{message}"
+    );
+    // Nothing was downloaded for a hidden version.
+    assert_eq!(setup.upstream.requests("/demo/-/demo-2.0.0.tgz"), 0);
+    let (status, _) = setup.app.get_json("/demo/2.0.0").await;
+    assert_eq!(status, 403);
+
+    now.advance(Duration::from_secs(72 * 3600));
+    let (status, body) = setup.app.get_json("/demo").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["dist-tags"]["latest"], "2.0.0");
+    assert_eq!(setup.app.get("/demo/-/demo-2.0.0.tgz").await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_version_that_appears_later_counts_from_first_sight_not_its_claimed_time() {
+    let setup = setup(cooling_72h()).await;
+    let (_, body) = setup.app.get_json("/demo").await;
+    assert_eq!(body["dist-tags"]["latest"], "1.1.0");
+
+    // The upstream now lists 1.2.0 and claims it was published a year ago.
+    setup.upstream.publish(PackageVersion::new("demo", "1.2.0", long_ago() + chrono::Duration::days(2)));
+    // Past the packument max age (5m), Airlock revalidates and sees 1.2.0 for the first time.
+    setup.app.clock.advance(Duration::from_secs(6 * 60));
+    let response = setup.app.get("/demo").await;
+    assert!(response.headers().contains_key("npm-notice"));
+    let body: serde_json::Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    assert!(body["versions"].get("1.2.0").is_none(), "a forged old time must not skip the cooling period");
+    assert_eq!(setup.app.get("/demo/-/demo-1.2.0.tgz").await.status(), 403);
+
+    setup.app.clock.advance(Duration::from_secs(72 * 3600));
+    let (_, body) = setup.app.get_json("/demo").await;
+    assert_eq!(body["dist-tags"]["latest"], "1.2.0");
+}
+
+#[tokio::test]
+async fn forged_time_on_a_known_version_changes_nothing() {
+    let setup = setup(cooling_72h()).await;
+    assert_eq!(setup.app.get("/demo/-/demo-1.1.0.tgz").await.status(), 200);
+    // The upstream rewrites 1.1.0's time to "just now": Airlock keeps its first record.
+    setup.upstream.forge_time("demo", "1.1.0", &chrono::Utc::now().to_rfc3339());
+    setup.app.clock.advance(Duration::from_secs(6 * 60));
+    let (_, body) = setup.app.get_json("/demo").await;
+    assert!(body["versions"].get("1.1.0").is_some());
+}
+
+#[tokio::test]
+async fn zero_disables_the_cooling_period() {
+    let setup = setup(TestAppOptions::default()).await;
+    setup.upstream.publish(PackageVersion::new("demo", "2.0.0", chrono::Utc::now()));
+    let response = setup.app.get("/demo").await;
+    assert!(!response.headers().contains_key("npm-notice"));
+    let body: serde_json::Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    assert_eq!(body["dist-tags"]["latest"], "2.0.0");
+}

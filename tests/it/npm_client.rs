@@ -1,0 +1,143 @@
+//! The real npm client installs through Airlock from the fake upstream.
+
+use std::path::Path;
+use std::process::Command;
+
+use airlock_tests::{FakeRegistry, PackageVersion, TestApp, TestAppOptions, long_ago};
+use serde_json::json;
+
+fn publish_tree(upstream: &FakeRegistry) {
+    upstream.publish(PackageVersion::new("@acme/logger", "1.0.0", long_ago()));
+    upstream.publish(PackageVersion::new("@acme/logger", "1.1.0", long_ago()));
+    upstream.publish(
+        PackageVersion::new("chain-a", "1.0.0", long_ago()).with_manifest(json!({"dependencies": {"chain-b": "^1.0.0"}})),
+    );
+    upstream.publish(
+        PackageVersion::new("chain-b", "1.2.0", long_ago()).with_manifest(json!({"dependencies": {"chain-c": "^2.0.0"}})),
+    );
+    upstream.publish(PackageVersion::new("chain-c", "2.0.1", long_ago()));
+    upstream.publish(PackageVersion::new("chain-c", "3.0.0", long_ago()));
+    upstream.publish(
+        PackageVersion::new("hello-cli", "1.0.0", long_ago())
+            .with_manifest(json!({"bin": {"hello-cli": "cli.js"}}))
+            .with_file("cli.js", b"#!/usr/bin/env node\nconsole.log('hello from hello-cli');\n"),
+    );
+}
+
+/// Runs npm with an isolated home, cache and config, pointed at `registry`.
+fn npm(project: &Path, home: &Path, registry: &str, arguments: &[&str]) -> std::process::Output {
+    let output = Command::new("npm")
+        .args(arguments)
+        .args(["--registry", registry, "--no-audit", "--no-fund", "--no-update-notifier"])
+        .arg("--cache")
+        .arg(home.join("npm-cache"))
+        .current_dir(project)
+        .env("HOME", home)
+        .env("npm_config_userconfig", home.join("npmrc"))
+        .env_remove("npm_config_registry")
+        .output()
+        .expect("npm must be installed to run the client tests (.ci/run installs it)");
+    assert!(
+        output.status.success(),
+        "npm {arguments:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn npm_installs_a_dependency_tree_and_ci_works_with_the_upstream_down() {
+    let mut upstream = FakeRegistry::start().await;
+    publish_tree(&upstream);
+    let data_dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn(&upstream.url(), data_dir.path(), TestAppOptions::default()).await;
+    let registry = format!("{}/", app.url());
+    let home = tempfile::tempdir().unwrap();
+    let project = tempfile::tempdir().unwrap();
+    std::fs::write(
+        project.path().join("package.json"),
+        json!({
+            "name": "client-project",
+            "version": "1.0.0",
+            "private": true,
+            "dependencies": {"@acme/logger": "^1.0.0", "chain-a": "^1.0.0", "hello-cli": "1.0.0"}
+        })
+        .to_string(),
+    )
+    .unwrap();
+
+    let (project_path, home_path, registry_url) = (project.path().to_owned(), home.path().to_owned(), registry.clone());
+    tokio::task::spawn_blocking(move || npm(&project_path, &home_path, &registry_url, &["install"])).await.unwrap();
+
+    let installed = |path: &str| -> serde_json::Value {
+        let text = std::fs::read_to_string(project.path().join("node_modules").join(path).join("package.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    assert_eq!(installed("@acme/logger")["version"], "1.1.0");
+    assert_eq!(installed("chain-a")["version"], "1.0.0");
+    assert_eq!(installed("chain-b")["version"], "1.2.0");
+    assert_eq!(installed("chain-c")["version"], "2.0.1", "the ^2.0.0 range must not pick 3.0.0");
+    assert!(project.path().join("node_modules/.bin/hello-cli").exists(), "the bin is linked");
+
+    let lockfile: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(project.path().join("package-lock.json")).unwrap()).unwrap();
+    let resolved = lockfile["packages"]["node_modules/@acme/logger"]["resolved"].as_str().unwrap();
+    assert_eq!(resolved, format!("{}/@acme/logger/-/logger-1.1.0.tgz", app.url()));
+
+    // A fresh machine (no node_modules, no npm cache) with the upstream gone: npm ci
+    // still works from Airlock's cache.
+    upstream.stop();
+    std::fs::remove_dir_all(project.path().join("node_modules")).unwrap();
+    std::fs::remove_dir_all(home.path().join("npm-cache")).unwrap();
+    let (project_path, home_path) = (project.path().to_owned(), home.path().to_owned());
+    tokio::task::spawn_blocking(move || npm(&project_path, &home_path, &registry, &["ci"])).await.unwrap();
+    assert_eq!(installed("chain-c")["version"], "2.0.1");
+    assert!(project.path().join("node_modules/.bin/hello-cli").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn npm_prints_the_quarantine_reason_for_a_young_version() {
+    let upstream = FakeRegistry::start().await;
+    upstream.publish(PackageVersion::new("fresh-pkg", "1.0.0", long_ago()));
+    upstream.publish(PackageVersion::new("fresh-pkg", "2.0.0", chrono::Utc::now()));
+    let data_dir = tempfile::tempdir().unwrap();
+    let options = TestAppOptions { cooling_period: "72h", ..TestAppOptions::default() };
+    let app = TestApp::spawn(&upstream.url(), data_dir.path(), options).await;
+    let registry = format!("{}/", app.url());
+    let home = tempfile::tempdir().unwrap();
+    let project = tempfile::tempdir().unwrap();
+    std::fs::write(project.path().join("package.json"), r#"{"name":"p","version":"1.0.0","private":true}"#).unwrap();
+
+    // `npm install fresh-pkg` gets the newest installable version.
+    let (project_path, home_path, registry_url) = (project.path().to_owned(), home.path().to_owned(), registry.clone());
+    let output = tokio::task::spawn_blocking(move || npm(&project_path, &home_path, &registry_url, &["install", "fresh-pkg"]))
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stderr.contains("1 version of fresh-pkg is in quarantine"), "npm shows the notice: {stderr} / {stdout}");
+    let installed = std::fs::read_to_string(project.path().join("node_modules/fresh-pkg/package.json")).unwrap();
+    assert!(installed.contains("\"version\": \"1.0.0\""));
+
+    // Asking for the held version by its tarball URL fails with the reason.
+    let tarball = format!("{}fresh-pkg/-/fresh-pkg-2.0.0.tgz", registry);
+    let (project_path, home_path) = (project.path().to_owned(), home.path().to_owned());
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("npm")
+            .args(["install", &tarball, "--registry", &registry, "--no-audit", "--no-fund"])
+            .arg("--cache")
+            .arg(home_path.join("npm-cache"))
+            .current_dir(&project_path)
+            .env("HOME", &home_path)
+            .env("npm_config_userconfig", home_path.join("npmrc"))
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("403"), "{stderr}");
+    assert!(stderr.contains("fresh-pkg@2.0.0 is in quarantine"), "npm prints the reason: {stderr}");
+}

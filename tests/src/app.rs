@@ -1,0 +1,114 @@
+//! `TestApp`: the real Airlock server on an ephemeral loopback port, with a temporary
+//! data directory, a manual clock and its upstream pointed at a [`FakeRegistry`].
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use airlock_config::{Config, Overrides};
+use airlock_server::ManualClock;
+
+/// A running Airlock.
+pub struct TestApp {
+    /// Where the server listens.
+    pub address: SocketAddr,
+    /// The clock the server reads; advance it to end cooling periods.
+    pub clock: ManualClock,
+    /// The configuration it runs with.
+    pub config: Config,
+    /// An HTTP client without automatic decompression, to see what is on the wire.
+    pub client: reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// How to configure a [`TestApp`].
+pub struct TestAppOptions {
+    /// The cooling period.
+    pub cooling_period: &'static str,
+    /// The upstream timeout.
+    pub upstream_timeout: &'static str,
+    /// Extra TOML appended to the generated configuration (new sections only).
+    pub extra_toml: String,
+}
+
+impl Default for TestAppOptions {
+    fn default() -> Self {
+        TestAppOptions { cooling_period: "0s", upstream_timeout: "3s", extra_toml: String::new() }
+    }
+}
+
+impl TestApp {
+    /// Starts Airlock in front of `upstream_url` with data in `data_dir`.
+    pub async fn spawn(upstream_url: &str, data_dir: &Path, options: TestAppOptions) -> TestApp {
+        Self::spawn_with_clock(upstream_url, data_dir, options, ManualClock::new(chrono::Utc::now())).await
+    }
+
+    /// Like [`TestApp::spawn`], reusing a clock (for restarts).
+    pub async fn spawn_with_clock(upstream_url: &str, data_dir: &Path, options: TestAppOptions, clock: ManualClock) -> TestApp {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding airlock");
+        let address = listener.local_addr().unwrap();
+        let toml_text = format!(
+            "[server]\nlisten = \"{address}\"\ndata_dir = {data_dir:?}\nshutdown_grace = \"1s\"\n\
+             [upstream]\nurl = \"{upstream_url}\"\ntimeout = \"{}\"\nconnect_timeout = \"1s\"\nretries = 1\nretry_backoff = \"10ms\"\n\
+             [quarantine]\ncooling_period = \"{}\"\n{}",
+            options.upstream_timeout, options.cooling_period, options.extra_toml
+        );
+        let config = Config::from_toml("test.toml", &toml_text, Overrides::default()).expect("test configuration");
+        let state = airlock_server::open_state(config.clone(), Arc::new(clock.clone())).expect("opening state");
+        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(airlock_server::serve(listener, state, async move {
+            let _ = stopped.await;
+        }));
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        TestApp { address, clock, config, client, shutdown: Some(shutdown), server: Some(server) }
+    }
+
+    /// Base URL, e.g. `http://127.0.0.1:40124`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// GET a path.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(format!("{}{path}", self.url())).send().await.expect("request to airlock")
+    }
+
+    /// GET a path with headers.
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut request = self.client.get(format!("{}{path}", self.url()));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("request to airlock")
+    }
+
+    /// GET a path and parse the JSON body.
+    pub async fn get_json(&self, path: &str) -> (reqwest::StatusCode, serde_json::Value) {
+        let response = self.get(path).await;
+        let status = response.status();
+        let bytes = response.bytes().await.unwrap_or_default();
+        let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        (status, body)
+    }
+
+    /// Stops the server and waits until it released the data directory.
+    pub async fn stop(mut self) -> ManualClock {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server result");
+        }
+        self.clock.clone()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! Test support for Airlock's end-to-end tests: a fake upstream registry, a fake forge
+//! and the real server, all on 127.0.0.1 ephemeral ports. Nothing here touches the
+//! internet.
+
+pub mod app;
+pub mod registry;
+
+pub use app::{TestApp, TestAppOptions};
+pub use registry::{FakeRegistry, PackageVersion, integrity_of};
+
+/// A publish time long before any cooling period.
+pub fn long_ago() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now() - chrono::Duration::days(365)
+}
