@@ -22,6 +22,12 @@ impl EnvVars {
     pub const LOG_FORMAT: &'static str = "AIRLOCK_LOG_FORMAT";
     /// `log.filter`: a tracing filter such as `info,airlock_server=debug`.
     pub const LOG: &'static str = "AIRLOCK_LOG";
+    /// A first admin token, in plain text; it acts as the admin named `admin`.
+    pub const ADMIN_TOKEN: &'static str = "AIRLOCK_ADMIN_TOKEN";
+    /// `forge.token`: a token for the GitHub API.
+    pub const FORGE_TOKEN: &'static str = "AIRLOCK_FORGE_TOKEN";
+    /// The token `airlock admin` and `airlock verify` send to a running Airlock.
+    pub const TOKEN: &'static str = "AIRLOCK_TOKEN";
 
     /// Every variable with the configuration key it overrides, for documentation and tests.
     pub const ALL: &'static [(&'static str, &'static str)] = &[
@@ -33,5 +39,8 @@ impl EnvVars {
         (Self::COOLING_PERIOD, "quarantine.cooling_period"),
         (Self::LOG_FORMAT, "log.format"),
         (Self::LOG, "log.filter"),
+        (Self::ADMIN_TOKEN, "admin.tokens (one more, named `admin`)"),
+        (Self::FORGE_TOKEN, "forge.token"),
+        (Self::TOKEN, "(client side: the token of `airlock admin`)"),
     ];
 }

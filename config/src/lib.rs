@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 mod env;
+mod policy;
 mod raw;
 mod units;
 
@@ -14,12 +15,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use env::EnvVars;
+pub use policy::{AdminToken, PackageRule, SeverityLevel};
 pub use raw::{ByteSize, RawConfig};
 pub use units::{format_duration, parse_byte_size, parse_duration};
 pub use url::Url;
 
 /// The public npm registry, the default upstream.
 pub const DEFAULT_UPSTREAM: &str = "https://registry.npmjs.org";
+/// The default forge API: GitHub's.
+pub const DEFAULT_FORGE_API: &str = "https://api.github.com";
 /// The default listen address: loopback only, so a laptop default is never exposed.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4873";
 
@@ -61,6 +65,39 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The source forge (GitHub or GitHub Enterprise).
+    pub forge: ForgeConfig,
+    /// Admin API access.
+    pub admin: AdminConfig,
+    /// Airlock's own signing keys.
+    pub signing: SigningConfig,
+}
+
+/// `[forge]`.
+#[derive(Debug, Clone)]
+pub struct ForgeConfig {
+    /// Base URL of the REST API, without a trailing `/`.
+    pub api_url: Url,
+    /// Optional API token.
+    pub token: Option<String>,
+    /// Timeout of one archive download.
+    pub timeout: Duration,
+    /// Largest source archive accepted, in bytes.
+    pub max_archive_size: u64,
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    /// Accepted admin tokens (hashed), including `AIRLOCK_ADMIN_TOKEN`'s.
+    pub tokens: Vec<AdminToken>,
+}
+
+/// `[signing]`.
+#[derive(Debug, Clone)]
+pub struct SigningConfig {
+    /// Where the Ed25519 (release records) and P-256 (registry signatures) keys live.
+    pub key_dir: PathBuf,
 }
 
 /// `[server]`.
@@ -98,6 +135,20 @@ pub struct UpstreamConfig {
 pub struct QuarantineConfig {
     /// Minimum age of a version before it is listed or served; zero disables.
     pub cooling_period: Duration,
+    /// Findings at or above this severity hold a version.
+    pub hold_severity: SeverityLevel,
+    /// Severity of "source unverifiable" findings.
+    pub unverifiable_source_severity: SeverityLevel,
+    /// Versions checked at once.
+    pub check_concurrency: usize,
+    /// Per-rule severity overrides.
+    pub rule_severity: std::collections::BTreeMap<String, SeverityLevel>,
+    /// Versions that skip the cooling period (they are still checked).
+    pub allow: Vec<PackageRule>,
+    /// Versions that are never installable.
+    pub deny: Vec<PackageRule>,
+    /// Packages that must carry valid provenance.
+    pub require_provenance: Vec<PackageRule>,
 }
 
 /// `[cache]`.
@@ -142,6 +193,10 @@ pub struct Overrides {
     pub log_format: Option<String>,
     /// `log.filter`.
     pub log_filter: Option<String>,
+    /// An admin token in plain text (`AIRLOCK_ADMIN_TOKEN`), hashed on load.
+    pub admin_token: Option<String>,
+    /// `forge.token`.
+    pub forge_token: Option<String>,
 }
 
 impl Overrides {
@@ -155,6 +210,8 @@ impl Overrides {
             cooling_period: lookup(EnvVars::COOLING_PERIOD),
             log_format: lookup(EnvVars::LOG_FORMAT),
             log_filter: lookup(EnvVars::LOG),
+            admin_token: lookup(EnvVars::ADMIN_TOKEN).filter(|token| !token.is_empty()),
+            forge_token: lookup(EnvVars::FORGE_TOKEN).filter(|token| !token.is_empty()),
         }
     }
 
@@ -168,6 +225,8 @@ impl Overrides {
             cooling_period: other.cooling_period.or(self.cooling_period),
             log_format: other.log_format.or(self.log_format),
             log_filter: other.log_filter.or(self.log_filter),
+            admin_token: other.admin_token.or(self.admin_token),
+            forge_token: other.forge_token.or(self.forge_token),
         }
     }
 }
@@ -175,43 +234,31 @@ impl Overrides {
 impl Config {
     /// The configuration with every default and no file: what `airlock serve` runs with.
     pub fn defaults() -> Config {
-        Self::from_raw(RawConfig::default(), Overrides::default())
-            .expect("the embedded defaults are valid")
+        Self::from_raw(RawConfig::default(), Overrides::default()).expect("the embedded defaults are valid")
     }
 
     /// Parses TOML text (`path` is only used in messages) and applies `overrides`.
     pub fn from_toml(path: &str, text: &str, overrides: Overrides) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|error| ConfigError::Toml {
-            path: path.to_owned(),
-            message: error.to_string(),
-        })?;
+        let raw: RawConfig = toml::from_str(text)
+            .map_err(|error| ConfigError::Toml { path: path.to_owned(), message: error.to_string() })?;
         Self::from_raw(raw, overrides)
     }
 
     /// Validates a parsed file with overrides applied on top.
     pub fn from_raw(raw: RawConfig, overrides: Overrides) -> Result<Config, ConfigError> {
-        let listen_text = overrides
-            .listen
-            .or(raw.server.listen)
-            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen_text = overrides.listen.or(raw.server.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
         let listen: SocketAddr = listen_text.parse().map_err(|_| ConfigError::Invalid {
             key: "server.listen",
             value: listen_text.clone(),
             reason: "expected an IP address and port such as 127.0.0.1:4873".into(),
         })?;
 
-        let public_url_text = overrides
-            .public_url
-            .or(raw.server.public_url)
-            .unwrap_or_else(|| format!("http://{listen}"));
+        let public_url_text =
+            overrides.public_url.or(raw.server.public_url).unwrap_or_else(|| format!("http://{listen}"));
         let public_url = parse_base_url("server.public_url", &public_url_text)?;
 
-        let data_dir = PathBuf::from(
-            overrides
-                .data_dir
-                .or(raw.server.data_dir)
-                .unwrap_or_else(|| "./airlock-data".to_owned()),
-        );
+        let data_dir =
+            PathBuf::from(overrides.data_dir.or(raw.server.data_dir).unwrap_or_else(|| "./airlock-data".to_owned()));
         if data_dir.as_os_str().is_empty() {
             return Err(ConfigError::Invalid {
                 key: "server.data_dir",
@@ -220,10 +267,7 @@ impl Config {
             });
         }
 
-        let upstream_text = overrides
-            .upstream
-            .or(raw.upstream.url)
-            .unwrap_or_else(|| DEFAULT_UPSTREAM.to_owned());
+        let upstream_text = overrides.upstream.or(raw.upstream.url).unwrap_or_else(|| DEFAULT_UPSTREAM.to_owned());
         let upstream_url = parse_base_url("upstream.url", &upstream_text)?;
 
         let duration = |key: &'static str, value: Option<String>, default: &str| {
@@ -233,8 +277,9 @@ impl Config {
         let size = |key: &'static str, value: Option<ByteSize>, default: u64| match value {
             None => Ok(default),
             Some(ByteSize::Bytes(bytes)) => Ok(bytes),
-            Some(ByteSize::Text(text)) => parse_byte_size(&text)
-                .map_err(|reason| ConfigError::Invalid { key, value: text, reason }),
+            Some(ByteSize::Text(text)) => {
+                parse_byte_size(&text).map_err(|reason| ConfigError::Invalid { key, value: text, reason })
+            }
         };
 
         let upstream = UpstreamConfig {
@@ -243,11 +288,7 @@ impl Config {
             timeout: duration("upstream.timeout", raw.upstream.timeout, "30s")?,
             retries: raw.upstream.retries.unwrap_or(2),
             retry_backoff: duration("upstream.retry_backoff", raw.upstream.retry_backoff, "200ms")?,
-            packument_max_age: duration(
-                "upstream.packument_max_age",
-                raw.upstream.packument_max_age,
-                "5m",
-            )?,
+            packument_max_age: duration("upstream.packument_max_age", raw.upstream.packument_max_age, "5m")?,
         };
         if upstream.retries > 10 {
             return Err(ConfigError::Invalid {
@@ -256,10 +297,9 @@ impl Config {
                 reason: "at most 10 retries; more would hold client requests for minutes".into(),
             });
         }
-        for (key, value) in [
-            ("upstream.connect_timeout", upstream.connect_timeout),
-            ("upstream.timeout", upstream.timeout),
-        ] {
+        for (key, value) in
+            [("upstream.connect_timeout", upstream.connect_timeout), ("upstream.timeout", upstream.timeout)]
+        {
             if value.is_zero() {
                 return Err(ConfigError::Invalid {
                     key,
@@ -269,11 +309,46 @@ impl Config {
             }
         }
 
+        let severity = |key: &'static str, value: Option<String>, default: &str| {
+            let text = value.unwrap_or_else(|| default.to_owned());
+            SeverityLevel::parse(&text).ok_or_else(|| ConfigError::Invalid {
+                key,
+                value: text,
+                reason: "expected info, low, medium, high or critical".into(),
+            })
+        };
+        let mut rule_severity = std::collections::BTreeMap::new();
+        for (rule, level) in raw.quarantine.rule_severity {
+            let parsed = severity("quarantine.rule_severity", Some(level), "")?;
+            rule_severity.insert(rule, parsed);
+        }
+        let check_concurrency = raw.quarantine.check_concurrency.unwrap_or(2);
+        if !(1..=64).contains(&check_concurrency) {
+            return Err(ConfigError::Invalid {
+                key: "quarantine.check_concurrency",
+                value: check_concurrency.to_string(),
+                reason: "expected 1 to 64".into(),
+            });
+        }
         let quarantine = QuarantineConfig {
             cooling_period: duration(
                 "quarantine.cooling_period",
                 overrides.cooling_period.or(raw.quarantine.cooling_period),
                 "72h",
+            )?,
+            hold_severity: severity("quarantine.hold_severity", raw.quarantine.hold_severity, "high")?,
+            unverifiable_source_severity: severity(
+                "quarantine.unverifiable_source_severity",
+                raw.quarantine.unverifiable_source_severity,
+                "medium",
+            )?,
+            check_concurrency,
+            rule_severity,
+            allow: PackageRule::parse_all("quarantine.allow", raw.quarantine.allow)?,
+            deny: PackageRule::parse_all("quarantine.deny", raw.quarantine.deny)?,
+            require_provenance: PackageRule::parse_all(
+                "quarantine.require_provenance",
+                raw.quarantine.require_provenance,
             )?,
         };
 
@@ -314,10 +389,7 @@ impl Config {
                 });
             }
         };
-        let log = LogConfig {
-            json,
-            filter: overrides.log_filter.or(raw.log.filter).unwrap_or_else(|| "info".into()),
-        };
+        let log = LogConfig { json, filter: overrides.log_filter.or(raw.log.filter).unwrap_or_else(|| "info".into()) };
 
         let server = ServerConfig {
             listen,
@@ -326,7 +398,30 @@ impl Config {
             shutdown_grace: duration("server.shutdown_grace", raw.server.shutdown_grace, "10s")?,
         };
 
-        Ok(Config { server, upstream, quarantine, cache, limits, log })
+        let forge = ForgeConfig {
+            api_url: parse_base_url(
+                "forge.api_url",
+                raw.forge.api_url.as_deref().unwrap_or(DEFAULT_FORGE_API),
+            )?,
+            token: overrides.forge_token.or(raw.forge.token).filter(|token| !token.is_empty()),
+            timeout: duration("forge.timeout", raw.forge.timeout, "60s")?,
+            max_archive_size: size("forge.max_archive_size", raw.forge.max_archive_size, 256 << 20)?,
+        };
+
+        let mut tokens = Vec::new();
+        for token in raw.admin.tokens {
+            tokens.push(AdminToken::from_hash(&token.name, &token.sha256)?);
+        }
+        if let Some(plain) = overrides.admin_token {
+            tokens.push(AdminToken::from_plain("admin", &plain));
+        }
+        let admin = AdminConfig { tokens };
+
+        let signing = SigningConfig {
+            key_dir: raw.signing.key_dir.map(PathBuf::from).unwrap_or_else(|| server.data_dir.join("keys")),
+        };
+
+        Ok(Config { server, upstream, quarantine, cache, limits, log, forge, admin, signing })
     }
 }
 

@@ -25,6 +25,15 @@ pub struct RawConfig {
     /// `[log]`.
     #[serde(default)]
     pub log: RawLog,
+    /// `[forge]`.
+    #[serde(default)]
+    pub forge: RawForge,
+    /// `[admin]`.
+    #[serde(default)]
+    pub admin: RawAdmin,
+    /// `[signing]`.
+    #[serde(default)]
+    pub signing: RawSigning,
 }
 
 /// `[server]` as written.
@@ -65,6 +74,77 @@ pub struct RawUpstream {
 pub struct RawQuarantine {
     /// Minimum age before a version is listed or served.
     pub cooling_period: Option<String>,
+    /// Findings at or above this severity hold a version.
+    pub hold_severity: Option<String>,
+    /// Severity given to "source unverifiable" (forge unreachable, no repository).
+    pub unverifiable_source_severity: Option<String>,
+    /// How many versions are checked at once.
+    pub check_concurrency: Option<usize>,
+    /// Per-rule severity overrides, `rule-id = "severity"`.
+    #[serde(default)]
+    pub rule_severity: std::collections::BTreeMap<String, String>,
+    /// Versions that skip the cooling period (still checked).
+    #[serde(default)]
+    pub allow: Vec<RawPackageRule>,
+    /// Versions that are never installable.
+    #[serde(default)]
+    pub deny: Vec<RawPackageRule>,
+    /// Packages whose versions must carry valid provenance.
+    #[serde(default)]
+    pub require_provenance: Vec<RawPackageRule>,
+}
+
+/// A rule that matches packages and, optionally, a version range.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPackageRule {
+    /// `name`, `@scope/*`, `prefix*` or `*`.
+    pub package: String,
+    /// An npm semver range such as `^1.2.0` or `1.x || >=3`.
+    pub versions: Option<String>,
+    /// Why the rule exists (shown to admins and clients).
+    pub reason: Option<String>,
+}
+
+/// `[forge]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawForge {
+    /// Base URL of the GitHub (or GitHub Enterprise) REST API.
+    pub api_url: Option<String>,
+    /// A token for the forge API (prefer the environment variable).
+    pub token: Option<String>,
+    /// Timeout of one source archive download.
+    pub timeout: Option<String>,
+    /// Largest source archive accepted.
+    pub max_archive_size: Option<ByteSize>,
+}
+
+/// `[admin]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    /// Admin API tokens, stored as SHA-256 hashes.
+    #[serde(default)]
+    pub tokens: Vec<RawAdminToken>,
+}
+
+/// One admin token as written: a name for the audit log and the token's SHA-256.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdminToken {
+    /// Who holds the token; recorded as the actor of every action.
+    pub name: String,
+    /// Hex SHA-256 of the token (`printf %s "$TOKEN" | sha256sum`).
+    pub sha256: String,
+}
+
+/// `[signing]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSigning {
+    /// Directory of Airlock's signing keys (default: `<data_dir>/keys`).
+    pub key_dir: Option<String>,
 }
 
 /// `[cache]` as written.

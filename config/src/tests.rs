@@ -28,9 +28,8 @@ fn the_example_file_parses_and_matches_the_defaults() {
 
 #[test]
 fn unknown_keys_are_named() {
-    let error = Config::from_toml("airlock.toml", "[upstream]\nurll = \"x\"\n", Overrides::default())
-        .unwrap_err()
-        .to_string();
+    let error =
+        Config::from_toml("airlock.toml", "[upstream]\nurll = \"x\"\n", Overrides::default()).unwrap_err().to_string();
     assert!(error.contains("unknown field `urll`"), "{error}");
     assert!(error.starts_with("invalid configuration file airlock.toml"), "{error}");
     let error = Config::from_toml("airlock.toml", "[nope]\n", Overrides::default()).unwrap_err().to_string();
@@ -55,10 +54,7 @@ fn bad_values_quote_key_and_value() {
         "[limits]\nmax_tarball_size = \"12 parsecs\"\n",
         "invalid value for `limits.max_tarball_size`: \"12 parsecs\": unknown size unit \"parsecs\"; use B, KiB, MiB or GiB",
     );
-    check_error(
-        "[log]\nformat = \"xml\"\n",
-        "invalid value for `log.format`: \"xml\": expected \"text\" or \"json\"",
-    );
+    check_error("[log]\nformat = \"xml\"\n", "invalid value for `log.format`: \"xml\": expected \"text\" or \"json\"");
 }
 
 #[test]
@@ -98,4 +94,65 @@ fn zero_disables_the_cooling_period() {
     assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
     assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
     assert_eq!(format_duration(Duration::from_secs(72 * 3600)), "3days");
+}
+
+#[test]
+fn policy_rules_match_names_scopes_prefixes_and_npm_ranges() {
+    let text = r#"
+[quarantine]
+hold_severity = "medium"
+[quarantine.rule_severity]
+"install-script" = "low"
+[[quarantine.allow]]
+package = "@mycompany/*"
+[[quarantine.deny]]
+package = "event-stream"
+versions = "3.3.6 || >=4.0.0"
+reason = "flatmap-stream"
+[[quarantine.require_provenance]]
+package = "sigstore*"
+"#;
+    let config = Config::from_toml("f", text, Overrides::default()).unwrap();
+    let quarantine = &config.quarantine;
+    assert_eq!(quarantine.hold_severity, SeverityLevel::Medium);
+    assert_eq!(quarantine.rule_severity["install-script"], SeverityLevel::Low);
+    assert!(quarantine.allow[0].matches("@mycompany/tool", "9.9.9"));
+    assert!(!quarantine.allow[0].matches("@other/tool", "1.0.0"));
+    assert!(quarantine.deny[0].matches("event-stream", "3.3.6"));
+    assert!(quarantine.deny[0].matches("event-stream", "4.1.0"));
+    assert!(!quarantine.deny[0].matches("event-stream", "3.3.5"));
+    assert!(quarantine.require_provenance[0].matches("sigstore", "1.0.0"));
+    assert!(quarantine.require_provenance[0].matches_package("sigstore-js"));
+}
+
+#[test]
+fn bad_policy_is_a_startup_error_naming_the_key() {
+    check_error(
+        "[quarantine]\nhold_severity = \"severe\"\n",
+        "invalid value for `quarantine.hold_severity`: \"severe\": expected info, low, medium, high or critical",
+    );
+    let error = Config::from_toml("f", "[[quarantine.deny]]\npackage = \"x\"\nversions = \"not a range!\"\n", Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(error.starts_with("invalid value for `quarantine.deny`: \"not a range!\": not an npm version range"), "{error}");
+    check_error(
+        "[[quarantine.allow]]\npackage = \"a*b*\"\n",
+        "invalid value for `quarantine.allow`: \"a*b*\": expected a package name, `@scope/*`, a `prefix*` or `*`",
+    );
+    check_error(
+        "[[admin.tokens]]\nname = \"alice\"\nsha256 = \"abc\"\n",
+        "invalid value for `admin.tokens`: \"alice: abc\": sha256 must be 64 hex digits",
+    );
+}
+
+#[test]
+fn the_admin_token_from_the_environment_is_hashed() {
+    let env = Overrides::from_env(|key| (key == "AIRLOCK_ADMIN_TOKEN").then(|| "s3cret".to_owned()));
+    let config = Config::from_raw(RawConfig::default(), env).unwrap();
+    assert_eq!(config.admin.tokens.len(), 1);
+    assert_eq!(config.admin.tokens[0].name, "admin");
+    // The plain token is never kept, and Debug never prints the hash.
+    assert!(!format!("{config:?}").contains("s3cret"));
+    assert_eq!(config.signing.key_dir, PathBuf::from("./airlock-data/keys"));
+    assert_eq!(config.forge.api_url.as_str(), "https://api.github.com/");
 }

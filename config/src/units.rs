@@ -26,9 +26,8 @@ pub fn parse_byte_size(text: &str) -> Result<u64, String> {
     let trimmed = text.trim();
     let split = trimmed.find(|c: char| !c.is_ascii_digit()).unwrap_or(trimmed.len());
     let (digits, unit) = trimmed.split_at(split);
-    let number: u64 = digits
-        .parse()
-        .map_err(|_| "expected a size such as \"64MiB\" or a number of bytes".to_owned())?;
+    let number: u64 =
+        digits.parse().map_err(|_| "expected a size such as \"64MiB\" or a number of bytes".to_owned())?;
     let multiplier: u64 = match unit.trim() {
         "" | "B" => 1,
         "KB" => 1_000,

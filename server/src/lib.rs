@@ -10,6 +10,7 @@ pub mod npm;
 pub mod packument;
 pub mod quarantine;
 pub mod routes;
+pub mod signing;
 pub mod singleflight;
 pub mod store;
 pub mod upstream;
@@ -24,16 +25,26 @@ use tokio::net::TcpListener;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use routes::{AppState, app};
 
-/// Opens everything the server needs: the store, the blobs, the upstream client.
+/// Opens everything the server needs (the store, the blobs, the keys, the upstream
+/// client) and starts the check pipeline, which resumes unfinished checks. Must run
+/// inside a tokio runtime.
 pub fn open_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
-    let mirror = mirror::Mirror::open(config, clock).context("opening the data directory")?;
-    Ok(AppState { mirror })
+    let signer = Arc::new(signing::Signer::load_or_create(&config.signing.key_dir).context("loading the signing keys")?);
+    let mirror = mirror::Mirror::open(config, clock, signer.registry_key_id().to_owned())
+        .context("opening the data directory")?;
+    let pipeline = quarantine::pipeline::Pipeline::start(mirror.clone(), signer);
+    Ok(AppState { mirror, pipeline })
 }
 
 /// Serves on an already-bound listener until `shutdown` completes, then lets in-flight
 /// requests finish for at most the configured grace period.
-pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let grace = state.mirror.config().server.shutdown_grace;
+    let pipeline = state.pipeline.clone();
     let (stopping_sender, stopping) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
         shutdown.await;
@@ -43,7 +54,7 @@ pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future
     };
     let server = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown);
     let server = std::pin::pin!(server.into_future());
-    tokio::select! {
+    let result = tokio::select! {
         result = server => result.context("serving HTTP"),
         () = async {
             if stopping.await.is_ok() {
@@ -55,7 +66,9 @@ pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future
             tracing::warn!(grace_ms = grace.as_millis() as u64, "in-flight requests did not finish in time; exiting");
             Ok(())
         }
-    }
+    };
+    pipeline.shutdown(grace).await;
+    result
 }
 
 /// Completes on SIGTERM or Ctrl-C.

@@ -16,12 +16,12 @@ use futures_util::StreamExt as _;
 
 use crate::clock::Clock;
 use crate::error::{AppError, AppResult};
-use crate::npm::{PackageName, TarballFileName};
+use crate::npm::{Integrity, PackageName, TarballFileName};
 use crate::packument::{self, Document, RenderContext, Rendered};
-use crate::quarantine::{self, Released};
+use crate::quarantine::{self, Policy, Released, Visibility};
 use crate::singleflight::SingleFlight;
 use crate::store::blobs::{BlobError, Blobs};
-use crate::store::{PackageRecord, Store, VersionRecord};
+use crate::store::{PackageRecord, Store, Transition, VersionRecord, VersionState};
 use crate::upstream::{PackumentFetch, Upstream};
 
 /// After an upstream failure, how long a stale packument is served before the next try.
@@ -59,12 +59,21 @@ pub struct Mirror {
 
 struct Inner {
     config: Config,
+    policy: Policy,
+    // The key id of Airlock's registry signatures, added to released versions' dist.
+    airlock_key_id: String,
+    // Notified when versions are enqueued for checks; the pipeline's dispatcher waits
+    // on it. Dropping it has no effect beyond that.
+    checks_wanted: Arc<tokio::sync::Notify>,
     public_base: String,
     store: Store,
     blobs: Blobs,
     upstream: Upstream,
     clock: Arc<dyn Clock>,
     cache: PackumentCache,
+    // Bumped by every invalidation. A rendering started before a bump is returned but
+    // not cached, so a decision is never papered over by a slower, older render.
+    generation: std::sync::atomic::AtomicU64,
     // Keyed by package: concurrent misses for one packument share one upstream fetch.
     packument_flights: SingleFlight<PackageName, Result<Arc<CachedPackument>, SharedError>>,
     // Keyed by integrity: concurrent misses for one tarball share one download.
@@ -73,7 +82,7 @@ struct Inner {
 
 /// An [`AppError`] that several waiters can receive.
 #[derive(Clone)]
-struct SharedError(Arc<AppError>);
+pub struct SharedError(Arc<AppError>);
 
 impl From<AppError> for SharedError {
     fn from(error: AppError) -> Self {
@@ -100,7 +109,7 @@ fn panicked<T>() -> Result<T, SharedError> {
 
 impl Mirror {
     /// Opens the store and the blob directory under the configured data directory.
-    pub fn open(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Mirror> {
+    pub fn open(config: Config, clock: Arc<dyn Clock>, airlock_key_id: String) -> anyhow::Result<Mirror> {
         std::fs::create_dir_all(&config.server.data_dir)?;
         let store = Store::open(&config.server.data_dir.join("metadata"))?;
         let blobs = Blobs::open(&config.server.data_dir)?;
@@ -109,13 +118,17 @@ impl Mirror {
         let cache = PackumentCache::new(config.cache.rendered_packuments_memory as usize);
         Ok(Mirror {
             inner: Arc::new(Inner {
+                policy: Policy::new(config.quarantine.clone()),
                 config,
+                airlock_key_id,
+                checks_wanted: Arc::new(tokio::sync::Notify::new()),
                 public_base,
                 store,
                 blobs,
                 upstream,
                 clock,
                 cache,
+                generation: std::sync::atomic::AtomicU64::new(0),
                 packument_flights: SingleFlight::default(),
                 tarball_flights: SingleFlight::default(),
             }),
@@ -130,6 +143,37 @@ impl Mirror {
     /// The upstream client.
     pub fn upstream(&self) -> &Upstream {
         &self.inner.upstream
+    }
+
+    /// The metadata store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The quarantine policy.
+    pub fn policy(&self) -> &Policy {
+        &self.inner.policy
+    }
+
+    /// Airlock's public base URL, without a trailing slash.
+    pub fn public_base(&self) -> &str {
+        &self.inner.public_base
+    }
+
+    /// Notified whenever versions are enqueued for checks.
+    pub fn checks_wanted(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.inner.checks_wanted)
+    }
+
+    /// Forgets the rendered packument, after a decision changed what clients may see.
+    pub fn invalidate(&self, name: &PackageName) {
+        self.inner.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.cache.remove(name);
+    }
+
+    /// Where an admin looks at a version (the admin API's detail URL).
+    pub fn admin_url(&self, name: &PackageName, version: &str) -> String {
+        format!("{}/-/airlock/api/packages/{}/versions/{version}", self.inner.public_base, name.url_segment())
     }
 
     /// The current time.
@@ -157,8 +201,10 @@ impl Mirror {
     /// Refreshes from the store or the upstream, renders, and caches.
     async fn load_packument(&self, name: &PackageName) -> AppResult<Arc<CachedPackument>> {
         let inner = &self.inner;
+        let generation = inner.generation.load(std::sync::atomic::Ordering::SeqCst);
         let now = self.now();
-        let max_age = chrono::Duration::from_std(inner.config.upstream.packument_max_age).unwrap_or(chrono::Duration::MAX);
+        let max_age =
+            chrono::Duration::from_std(inner.config.upstream.packument_max_age).unwrap_or(chrono::Duration::MAX);
         let record = inner.store.package(name)?;
         let stored_is_fresh = record.as_ref().is_some_and(|record| now - record.fetched_at < max_age);
 
@@ -184,7 +230,8 @@ impl Mirror {
             let context = RenderContext {
                 public_base: &mirror.inner.public_base,
                 upstream_base: mirror.inner.upstream.base(),
-                cooling_period: mirror.inner.config.quarantine.cooling_period,
+                policy: &mirror.inner.policy,
+                airlock_key_id: &mirror.inner.airlock_key_id,
                 now,
             };
             packument::render(&render_name, &document, &records, &context)
@@ -193,7 +240,9 @@ impl Mirror {
         .map_err(|error| AppError::Internal(anyhow::anyhow!("rendering panicked: {error}")))?;
 
         let cached = Arc::new(CachedPackument { rendered, revalidate_at });
-        inner.cache.insert(name.clone(), Arc::clone(&cached));
+        if inner.generation.load(std::sync::atomic::Ordering::SeqCst) == generation {
+            inner.cache.insert(name.clone(), Arc::clone(&cached));
+        }
         Ok(cached)
     }
 
@@ -231,7 +280,7 @@ impl Mirror {
                     )));
                 };
                 let refreshed = PackageRecord { fetched_at: now, ..record.clone() };
-                inner.store.save_fetch(name, &refreshed, None, &[]).await?;
+                inner.store.save_fetch(name, &refreshed, None, &[], &[]).await?;
                 self.stored_document(name).await
             }
             PackumentFetch::Modified { body, etag } => {
@@ -242,26 +291,126 @@ impl Mirror {
                     .map_err(|error| AppError::Internal(anyhow::anyhow!("parsing panicked: {error}")))?
                     .map_err(AppError::Upstream)?;
                 let known_package = record.is_some();
-                let new_versions: Vec<(String, VersionRecord)> = packument::version_facts(&document)
-                    .into_iter()
-                    .filter_map(|facts| {
-                        let integrity = facts.integrity.ok()?;
-                        Some((facts.version, first_sighting(known_package, facts.claimed_published, integrity.to_string(), now)))
-                    })
-                    .collect();
+                let existing: HashMap<String, VersionRecord> = inner.store.versions(name)?.into_iter().collect();
+                let facts = packument::version_facts(&document);
+                let mut new_versions = Vec::new();
+                let mut changed_integrity = Vec::new();
+                for fact in &facts {
+                    let Ok(integrity) = &fact.integrity else { continue };
+                    match existing.get(&fact.version) {
+                        None => new_versions.push((
+                            fact.version.clone(),
+                            first_sighting(known_package, fact.claimed_published, integrity.to_string(), now),
+                        )),
+                        Some(known) if known.integrity != integrity.to_string() => {
+                            changed_integrity.push((fact.version.clone(), known.integrity.clone(), integrity.to_string()));
+                        }
+                        Some(_) => {}
+                    }
+                }
+                let enqueue = self.versions_to_check_eagerly(name, &document, &new_versions, known_package, now);
                 let new_record = PackageRecord {
                     first_seen: record.map_or(now, |record| record.first_seen),
                     fetched_at: now,
                     upstream_etag: etag,
                 };
                 // save_fetch keeps existing version records; only true first sightings land.
-                inner.store.save_fetch(name, &new_record, Some(&body), &new_versions).await?;
+                inner.store.save_fetch(name, &new_record, Some(&body), &new_versions, &enqueue).await?;
+                for (version, recorded, declared) in changed_integrity {
+                    self.hold_for_changed_integrity(name, &version, &recorded, &declared, now).await?;
+                }
+                if !enqueue.is_empty() {
+                    inner.checks_wanted.notify_one();
+                }
                 Ok(document)
             }
         }
     }
 
-    /// Authorises and, if needed, downloads a tarball.
+    /// Which newly seen versions are checked in the background right away: every new
+    /// version of a package Airlock already knew (it is young by definition), and on
+    /// first sight of a package, the versions its dist-tags point at and the ones still
+    /// inside their cooling period. Older versions are checked on first download.
+    fn versions_to_check_eagerly(
+        &self,
+        name: &PackageName,
+        document: &Document,
+        new_versions: &[(String, VersionRecord)],
+        known_package: bool,
+        now: DateTime<Utc>,
+    ) -> Vec<String> {
+        let tagged: Vec<&str> = document
+            .get("dist-tags")
+            .and_then(serde_json::Value::as_object)
+            .map(|tags| tags.values().filter_map(serde_json::Value::as_str).collect())
+            .unwrap_or_default();
+        new_versions
+            .iter()
+            .filter(|(version, record)| {
+                known_package
+                    || tagged.contains(&version.as_str())
+                    || self.inner.policy.cooling_until(name, version, record.effective_published) > now
+            })
+            .map(|(version, _)| version.clone())
+            .collect()
+    }
+
+    /// An upstream that changes the integrity of a known version: the version is held
+    /// with a critical reason, and the originally recorded bytes stay the only ones it
+    /// may ever be served as.
+    async fn hold_for_changed_integrity(
+        &self,
+        name: &PackageName,
+        version: &str,
+        recorded: &str,
+        declared: &str,
+        now: DateTime<Utc>,
+    ) -> AppResult<()> {
+        let reason = format!(
+            "critical finding integrity-changed: the upstream registry changed the integrity of this published version from {recorded} to {declared}"
+        );
+        tracing::warn!(package.name = %name, package.version = version, recorded, declared, "upstream changed a version's integrity");
+        let transition = Transition {
+            state: VersionState::Held,
+            actor: "pipeline".into(),
+            action: "integrity-changed".into(),
+            reason: Some(reason),
+            airlock_signature: None,
+            release_record: None,
+        };
+        self.inner
+            .store
+            .transition(name, version, now, |current| {
+                // Logged once, not on every revalidation.
+                (current.decided_by.as_deref() != Some("pipeline") || current.state != VersionState::Held)
+                    .then(|| transition.clone())
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// What a tarball file name resolves to, and its visibility now.
+    pub async fn resolve_tarball(&self, name: &PackageName, file_name: &TarballFileName) -> AppResult<(String, Visibility)> {
+        let packument = self.packument(name).await?;
+        let rendered = &packument.rendered;
+        let version = rendered.tarballs.get(file_name.as_str()).ok_or_else(|| {
+            AppError::NotFound(format!("{name} has no version with the tarball {}", file_name.as_str()))
+        })?;
+        let view = rendered
+            .versions
+            .get(version)
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("tarball index names unknown version {version}")))?;
+        let visibility = match (&view.record, &view.integrity) {
+            (Some(record), Some(integrity)) => {
+                quarantine::decide(name, version, record, integrity, &self.inner.policy, self.now())
+            }
+            _ => view.visibility.clone(),
+        };
+        Ok((version.clone(), visibility))
+    }
+
+    /// Authorises and, if needed, downloads a tarball. Reads the version's record from
+    /// the store, not the cached rendering, so a decision made a moment ago counts.
     pub async fn tarball(&self, name: &PackageName, file_name: &TarballFileName) -> AppResult<TarballFile> {
         let packument = self.packument(name).await?;
         let rendered = &packument.rendered;
@@ -272,7 +421,8 @@ impl Mirror {
             .versions
             .get(version)
             .ok_or_else(|| AppError::Internal(anyhow::anyhow!("tarball index names unknown version {version}")))?;
-        let (Some(record), Some(integrity)) = (&view.record, &view.integrity) else {
+        let record = self.inner.store.version(name, version)?;
+        let (Some(record), Some(integrity)) = (&record, &view.integrity) else {
             return Err(AppError::Quarantined(view.visibility.explain(name, version)));
         };
         let released = quarantine::authorize(
@@ -280,10 +430,11 @@ impl Mirror {
             version,
             record,
             integrity,
-            self.inner.config.quarantine.cooling_period,
+            &self.inner.policy,
             self.now(),
+            &self.admin_url(name, version),
         )?;
-        let sha512_hex = self.ensure_blob(&released, &view.upstream_tarball).await?;
+        let sha512_hex = self.fetch_blob(name, version, released.integrity(), &view.upstream_tarball).await?;
         let path = self
             .inner
             .blobs
@@ -292,12 +443,30 @@ impl Mirror {
         Ok(TarballFile { path, sha512_hex, released })
     }
 
-    /// Returns the sha512 of the stored blob for a released version, downloading and
+    /// The bytes of a version's tarball, downloaded and verified if needed, for the
+    /// checks. Not a path to clients: serving goes through [`Mirror::tarball`].
+    pub async fn fetch_tarball_bytes(
+        &self,
+        name: &PackageName,
+        version: &str,
+        integrity: &Integrity,
+        upstream_url: &str,
+    ) -> AppResult<Vec<u8>> {
+        let sha512_hex = self.fetch_blob(name, version, integrity, upstream_url).await?;
+        let path = self
+            .inner
+            .blobs
+            .path(&sha512_hex)
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("malformed blob name {sha512_hex}")))?;
+        Ok(tokio::fs::read(path).await?)
+    }
+
+    /// Returns the sha512 of the stored blob with this integrity, downloading and
     /// verifying it first when it is not on disk.
-    async fn ensure_blob(&self, released: &Released, upstream_url: &str) -> AppResult<String> {
-        let known_sha512 = match released.integrity().sha512_hex() {
+    async fn fetch_blob(&self, name: &PackageName, version: &str, integrity: &Integrity, upstream_url: &str) -> AppResult<String> {
+        let known_sha512 = match integrity.sha512_hex() {
             Some(hex) => Some(hex),
-            None => self.inner.store.version(released.name(), released.version())?.and_then(|record| record.blob_sha512),
+            None => self.inner.store.version(name, version)?.and_then(|record| record.blob_sha512),
         };
         if let Some(hex) = known_sha512
             && let Some(path) = self.inner.blobs.path(&hex)
@@ -306,29 +475,29 @@ impl Mirror {
             return Ok(hex);
         }
         let mirror = self.clone();
-        let released_for_task = released.clone();
+        let (task_name, task_version, task_integrity) = (name.clone(), version.to_owned(), integrity.clone());
         let url = upstream_url.to_owned();
         self.inner
             .tarball_flights
             .run(
-                released.integrity().to_string(),
-                move || async move { mirror.download(&released_for_task, &url).await.map_err(SharedError::from) },
+                integrity.to_string(),
+                move || async move {
+                    mirror.download(&task_name, &task_version, &task_integrity, &url).await.map_err(SharedError::from)
+                },
                 panicked,
             )
             .await
             .map_err(AppError::from)
     }
 
-    async fn download(&self, released: &Released, url: &str) -> AppResult<String> {
+    async fn download(&self, name: &PackageName, version: &str, integrity: &Integrity, url: &str) -> AppResult<String> {
         let inner = &self.inner;
-        let name = released.name();
-        let version = released.version();
         let mut attempt = 0;
         loop {
             let started = std::time::Instant::now();
             let response = inner.upstream.fetch_tarball(url).await?;
             let body = response.bytes_stream().map(|chunk| chunk.map_err(|error| error.to_string()));
-            match inner.blobs.store_verified(body, released.integrity(), inner.config.limits.max_tarball_size).await {
+            match inner.blobs.store_verified(body, integrity, inner.config.limits.max_tarball_size).await {
                 Ok(digests) => {
                     let hex = digests.sha512_hex();
                     inner.store.set_blob(name, version, &hex).await?;
@@ -345,7 +514,9 @@ impl Mirror {
                     attempt += 1;
                     tracing::warn!(package.name = %name, package.version = version, error = %message, attempt, "tarball download interrupted; retrying");
                 }
-                Err(error @ (BlobError::IntegrityMismatch { .. } | BlobError::TooLarge { .. } | BlobError::Stream(_))) => {
+                Err(
+                    error @ (BlobError::IntegrityMismatch { .. } | BlobError::TooLarge { .. } | BlobError::Stream(_)),
+                ) => {
                     return Err(AppError::Upstream(format!(
                         "the upstream tarball of {name}@{version} was refused and not stored: {error}"
                     )));
@@ -372,7 +543,18 @@ fn first_sighting(
         // No usable publish time: fail closed, treat it as brand new.
         (false, None) => now,
     };
-    VersionRecord { first_seen: now, claimed_published, effective_published, integrity, blob_sha512: None }
+    VersionRecord {
+        first_seen: now,
+        claimed_published,
+        effective_published,
+        integrity,
+        blob_sha512: None,
+        state: VersionState::Checking,
+        state_changed_at: None,
+        decided_by: None,
+        reason: None,
+        airlock_signature: None,
+    }
 }
 
 /// Rendered packuments in memory, least recently used evicted past a byte budget.
@@ -388,12 +570,13 @@ struct CacheState {
 
 impl PackumentCache {
     fn new(budget: usize) -> PackumentCache {
-        PackumentCache {
-            budget,
-            state: Mutex::new(CacheState {
-                entries: lru::LruCache::unbounded(),
-                weight: 0,
-            }),
+        PackumentCache { budget, state: Mutex::new(CacheState { entries: lru::LruCache::unbounded(), weight: 0 }) }
+    }
+
+    fn remove(&self, name: &PackageName) {
+        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(removed) = state.entries.pop(name) {
+            state.weight -= removed.rendered.weight();
         }
     }
 

@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::io::Write as _;
-use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -16,7 +15,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 
 use crate::npm::{Integrity, PackageName, TarballFileName};
-use crate::quarantine::{self, Visibility};
+use crate::quarantine::{self, Policy, Visibility};
 use crate::store::VersionRecord;
 
 /// The fields of a version kept in the abbreviated ("corgi") document: npm's documented
@@ -52,7 +51,8 @@ pub type Document = Map<String, Value>;
 /// Parses and sanity-checks an upstream packument. An upstream that answers for
 /// another package, or with something that is not a packument, is refused.
 pub fn parse_upstream(name: &PackageName, body: &[u8]) -> Result<Document, String> {
-    let value: Value = serde_json::from_slice(body).map_err(|error| format!("the packument of {name} is not valid JSON: {error}"))?;
+    let value: Value =
+        serde_json::from_slice(body).map_err(|error| format!("the packument of {name} is not valid JSON: {error}"))?;
     let Value::Object(document) = value else {
         return Err(format!("the packument of {name} is not a JSON object"));
     };
@@ -102,11 +102,8 @@ pub fn version_facts(document: &Document) -> Vec<VersionFacts> {
 
 fn declared_integrity(manifest: &Value) -> Result<Integrity, String> {
     let dist = manifest.get("dist").ok_or("the version has no dist")?;
-    Integrity::from_dist(
-        dist.get("integrity").and_then(Value::as_str),
-        dist.get("shasum").and_then(Value::as_str),
-    )
-    .map_err(|error| error.0)
+    Integrity::from_dist(dist.get("integrity").and_then(Value::as_str), dist.get("shasum").and_then(Value::as_str))
+        .map_err(|error| error.0)
 }
 
 /// One version as the server needs it after rendering.
@@ -138,7 +135,8 @@ pub struct Encoded {
 impl Encoded {
     fn new(identity: Vec<u8>) -> Encoded {
         let tag = hex::encode(&Sha256::digest(&identity)[..16]);
-        let mut gzip = flate2::write::GzEncoder::new(Vec::with_capacity(identity.len() / 6), flate2::Compression::new(6));
+        let mut gzip =
+            flate2::write::GzEncoder::new(Vec::with_capacity(identity.len() / 6), flate2::Compression::new(6));
         // Writing into a Vec cannot fail.
         let _ = gzip.write_all(&identity);
         let gzip = gzip.finish().unwrap_or_default();
@@ -181,14 +179,16 @@ impl Rendered {
     }
 }
 
-/// Where URLs point.
+/// What a rendering depends on besides the document and the records.
 pub struct RenderContext<'a> {
     /// Airlock's public base URL, no trailing slash.
     pub public_base: &'a str,
     /// The upstream base URL, no trailing slash.
     pub upstream_base: &'a str,
-    /// The cooling period.
-    pub cooling_period: Duration,
+    /// The quarantine policy.
+    pub policy: &'a Policy,
+    /// The key id of Airlock's registry signatures.
+    pub airlock_key_id: &'a str,
     /// The time the rendering is for.
     pub now: DateTime<Utc>,
 }
@@ -217,18 +217,32 @@ pub fn render(
         let visibility = match (&record, &integrity) {
             (_, Err(reason)) => Visibility::Unusable { reason: reason.clone() },
             (None, Ok(_)) => Visibility::Unusable { reason: "Airlock has no record of this version yet".into() },
-            (Some(record), Ok(integrity)) => quarantine::decide(record, integrity, context.cooling_period, context.now),
+            (Some(record), Ok(integrity)) => {
+                quarantine::decide(name, version, record, integrity, context.policy, context.now)
+            }
         };
-        if let Visibility::Cooling { until } = visibility {
+        if let Visibility::Cooling { until, .. } = visibility {
             valid_until = Some(valid_until.map_or(until, |current| current.min(until)));
         }
-        if visibility.is_installable() {
+        if visibility.is_listed() {
             let mut manifest = manifest.clone();
             if let Some(dist) = manifest.get_mut("dist").and_then(Value::as_object_mut) {
                 dist.insert(
                     "tarball".into(),
                     Value::String(format!("{}/{}/-/{file_name}", context.public_base, name.as_str())),
                 );
+                // Airlock's own registry signature, next to the upstream's (which stay).
+                if let Some(signature) = record.as_ref().and_then(|record| record.airlock_signature.as_ref())
+                    && visibility.is_installable()
+                {
+                    let entry = serde_json::json!({"keyid": context.airlock_key_id, "sig": signature});
+                    match dist.get_mut("signatures").and_then(Value::as_array_mut) {
+                        Some(signatures) => signatures.push(entry),
+                        None => {
+                            dist.insert("signatures".into(), Value::Array(vec![entry]));
+                        }
+                    }
+                }
             }
             abbreviated_versions.insert(version.clone(), abbreviate(&manifest));
             visible_versions.insert(version.clone(), manifest);
@@ -267,7 +281,9 @@ pub fn render(
 
     let mut abbreviated = Map::new();
     abbreviated.insert("name".into(), Value::String(name.as_str().to_owned()));
-    if let Some(modified) = document.get("modified").or_else(|| document.get("time").and_then(|time| time.get("modified"))) {
+    if let Some(modified) =
+        document.get("modified").or_else(|| document.get("time").and_then(|time| time.get("modified")))
+    {
         abbreviated.insert("modified".into(), modified.clone());
     }
     abbreviated.insert("dist-tags".into(), Value::Object(dist_tags.clone()));
@@ -348,7 +364,10 @@ fn filter_time(time: Option<&Value>, visible: &Map<String, Value>) -> Option<Val
 /// Points every dist-tag at a visible version: a tag on a hidden version moves to the
 /// newest visible version not greater than it (stable versions only, unless the tag
 /// pointed at a prerelease); a tag with no such version is dropped.
-pub fn recompute_dist_tags<'a>(tags: &Map<String, Value>, visible: impl Iterator<Item = &'a str>) -> Map<String, Value> {
+pub fn recompute_dist_tags<'a>(
+    tags: &Map<String, Value>,
+    visible: impl Iterator<Item = &'a str>,
+) -> Map<String, Value> {
     let visible: Vec<(&str, Option<semver::Version>)> =
         visible.map(|version| (version, semver::Version::parse(version).ok())).collect();
     let mut result = Map::new();
@@ -362,7 +381,9 @@ pub fn recompute_dist_tags<'a>(tags: &Map<String, Value>, visible: impl Iterator
         let replacement = visible
             .iter()
             .filter_map(|(text, parsed)| parsed.as_ref().map(|parsed| (*text, parsed)))
-            .filter(|(_, parsed)| **parsed <= target_version && (parsed.pre.is_empty() || !target_version.pre.is_empty()))
+            .filter(|(_, parsed)| {
+                **parsed <= target_version && (parsed.pre.is_empty() || !target_version.pre.is_empty())
+            })
             .max_by(|left, right| left.1.cmp(right.1));
         if let Some((text, _)) = replacement {
             result.insert(tag.clone(), Value::String(text.to_owned()));

@@ -61,8 +61,8 @@ where
         shared.await
     }
 
-    /// Number of keys in flight (for tests and metrics).
-    pub fn len(&self) -> usize {
+    /// Number of keys in flight (for metrics).
+    pub fn in_flight(&self) -> usize {
         self.in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).len()
     }
 }

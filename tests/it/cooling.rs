@@ -32,11 +32,13 @@ async fn young_versions_are_hidden_until_the_cooling_period_ends() {
     assert_eq!(status, 403);
     let message = error["error"].as_str().unwrap();
     assert!(
-        message.starts_with("demo@2.0.0 is in quarantine: it is younger than the cooling period and can be installed from 20"),
+        message.starts_with(
+            "demo@2.0.0 is in quarantine: it is younger than the cooling period and can be installed from 20"
+        ),
         "{message}"
     );
-    // Nothing was downloaded for a hidden version.
-    assert_eq!(setup.upstream.requests("/demo/-/demo-2.0.0.tgz"), 0);
+    // The pipeline downloads a young version once, to check it; it is not served.
+    assert!(setup.upstream.requests("/demo/-/demo-2.0.0.tgz") <= 1);
     let (status, _) = setup.app.get_json("/demo/2.0.0").await;
     assert_eq!(status, 403);
 

@@ -10,10 +10,12 @@ fn publish_tree(upstream: &FakeRegistry) {
     upstream.publish(PackageVersion::new("@acme/logger", "1.0.0", long_ago()));
     upstream.publish(PackageVersion::new("@acme/logger", "1.1.0", long_ago()));
     upstream.publish(
-        PackageVersion::new("chain-a", "1.0.0", long_ago()).with_manifest(json!({"dependencies": {"chain-b": "^1.0.0"}})),
+        PackageVersion::new("chain-a", "1.0.0", long_ago())
+            .with_manifest(json!({"dependencies": {"chain-b": "^1.0.0"}})),
     );
     upstream.publish(
-        PackageVersion::new("chain-b", "1.2.0", long_ago()).with_manifest(json!({"dependencies": {"chain-c": "^2.0.0"}})),
+        PackageVersion::new("chain-b", "1.2.0", long_ago())
+            .with_manifest(json!({"dependencies": {"chain-c": "^2.0.0"}})),
     );
     upstream.publish(PackageVersion::new("chain-c", "2.0.1", long_ago()));
     upstream.publish(PackageVersion::new("chain-c", "3.0.0", long_ago()));
@@ -71,7 +73,8 @@ async fn npm_installs_a_dependency_tree_and_ci_works_with_the_upstream_down() {
     tokio::task::spawn_blocking(move || npm(&project_path, &home_path, &registry_url, &["install"])).await.unwrap();
 
     let installed = |path: &str| -> serde_json::Value {
-        let text = std::fs::read_to_string(project.path().join("node_modules").join(path).join("package.json")).unwrap();
+        let text =
+            std::fs::read_to_string(project.path().join("node_modules").join(path).join("package.json")).unwrap();
         serde_json::from_str(&text).unwrap()
     };
     assert_eq!(installed("@acme/logger")["version"], "1.1.0");
@@ -111,9 +114,10 @@ async fn npm_prints_the_quarantine_reason_for_a_young_version() {
 
     // `npm install fresh-pkg` gets the newest installable version.
     let (project_path, home_path, registry_url) = (project.path().to_owned(), home.path().to_owned(), registry.clone());
-    let output = tokio::task::spawn_blocking(move || npm(&project_path, &home_path, &registry_url, &["install", "fresh-pkg"]))
-        .await
-        .unwrap();
+    let output =
+        tokio::task::spawn_blocking(move || npm(&project_path, &home_path, &registry_url, &["install", "fresh-pkg"]))
+            .await
+            .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stderr.contains("1 version of fresh-pkg is in quarantine"), "npm shows the notice: {stderr} / {stdout}");

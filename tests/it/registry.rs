@@ -117,7 +117,10 @@ async fn packuments_are_served_gzip_and_brotli() {
 async fn bad_names_get_400_with_an_npm_error_body() {
     let setup = setup(TestAppOptions::default()).await;
     for (path, expected) in [
-        ("/..%2f..%2fetc%2fpasswd", "invalid package name \"..%2f..%2fetc%2fpasswd\": a name cannot start with a period or an underscore"),
+        (
+            "/..%2f..%2fetc%2fpasswd",
+            "invalid package name \"..%2f..%2fetc%2fpasswd\": a name cannot start with a period or an underscore",
+        ),
         ("/%00evil", "invalid package name \"%00evil\": the character '%' is not allowed"),
         ("/@scope", "invalid package name \"@scope\": a scoped name must look like @scope/name"),
         ("/demo/-/..%2f..%2fsecret.tgz", "invalid tarball file name \"..%2f..%2fsecret.tgz\""),

@@ -5,24 +5,26 @@ use std::time::Duration;
 use crate::{publish_basics, setup};
 use airlock_tests::{FakeRegistry, TestApp, TestAppOptions};
 
-fn blob_files(data_dir: &std::path::Path) -> usize {
-    fn count(path: &std::path::Path) -> usize {
-        std::fs::read_dir(path)
-            .map(|entries| {
-                entries
-                    .flatten()
-                    .map(|entry| if entry.path().is_dir() { count(&entry.path()) } else { 1 })
-                    .sum()
-            })
-            .unwrap_or(0)
-    }
-    count(&data_dir.join("blobs"))
+/// Where the blob with this SRI sha512 would be stored.
+fn blob_path(data_dir: &std::path::Path, integrity: &str) -> std::path::PathBuf {
+    use base64::Engine as _;
+    let digest = base64::engine::general_purpose::STANDARD.decode(integrity.trim_start_matches("sha512-")).unwrap();
+    let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+    data_dir.join("blobs/sha512").join(&hex[..2]).join(hex)
+}
+
+fn temporary_files(data_dir: &std::path::Path) -> usize {
+    std::fs::read_dir(data_dir.join("blobs/tmp")).map(|entries| entries.count()).unwrap_or(0)
 }
 
 #[tokio::test]
 async fn a_tarball_that_does_not_match_its_integrity_is_never_stored_or_served() {
     let setup = setup(TestAppOptions::default()).await;
     setup.upstream.corrupt_tarball("demo", "demo-1.0.0.tgz");
+    let integrity = setup.upstream.packument("demo").unwrap()["versions"]["1.0.0"]["dist"]["integrity"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     for _ in 0..2 {
         let (status, body) = setup.app.get_json("/demo/-/demo-1.0.0.tgz").await;
         assert_eq!(status, 502);
@@ -32,12 +34,12 @@ async fn a_tarball_that_does_not_match_its_integrity_is_never_stored_or_served()
             "{message}"
         );
     }
-    assert_eq!(blob_files(setup.data_dir.path()), 0, "nothing may be left on disk");
+    assert!(!blob_path(setup.data_dir.path(), &integrity).exists(), "nothing may be stored");
+    assert_eq!(temporary_files(setup.data_dir.path()), 0, "nothing may be left on disk");
     // Each attempt went upstream again: a bad download is not cached either.
     assert_eq!(setup.upstream.requests("/demo/-/demo-1.0.0.tgz"), 2);
     // Other versions are unaffected.
     assert_eq!(setup.app.get("/demo/-/demo-1.1.0.tgz").await.status(), 200);
-    assert_eq!(blob_files(setup.data_dir.path()), 1);
 }
 
 #[tokio::test]

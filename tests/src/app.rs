@@ -46,7 +46,12 @@ impl TestApp {
     }
 
     /// Like [`TestApp::spawn`], reusing a clock (for restarts).
-    pub async fn spawn_with_clock(upstream_url: &str, data_dir: &Path, options: TestAppOptions, clock: ManualClock) -> TestApp {
+    pub async fn spawn_with_clock(
+        upstream_url: &str,
+        data_dir: &Path,
+        options: TestAppOptions,
+        clock: ManualClock,
+    ) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding airlock");
         let address = listener.local_addr().unwrap();
         let toml_text = format!(

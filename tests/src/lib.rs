@@ -3,6 +3,7 @@
 //! internet.
 
 pub mod app;
+pub mod forge;
 pub mod registry;
 
 pub use app::{TestApp, TestAppOptions};

@@ -41,7 +41,10 @@ impl PackageVersion {
             name: name.to_owned(),
             version: version.to_owned(),
             manifest: json!({}),
-            files: vec![("index.js".into(), format!("module.exports = {:?};\n", format!("{name}@{version}")).into_bytes())],
+            files: vec![(
+                "index.js".into(),
+                format!("module.exports = {:?};\n", format!("{name}@{version}")).into_bytes(),
+            )],
             published,
         }
     }
@@ -305,11 +308,7 @@ async fn handle(State(state): State<FakeState>, request: Request) -> Response {
     }
     let path = request.uri().path().replace("%2f", "/").replace("%2F", "/");
     state.inner.lock().unwrap().requests.entry(path.clone()).and_modify(|count| *count += 1).or_insert(1);
-    if state
-        .fail_next
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |count| count.checked_sub(1))
-        .is_ok()
-    {
+    if state.fail_next.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |count| count.checked_sub(1)).is_ok() {
         return (StatusCode::INTERNAL_SERVER_ERROR, "injected failure").into_response();
     }
     if path.starts_with("/-/npm/v1/security/") {

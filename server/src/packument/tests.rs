@@ -1,13 +1,21 @@
 //! Rendering rules: what is hidden, how tags move, what the abbreviated form keeps.
 
 use super::*;
-use chrono::TimeZone as _;
+use crate::store::VersionState;
+use chrono::{Datelike as _, TimeZone as _};
+
+fn policy(cooling_hours: u64) -> Policy {
+    let text = format!("[quarantine]\ncooling_period = \"{cooling_hours}h\"\n");
+    let config = airlock_config::Config::from_toml("t", &text, airlock_config::Overrides::default()).unwrap();
+    Policy::new(config.quarantine)
+}
 
 fn name(text: &str) -> PackageName {
     PackageName::parse(text).unwrap()
 }
 
-const INTEGRITY_A: &str = "sha512-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==";
+const INTEGRITY_A: &str =
+    "sha512-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==";
 
 fn manifest(version: &str) -> Value {
     serde_json::json!({
@@ -65,6 +73,13 @@ fn records(document: &Document) -> HashMap<String, VersionRecord> {
                     effective_published: claimed,
                     integrity: facts.integrity.unwrap().to_string(),
                     blob_sha512: None,
+                    // Old versions were released long ago; recent ones passed their
+                    // checks and wait for the cooling period.
+                    state: if claimed.year() < 2026 { VersionState::Released } else { VersionState::Cooling },
+                    state_changed_at: None,
+                    decided_by: None,
+                    reason: None,
+                    airlock_signature: Some("c2lnbmF0dXJl".into()),
                 },
             )
         })
@@ -73,10 +88,12 @@ fn records(document: &Document) -> HashMap<String, VersionRecord> {
 
 fn render_at(now: DateTime<Utc>, cooling_hours: u64) -> (Rendered, Value, Value) {
     let document = document();
+    let policy = policy(cooling_hours);
     let context = RenderContext {
         public_base: "http://airlock.test:4873",
         upstream_base: "https://upstream.example",
-        cooling_period: Duration::from_secs(cooling_hours * 3600),
+        policy: &policy,
+        airlock_key_id: "SHA256:airlock",
         now,
     };
     let rendered = render(&name("demo"), &document, &records(&document), &context);
@@ -94,13 +111,17 @@ fn young_versions_are_hidden_and_tags_move_to_the_newest_older_visible_version()
     let (rendered, full, abbreviated) = render_at(now(), 72);
     let versions: Vec<&String> = full["versions"].as_object().unwrap().keys().collect();
     assert_eq!(versions, ["1.0.0", "1.1.0"]);
-    assert_eq!(full["dist-tags"], serde_json::json!({"latest": "1.1.0", "legacy": "1.0.0"}));
+    // `next` pointed at a prerelease; with no visible prerelease it falls back to the
+    // newest visible version below it.
+    assert_eq!(full["dist-tags"], serde_json::json!({"latest": "1.1.0", "next": "1.1.0", "legacy": "1.0.0"}));
     assert_eq!(abbreviated["dist-tags"], full["dist-tags"]);
     let times: Vec<&String> = full["time"].as_object().unwrap().keys().collect();
     assert_eq!(times, ["created", "modified", "1.0.0", "1.1.0"]);
     assert_eq!(
         rendered.notice.as_deref(),
-        Some("[airlock] 2 versions of demo are in quarantine and not listed (newest: 3.0.0-beta.1); install an older version or ask an Airlock admin")
+        Some(
+            "[airlock] 2 versions of demo are in quarantine and not listed (newest: 3.0.0-beta.1); install an older version or ask an Airlock admin"
+        )
     );
     assert_eq!(rendered.valid_until, Some(Utc.with_ymd_and_hms(2026, 11, 23, 0, 0, 0).unwrap()));
     // Hidden versions still resolve to a tarball so the client gets a reason, not a 404.
@@ -124,6 +145,8 @@ fn tarball_urls_point_at_airlock_and_everything_else_is_untouched() {
     assert_eq!(dist["tarball"], "http://airlock.test:4873/demo/-/demo-1.0.0.tgz");
     assert_eq!(dist["integrity"], INTEGRITY_A);
     assert_eq!(dist["signatures"][0]["keyid"], "SHA256:x");
+    // Airlock's own signature is added after the upstream's.
+    assert_eq!(dist["signatures"][1], serde_json::json!({"keyid": "SHA256:airlock", "sig": "c2lnbmF0dXJl"}));
     assert_eq!(full["readme"], "<script>alert(1)</script>");
     assert_eq!(full["versions"]["1.0.0"]["description"], "kept in full, dropped in abbreviated");
 }
@@ -158,10 +181,12 @@ fn changed_integrity_hides_the_version() {
     let mut document = document();
     let mut records = records(&document);
     records.get_mut("1.0.0").unwrap().integrity = "sha512-different".into();
+    let policy = policy(0);
     let context = RenderContext {
         public_base: "http://a",
         upstream_base: "https://upstream.example",
-        cooling_period: Duration::ZERO,
+        policy: &policy,
+        airlock_key_id: "SHA256:airlock",
         now: now(),
     };
     let rendered = render(&name("demo"), &document, &records, &context);
@@ -176,11 +201,21 @@ fn changed_integrity_hides_the_version() {
 fn foreign_tarball_hosts_are_replaced_by_the_upstream() {
     let package = name("demo");
     assert_eq!(
-        upstream_tarball_url(&package, "demo-1.0.0.tgz", "https://upstream.example/demo/-/demo-1.0.0.tgz", "https://upstream.example"),
+        upstream_tarball_url(
+            &package,
+            "demo-1.0.0.tgz",
+            "https://upstream.example/demo/-/demo-1.0.0.tgz",
+            "https://upstream.example"
+        ),
         "https://upstream.example/demo/-/demo-1.0.0.tgz"
     );
     assert_eq!(
-        upstream_tarball_url(&package, "demo-1.0.0.tgz", "http://169.254.169.254/latest/meta-data", "https://upstream.example"),
+        upstream_tarball_url(
+            &package,
+            "demo-1.0.0.tgz",
+            "http://169.254.169.254/latest/meta-data",
+            "https://upstream.example"
+        ),
         "https://upstream.example/demo/-/demo-1.0.0.tgz"
     );
 }

@@ -13,12 +13,15 @@ use axum::response::Response;
 use axum::routing::{get, post};
 
 use crate::mirror::Mirror;
+use crate::quarantine::pipeline::Pipeline;
 
 /// Shared state of every handler.
 #[derive(Clone)]
 pub struct AppState {
     /// The caching mirror.
     pub mirror: Mirror,
+    /// The check pipeline and admin decisions.
+    pub pipeline: Pipeline,
 }
 
 /// The whole application, ready to serve or to `oneshot` in tests.

@@ -160,7 +160,12 @@ fn not_modified(headers: &HeaderMap, tag: &str) -> bool {
 }
 
 /// A precompressed document, or 304.
-fn encoded_response(headers: &HeaderMap, document: &Encoded, content_type: &'static str, rendered: &Rendered) -> Response {
+fn encoded_response(
+    headers: &HeaderMap,
+    document: &Encoded,
+    content_type: &'static str,
+    rendered: &Rendered,
+) -> Response {
     let encoding = negotiate_encoding(headers);
     let (body, etag, content_encoding) = match encoding {
         Encoding::Identity => (document.identity.clone(), format!("\"{}\"", document.tag), None),
@@ -193,7 +198,8 @@ fn encoded_response(headers: &HeaderMap, document: &Encoded, content_type: &'sta
         _ => {
             // Clients revalidate every time (a 304 is cheap), so a release or a
             // rejection is seen at once.
-            response_headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=0, must-revalidate"));
+            response_headers
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=0, must-revalidate"));
         }
     }
     response
@@ -211,7 +217,7 @@ async fn get_version_manifest(state: &AppState, name: &PackageName, spec: &Versi
         None => {
             return Err(AppError::NotFound(format!("version not found: {name}@{}", spec.as_str())));
         }
-        Some(view) if !view.visibility.is_installable() => {
+        Some(view) if !view.visibility.is_listed() => {
             return Err(AppError::Quarantined(view.visibility.explain(name, &version)));
         }
         Some(_) => {}
@@ -247,6 +253,12 @@ async fn get_tarball(
     file_name: &TarballFileName,
     headers: &HeaderMap,
 ) -> AppResult<Response> {
+    // A listed version that was never checked (or just finished cooling) is settled
+    // here, inside the request: no byte is served before its checks passed.
+    let (version, visibility) = state.mirror.resolve_tarball(name, file_name).await?;
+    if visibility == crate::quarantine::Visibility::Provisional {
+        state.pipeline.settle(name, &version).await?;
+    }
     let tarball = state.mirror.tarball(name, file_name).await?;
     let etag = format!("\"{}\"", &tarball.sha512_hex[..64]);
     let mut response = if headers
@@ -280,9 +292,7 @@ async fn get_tarball(
 /// A JSON body with the right content type.
 pub(super) fn json_response(status: StatusCode, body: String) -> Response {
     let mut response = (status, body).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 

@@ -28,3 +28,11 @@ pub(crate) fn version_of_key(key: &[u8]) -> Option<&str> {
     let separator = key.iter().position(|&byte| byte == 0)?;
     std::str::from_utf8(&key[separator + 1..]).ok()
 }
+
+/// Splits a version key into package name and version.
+pub(crate) fn split_version_key(key: &[u8]) -> Option<(&str, &str)> {
+    let separator = key.iter().position(|&byte| byte == 0)?;
+    let name = std::str::from_utf8(&key[..separator]).ok()?;
+    let version = std::str::from_utf8(&key[separator + 1..]).ok()?;
+    Some((name, version))
+}

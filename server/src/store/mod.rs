@@ -44,6 +44,115 @@ pub struct VersionRecord {
     pub integrity: String,
     /// The sha512 (hex) of the stored tarball, once downloaded and verified.
     pub blob_sha512: Option<String>,
+    /// Where the version stands in the quarantine.
+    #[serde(default)]
+    pub state: VersionState,
+    /// When `state` last changed.
+    #[serde(default)]
+    pub state_changed_at: Option<DateTime<Utc>>,
+    /// Who made the last decision: `pipeline`, `policy` or `admin:<name>`.
+    #[serde(default)]
+    pub decided_by: Option<String>,
+    /// Why the version is in its state, in one sentence (the top finding, the admin's
+    /// comment, the deny rule).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Airlock's registry signature (base64 DER ECDSA P-256 over
+    /// `name@version:integrity`), set when the version is released.
+    #[serde(default)]
+    pub airlock_signature: Option<String>,
+}
+
+/// The states of a version in the quarantine.
+///
+/// ```text
+///            checks pass, young           cooling period over
+/// Checking ─────────────────────► Cooling ───────────────────► Released
+///    │  checks pass, old enough                                  ▲
+///    ├───────────────────────────────────────────────────────────┤
+///    │  finding ≥ hold severity, or a required check failed      │ admin approves
+///    └─────────────────────────────► Held ───────────────────────┘
+///  deny rule or admin rejects (from any state) ──────────────► Rejected
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VersionState {
+    /// Not checked yet (queued, running, or waiting for its first download).
+    #[default]
+    Checking,
+    /// Checks passed; waiting for the cooling period to end.
+    Cooling,
+    /// A person must decide.
+    Held,
+    /// Installable.
+    Released,
+    /// Never installable.
+    Rejected,
+}
+
+impl VersionState {
+    /// The lowercase name used in the API and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VersionState::Checking => "checking",
+            VersionState::Cooling => "cooling",
+            VersionState::Held => "held",
+            VersionState::Released => "released",
+            VersionState::Rejected => "rejected",
+        }
+    }
+
+    /// Parses a name as written by [`VersionState::as_str`].
+    pub fn parse(text: &str) -> Option<VersionState> {
+        Some(match text {
+            "checking" => VersionState::Checking,
+            "cooling" => VersionState::Cooling,
+            "held" => VersionState::Held,
+            "released" => VersionState::Released,
+            "rejected" => VersionState::Rejected,
+            _ => return None,
+        })
+    }
+}
+
+/// One entry of the audit log: a decision or an action, who did it, when and why.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// Monotonic id; the log's order.
+    pub id: u64,
+    /// When.
+    pub time: DateTime<Utc>,
+    /// `pipeline`, `policy` or `admin:<name>`.
+    pub actor: String,
+    /// What was done: `checked`, `released`, `approve`, `reject`, `recheck`, ...
+    pub action: String,
+    /// The package.
+    pub package: String,
+    /// The version.
+    pub version: String,
+    /// State before.
+    pub from: Option<VersionState>,
+    /// State after.
+    pub to: Option<VersionState>,
+    /// The comment or reason.
+    pub comment: Option<String>,
+}
+
+/// What a state change writes besides the record.
+#[derive(Clone)]
+pub struct Transition {
+    /// The new state.
+    pub state: VersionState,
+    /// Who decided.
+    pub actor: String,
+    /// The audit action name.
+    pub action: String,
+    /// Why, in one sentence.
+    pub reason: Option<String>,
+    /// Airlock's registry signature, for releases.
+    pub airlock_signature: Option<String>,
+    /// The signed release record (DSSE JSON), for releases.
+    pub release_record: Option<Vec<u8>>,
 }
 
 /// The metadata store.
@@ -52,6 +161,16 @@ pub struct Store {
     packages: sled::Tree,
     packuments: sled::Tree,
     versions: sled::Tree,
+    // Check results by version key.
+    checks: sled::Tree,
+    // Versions waiting for checks, by version key; the pipeline's durable queue.
+    queue: sled::Tree,
+    // Audit events by big-endian id.
+    audit: sled::Tree,
+    // Audit event ids by version key + id, for a version's history.
+    history: sled::Tree,
+    // Signed release records by version key.
+    releases: sled::Tree,
     database: sled::Db,
 }
 
@@ -70,6 +189,11 @@ impl Store {
             packages: database.open_tree("packages")?,
             packuments: database.open_tree("packuments")?,
             versions: database.open_tree("versions")?,
+            checks: database.open_tree("checks")?,
+            queue: database.open_tree("queue")?,
+            audit: database.open_tree("audit")?,
+            history: database.open_tree("history")?,
+            releases: database.open_tree("releases")?,
             database,
         })
     }
@@ -92,16 +216,16 @@ impl Store {
         record: &PackageRecord,
         raw_packument: Option<&[u8]>,
         new_versions: &[(String, VersionRecord)],
+        enqueue: &[String],
     ) -> sled::Result<()> {
         use sled::Transactional as _;
+        let queue_keys: Vec<Vec<u8>> = enqueue.iter().map(|version| keys::version(name, version)).collect();
         let package_key = keys::package(name);
         let record_bytes = encode(record);
-        let version_entries: Vec<(Vec<u8>, Vec<u8>)> = new_versions
-            .iter()
-            .map(|(version, record)| (keys::version(name, version), encode(record)))
-            .collect();
-        (&self.packages, &self.packuments, &self.versions)
-            .transaction(|(packages, packuments, versions)| {
+        let version_entries: Vec<(Vec<u8>, Vec<u8>)> =
+            new_versions.iter().map(|(version, record)| (keys::version(name, version), encode(record))).collect();
+        (&self.packages, &self.packuments, &self.versions, &self.queue)
+            .transaction(|(packages, packuments, versions, queue)| {
                 packages.insert(package_key.as_slice(), record_bytes.as_slice())?;
                 if let Some(raw) = raw_packument {
                     packuments.insert(package_key.as_slice(), raw)?;
@@ -111,6 +235,9 @@ impl Store {
                     if versions.get(key.as_slice())?.is_none() {
                         versions.insert(key.as_slice(), value.as_slice())?;
                     }
+                }
+                for key in &queue_keys {
+                    queue.insert(key.as_slice(), &[][..])?;
                 }
                 Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
             })
@@ -151,6 +278,176 @@ impl Store {
     /// The version's record.
     pub fn version(&self, name: &PackageName, version: &str) -> sled::Result<Option<VersionRecord>> {
         Ok(self.versions.get(keys::version(name, version))?.and_then(|bytes| decode(&bytes)))
+    }
+}
+
+impl Store {
+    /// Every version record of every package (for the admin API's listings).
+    pub fn all_versions(&self) -> impl Iterator<Item = (String, String, VersionRecord)> + '_ {
+        self.versions.iter().filter_map(|entry| {
+            let (key, value) = entry.ok()?;
+            let (name, version) = keys::split_version_key(&key)?;
+            Some((name.to_owned(), version.to_owned(), decode(&value)?))
+        })
+    }
+
+    /// Adds versions to the check queue, durably.
+    pub async fn enqueue(&self, name: &PackageName, versions: &[String]) -> sled::Result<()> {
+        for version in versions {
+            self.queue.insert(keys::version(name, version), &[][..])?;
+        }
+        self.database.flush_async().await?;
+        Ok(())
+    }
+
+    /// Everything in the check queue.
+    pub fn queued(&self) -> Vec<(PackageName, String)> {
+        self.queue
+            .iter()
+            .keys()
+            .filter_map(|key| {
+                let key = key.ok()?;
+                let (name, version) = keys::split_version_key(&key)?;
+                Some((PackageName::parse(name).ok()?, version.to_owned()))
+            })
+            .collect()
+    }
+
+    /// Removes a version from the check queue.
+    pub fn dequeue(&self, name: &PackageName, version: &str) -> sled::Result<()> {
+        self.queue.remove(keys::version(name, version))?;
+        Ok(())
+    }
+
+    /// Stores check results.
+    pub fn save_checks<T: Serialize>(&self, name: &PackageName, version: &str, checks: &T) -> sled::Result<()> {
+        self.checks.insert(keys::version(name, version), encode(checks))?;
+        Ok(())
+    }
+
+    /// The stored check results.
+    pub fn checks<T: for<'de> Deserialize<'de>>(&self, name: &PackageName, version: &str) -> sled::Result<Option<T>> {
+        Ok(self.checks.get(keys::version(name, version))?.and_then(|bytes| decode(&bytes)))
+    }
+
+    /// The signed release record of a version.
+    pub fn release_record(&self, name: &PackageName, version: &str) -> sled::Result<Option<sled::IVec>> {
+        self.releases.get(keys::version(name, version))
+    }
+
+    /// Changes a version's state atomically with its audit event, when `decide` returns
+    /// a transition for the current record. Concurrent callers are serialised by the
+    /// transaction: each sees the other's result, and both events are logged.
+    /// Returns the record before and after, or `None` when `decide` declined.
+    pub async fn transition(
+        &self,
+        name: &PackageName,
+        version: &str,
+        now: DateTime<Utc>,
+        decide: impl Fn(&VersionRecord) -> Option<Transition>,
+    ) -> sled::Result<Option<(VersionRecord, VersionRecord)>> {
+        use sled::Transactional as _;
+        let key = keys::version(name, version);
+        let result = (&self.versions, &self.audit, &self.history, &self.releases).transaction(
+            |(versions, audit, history, releases)| {
+                let Some(current) = versions.get(key.as_slice())?.and_then(|bytes| decode::<VersionRecord>(&bytes)) else {
+                    return Ok(None);
+                };
+                let Some(transition) = decide(&current) else { return Ok(None) };
+                let mut next = current.clone();
+                next.state = transition.state;
+                next.state_changed_at = Some(now);
+                next.decided_by = Some(transition.actor.clone());
+                next.reason = transition.reason.clone();
+                next.airlock_signature = match transition.state {
+                    VersionState::Released => transition.airlock_signature.clone(),
+                    _ => None,
+                };
+                versions.insert(key.as_slice(), encode(&next))?;
+                match (&transition.release_record, transition.state) {
+                    (Some(record), VersionState::Released) => {
+                        releases.insert(key.as_slice(), record.as_slice())?;
+                    }
+                    _ => {
+                        releases.remove(key.as_slice())?;
+                    }
+                }
+                let id = audit.generate_id()?;
+                let event = AuditEvent {
+                    id,
+                    time: now,
+                    actor: transition.actor.clone(),
+                    action: transition.action.clone(),
+                    package: name.as_str().to_owned(),
+                    version: version.to_owned(),
+                    from: Some(current.state),
+                    to: Some(next.state),
+                    comment: transition.reason.clone(),
+                };
+                audit.insert(&id.to_be_bytes(), encode(&event))?;
+                let mut history_key = key.clone();
+                history_key.push(0);
+                history_key.extend_from_slice(&id.to_be_bytes());
+                history.insert(history_key, &id.to_be_bytes())?;
+                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(Some((current, next)))
+            },
+        );
+        let result = result.map_err(|error| match error {
+            sled::transaction::TransactionError::Storage(error) => error,
+            sled::transaction::TransactionError::Abort(()) => sled::Error::Unsupported("transaction aborted".into()),
+        })?;
+        self.database.flush_async().await?;
+        Ok(result)
+    }
+
+    /// Appends an audit event that changes no state (a re-check request, say).
+    pub async fn log_event(
+        &self,
+        name: &PackageName,
+        version: &str,
+        now: DateTime<Utc>,
+        actor: &str,
+        action: &str,
+        comment: Option<String>,
+    ) -> sled::Result<()> {
+        let id = self.database.generate_id()?;
+        let event = AuditEvent {
+            id,
+            time: now,
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            package: name.as_str().to_owned(),
+            version: version.to_owned(),
+            from: None,
+            to: None,
+            comment,
+        };
+        self.audit.insert(id.to_be_bytes(), encode(&event))?;
+        let mut history_key = keys::version(name, version);
+        history_key.push(0);
+        history_key.extend_from_slice(&id.to_be_bytes());
+        self.history.insert(history_key, &id.to_be_bytes())?;
+        self.database.flush_async().await?;
+        Ok(())
+    }
+
+    /// The audit log in order, oldest first.
+    pub fn audit_events(&self) -> impl Iterator<Item = AuditEvent> + '_ {
+        self.audit.iter().values().filter_map(|value| decode(&value.ok()?))
+    }
+
+    /// One version's audit events, oldest first.
+    pub fn history(&self, name: &PackageName, version: &str) -> Vec<AuditEvent> {
+        let mut prefix = keys::version(name, version);
+        prefix.push(0);
+        self.history
+            .scan_prefix(prefix)
+            .values()
+            .filter_map(|id| {
+                let id = id.ok()?;
+                decode(&self.audit.get(id).ok()??)
+            })
+            .collect()
     }
 }
 

@@ -1,0 +1,427 @@
+//! The check pipeline: fetches what the checks need, runs them off the async runtime
+//! with bounded concurrency, decides by policy, records the decision, and signs
+//! releases. Also the admin actions (approve, reject, recheck), which go through the
+//! same state transitions.
+//!
+//! The queue is durable (the store's `queue` tree): a version is enqueued in the same
+//! transaction that records it, and leaves the queue only after its decision is stored,
+//! so a crash mid-check means the check runs again after the restart.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use airlock_scanner::{Finding, Severity};
+use chrono::{DateTime, Utc};
+use tokio::sync::{Notify, Semaphore};
+
+use super::checks::{self, CheckInputs, CheckRecord};
+use super::{Policy, Visibility};
+use crate::error::{AppError, AppResult};
+use crate::mirror::{Mirror, SharedError};
+use crate::npm::{Integrity, PackageName};
+use crate::signing::{ReleasePredicate, Signer};
+use crate::singleflight::SingleFlight;
+use crate::store::{Store, Transition, VersionRecord, VersionState};
+
+/// How often the dispatcher looks at the queue and the cooling versions without being
+/// woken.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The pipeline. Cheap to clone.
+#[derive(Clone)]
+pub struct Pipeline {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    mirror: Mirror,
+    store: Store,
+    policy: Policy,
+    signer: Arc<Signer>,
+    // Bounds concurrent checks. Acquired by `check_now` around the CPU-heavy part and
+    // the downloads; released when the permit drops.
+    permits: Semaphore,
+    // One check per version at a time; a second caller waits for the first's result.
+    flights: SingleFlight<(PackageName, String), Result<(), SharedError>>,
+    // Versions the dispatcher has handed to a task; removed when the task ends.
+    dispatched: Mutex<HashSet<(PackageName, String)>>,
+    // Cancelled by `shutdown`; the dispatcher stops taking work when it is.
+    stop: tokio_util::sync::CancellationToken,
+    // Every task the pipeline spawned (the dispatcher and the checks it started);
+    // `shutdown` waits for them so the store is released.
+    tasks: tokio_util::task::TaskTracker,
+    // Wakes the dispatcher: notified (by the mirror or an admin action) when versions
+    // are enqueued. Nobody waits on it but the dispatcher task.
+    wake: Arc<Notify>,
+}
+
+/// Why an admin action was refused.
+#[derive(Debug)]
+pub enum ActionError {
+    /// The version is unknown.
+    UnknownVersion,
+    /// The request itself is wrong.
+    Invalid(String),
+}
+
+impl Pipeline {
+    /// Creates the pipeline and starts its dispatcher, which first resumes every
+    /// version a previous run left in the queue.
+    pub fn start(mirror: Mirror, signer: Arc<Signer>) -> Pipeline {
+        let policy = mirror.policy().clone();
+        let store = mirror.store().clone();
+        let concurrency = policy.config().check_concurrency;
+        let pipeline = Pipeline {
+            inner: Arc::new(Inner {
+                wake: mirror.checks_wanted(),
+                mirror,
+                store,
+                policy,
+                signer,
+                permits: Semaphore::new(concurrency),
+                flights: SingleFlight::default(),
+                dispatched: Mutex::new(HashSet::new()),
+                stop: tokio_util::sync::CancellationToken::new(),
+                tasks: tokio_util::task::TaskTracker::new(),
+            }),
+        };
+        let dispatcher = pipeline.clone();
+        pipeline.inner.tasks.spawn(async move { dispatcher.dispatch_forever().await });
+        pipeline
+    }
+
+    /// Stops taking work and waits (at most `grace`) for running checks. Work that did
+    /// not finish stays in the durable queue and resumes on the next start.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.inner.stop.cancel();
+        self.inner.tasks.close();
+        if tokio::time::timeout(grace, self.inner.tasks.wait()).await.is_err() {
+            tracing::warn!("checks still running at shutdown; they resume on the next start");
+        }
+    }
+
+    /// Asks the dispatcher to look at the queue now.
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// The signer.
+    pub fn signer(&self) -> &Signer {
+        &self.inner.signer
+    }
+
+    /// Versions waiting for checks.
+    pub fn queue_depth(&self) -> usize {
+        self.inner.store.queued().len()
+    }
+
+    async fn dispatch_forever(self) {
+        while !self.inner.stop.is_cancelled() {
+            for (name, version) in self.inner.store.queued() {
+                let key = (name.clone(), version.clone());
+                let newly_dispatched = self.inner.dispatched.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(key.clone());
+                if !newly_dispatched {
+                    continue;
+                }
+                let pipeline = self.clone();
+                self.inner.tasks.spawn(async move {
+                    if let Err(error) = pipeline.check(&name, &version, false).await {
+                        tracing::warn!(package.name = %name, package.version = %version, error = %error, "check failed; will retry");
+                    }
+                    pipeline.inner.dispatched.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&key);
+                });
+            }
+            self.release_due_versions().await;
+            tokio::select! {
+                () = self.inner.wake.notified() => {}
+                () = tokio::time::sleep(SWEEP_INTERVAL) => {}
+                () = self.inner.stop.cancelled() => {}
+            }
+        }
+    }
+
+    /// Releases every cooling version whose cooling period is over.
+    async fn release_due_versions(&self) {
+        let now = self.inner.mirror.now();
+        let due: Vec<(String, String)> = self
+            .inner
+            .store
+            .all_versions()
+            .filter(|(_, _, record)| record.state == VersionState::Cooling)
+            .filter_map(|(name, version, record)| {
+                let package = PackageName::parse(&name).ok()?;
+                (self.inner.policy.cooling_until(&package, &version, record.effective_published) <= now).then_some((name, version))
+            })
+            .collect();
+        for (name, version) in due {
+            let Ok(package) = PackageName::parse(&name) else { continue };
+            if let Err(error) = self.settle(&package, &version).await {
+                tracing::warn!(package.name = %name, package.version = %version, error = %error, "releasing a cooled version failed");
+            }
+        }
+    }
+
+    /// Brings a listed-but-not-yet-servable version to a decision: runs its checks if
+    /// it was never checked, or releases it if its cooling period is over. Called by the
+    /// tarball route before serving, so no byte is served before the checks passed.
+    pub async fn settle(&self, name: &PackageName, version: &str) -> AppResult<()> {
+        let record = self.record(name, version)?;
+        match record.state {
+            VersionState::Checking => self.check(name, version, false).await,
+            VersionState::Cooling => {
+                let now = self.inner.mirror.now();
+                if self.inner.policy.cooling_until(name, version, record.effective_published) > now {
+                    return Ok(());
+                }
+                let checks: Option<CheckRecord> = self.inner.store.checks(name, version)?;
+                let transition = self.release_transition(name, version, &record, "pipeline", "released", "the checks passed and the cooling period is over".into(), checks.as_ref(), now);
+                self.inner
+                    .store
+                    .transition(name, version, now, |current| (current.state == VersionState::Cooling).then(|| transition.clone()))
+                    .await?;
+                self.inner.mirror.invalidate(name);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Runs the checks of a version (once at a time per version) and records the
+    /// decision. `force` re-checks a version that was already decided.
+    pub async fn check(&self, name: &PackageName, version: &str, force: bool) -> AppResult<()> {
+        let pipeline = self.clone();
+        let task_name = name.clone();
+        let task_version = version.to_owned();
+        self.inner
+            .flights
+            .run(
+                (name.clone(), version.to_owned()),
+                move || async move { pipeline.check_now(&task_name, &task_version, force).await.map_err(SharedError::from) },
+                || Err(AppError::Internal(anyhow::anyhow!("a check panicked")).into()),
+            )
+            .await
+            .map_err(AppError::from)
+    }
+
+    async fn check_now(&self, name: &PackageName, version: &str, force: bool) -> AppResult<()> {
+        let inner = &self.inner;
+        let record = self.record(name, version)?;
+        if record.state != VersionState::Checking && !force {
+            inner.store.dequeue(name, version)?;
+            return Ok(());
+        }
+        let _permit = inner.permits.acquire().await.map_err(|_| AppError::Internal(anyhow::anyhow!("pipeline closed")))?;
+        let started = inner.mirror.now();
+        tracing::info!(package.name = %name, package.version = version, "checking");
+
+        let packument = inner.mirror.packument(name).await?;
+        let view = packument
+            .rendered
+            .versions
+            .get(version)
+            .ok_or_else(|| AppError::NotFound(format!("the upstream no longer lists {name}@{version}")))?;
+        let mut extra_findings = Vec::new();
+        let mut incomplete = Vec::new();
+        let recorded_integrity = Integrity::from_dist(Some(&record.integrity), None)?;
+        if let Visibility::IntegrityChanged { recorded, declared } = &view.visibility {
+            extra_findings.push(Finding {
+                rule: "integrity-changed".into(),
+                severity: Severity::Critical,
+                message: format!(
+                    "The upstream registry changed this version's integrity from {recorded} to {declared} after Airlock first saw it. Published versions are immutable on npm; this is tampering or a registry incident. The originally recorded bytes are kept."
+                ),
+                location: None,
+                excerpt: None,
+            });
+        }
+
+        // The bytes that were recorded at first sight, never the upstream's new claim.
+        let tarball = inner.mirror.fetch_tarball_bytes(name, version, &recorded_integrity, &view.upstream_tarball).await?;
+        let previous = match self.previous_released(name, version) {
+            Some((previous_version, previous_record)) => {
+                let previous_view = packument.rendered.versions.get(&previous_version);
+                match (Integrity::from_dist(Some(&previous_record.integrity), None), previous_view) {
+                    (Ok(integrity), Some(previous_view)) => {
+                        match inner.mirror.fetch_tarball_bytes(name, &previous_version, &integrity, &previous_view.upstream_tarball).await {
+                            Ok(bytes) => Some((previous_version, bytes)),
+                            Err(error) => {
+                                incomplete.push(format!("diff against {previous_version}: {error}"));
+                                None
+                            }
+                        }
+                    }
+                    _ => None,
+                }
+            }
+            None => None,
+        };
+
+        let policy = inner.policy.clone();
+        let mirror = inner.mirror.clone();
+        let inputs = CheckInputs { tarball, previous, extra_findings, incomplete };
+        let check_record = tokio::task::spawn_blocking(move || checks::run(inputs, &policy, started, || mirror.now()))
+            .await
+            .map_err(|error| AppError::Internal(anyhow::anyhow!("the checks panicked: {error}")))?;
+        inner.store.save_checks(name, version, &check_record)?;
+
+        let now = inner.mirror.now();
+        let transition = self.decide_after_checks(name, version, &record, &check_record, now);
+        let decided_state = transition.state;
+        let applied = inner
+            .store
+            .transition(name, version, now, |current| {
+                // An admin decision made while the checks ran stands.
+                let admin_decided = current.decided_by.as_deref().is_some_and(|actor| actor.starts_with("admin:"))
+                    && matches!(current.state, VersionState::Released | VersionState::Rejected);
+                (!admin_decided).then(|| transition.clone())
+            })
+            .await?;
+        inner.store.dequeue(name, version)?;
+        inner.mirror.invalidate(name);
+        tracing::info!(
+            package.name = %name,
+            package.version = version,
+            state = decided_state.as_str(),
+            applied = applied.is_some(),
+            findings = check_record.report.findings.len(),
+            duration_ms = check_record.duration_ms,
+            "checked"
+        );
+        Ok(())
+    }
+
+    /// The decision the policy makes from check results.
+    fn decide_after_checks(
+        &self,
+        name: &PackageName,
+        version: &str,
+        record: &VersionRecord,
+        checks: &CheckRecord,
+        now: DateTime<Utc>,
+    ) -> Transition {
+        let policy = &self.inner.policy;
+        if let Some(rule) = policy.denied(name, version) {
+            let reason = rule.reason.clone().unwrap_or_else(|| format!("a deny rule covers {}", rule.package));
+            return plain_transition(VersionState::Rejected, "policy", "rejected", reason);
+        }
+        if let Some(reason) = policy.hold_reason(&checks.report) {
+            return plain_transition(VersionState::Held, "pipeline", "held", reason);
+        }
+        if policy.cooling_until(name, version, record.effective_published) > now {
+            return plain_transition(VersionState::Cooling, "pipeline", "checked", "the checks passed; waiting for the cooling period".into());
+        }
+        self.release_transition(name, version, record, "pipeline", "released", "the checks passed".into(), Some(checks), now)
+    }
+
+    /// A transition to `Released`, signed.
+    #[allow(clippy::too_many_arguments)]
+    fn release_transition(
+        &self,
+        name: &PackageName,
+        version: &str,
+        record: &VersionRecord,
+        actor: &str,
+        action: &str,
+        reason: String,
+        checks: Option<&CheckRecord>,
+        now: DateTime<Utc>,
+    ) -> Transition {
+        let signer = &self.inner.signer;
+        let digest = match (Integrity::from_dist(Some(&record.integrity), None).ok().and_then(|integrity| integrity.sha512_hex()), &record.blob_sha512) {
+            (Some(hex), _) => ("sha512".to_owned(), hex),
+            (None, Some(hex)) => ("sha512".to_owned(), hex.clone()),
+            (None, None) => ("integrity".to_owned(), record.integrity.clone()),
+        };
+        let config = self.inner.policy.config();
+        let predicate = ReleasePredicate {
+            package: name.to_string(),
+            version: version.to_owned(),
+            integrity: record.integrity.clone(),
+            decision: "released".into(),
+            actor: actor.to_owned(),
+            time: now,
+            reason: reason.clone(),
+            policy: serde_json::json!({
+                "cooling_period": airlock_config::format_duration(self.inner.policy.cooling_period(name, version)),
+                "hold_severity": config.hold_severity.as_str(),
+            }),
+            checks: checks.map(CheckRecord::summary).unwrap_or(serde_json::Value::Null),
+        };
+        Transition {
+            state: VersionState::Released,
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            reason: Some(reason),
+            airlock_signature: Some(signer.registry_signature(name, version, &record.integrity)),
+            release_record: Some(signer.release_record(name, (&digest.0, &digest.1), &predicate)),
+        }
+    }
+
+    /// The newest released version older than `version`, for the diff.
+    fn previous_released(&self, name: &PackageName, version: &str) -> Option<(String, VersionRecord)> {
+        let current = semver::Version::parse(version).ok()?;
+        self.inner
+            .store
+            .versions(name)
+            .ok()?
+            .into_iter()
+            .filter(|(_, record)| record.state == VersionState::Released)
+            .filter_map(|(text, record)| semver::Version::parse(&text).ok().map(|parsed| (parsed, text, record)))
+            .filter(|(parsed, _, _)| *parsed < current)
+            .max_by(|left, right| left.0.cmp(&right.0))
+            .map(|(_, text, record)| (text, record))
+    }
+
+    fn record(&self, name: &PackageName, version: &str) -> AppResult<VersionRecord> {
+        self.inner
+            .store
+            .version(name, version)?
+            .ok_or_else(|| AppError::NotFound(format!("Airlock has no record of {name}@{version}")))
+    }
+
+    /// An admin releases a version now, whatever its age and findings.
+    pub async fn approve(&self, name: &PackageName, version: &str, admin: &str, comment: &str) -> AppResult<VersionRecord> {
+        let now = self.inner.mirror.now();
+        let record = self.record(name, version)?;
+        let checks: Option<CheckRecord> = self.inner.store.checks(name, version)?;
+        let actor = format!("admin:{admin}");
+        let transition = self.release_transition(name, version, &record, &actor, "approve", comment.to_owned(), checks.as_ref(), now);
+        let result = self.inner.store.transition(name, version, now, |_| Some(transition.clone())).await?;
+        self.inner.store.dequeue(name, version)?;
+        self.inner.mirror.invalidate(name);
+        result.map(|(_, after)| after).ok_or_else(|| AppError::NotFound(format!("Airlock has no record of {name}@{version}")))
+    }
+
+    /// An admin rejects a version: it is never installable.
+    pub async fn reject(&self, name: &PackageName, version: &str, admin: &str, comment: &str) -> AppResult<VersionRecord> {
+        let now = self.inner.mirror.now();
+        let transition = plain_transition(VersionState::Rejected, &format!("admin:{admin}"), "reject", comment.to_owned());
+        let result = self.inner.store.transition(name, version, now, |_| Some(transition.clone())).await?;
+        self.inner.store.dequeue(name, version)?;
+        self.inner.mirror.invalidate(name);
+        result.map(|(_, after)| after).ok_or_else(|| AppError::NotFound(format!("Airlock has no record of {name}@{version}")))
+    }
+
+    /// An admin asks for the checks to run again; the version returns to `checking`
+    /// unless an admin already decided it.
+    pub async fn recheck(&self, name: &PackageName, version: &str, admin: &str, comment: Option<String>) -> AppResult<()> {
+        let now = self.inner.mirror.now();
+        let actor = format!("admin:{admin}");
+        self.record(name, version)?;
+        self.inner.store.log_event(name, version, now, &actor, "recheck", comment).await?;
+        self.inner.store.enqueue(name, &[version.to_owned()]).await?;
+        self.check(name, version, true).await
+    }
+}
+
+fn plain_transition(state: VersionState, actor: &str, action: &str, reason: String) -> Transition {
+    Transition {
+        state,
+        actor: actor.to_owned(),
+        action: action.to_owned(),
+        reason: Some(reason),
+        airlock_signature: None,
+        release_record: None,
+    }
+}

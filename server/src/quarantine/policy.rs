@@ -1,0 +1,105 @@
+//! The quarantine policy applied to one version: deny and allow rules, the cooling
+//! period, severities and what holds.
+
+use std::time::Duration;
+
+use airlock_config::{PackageRule, QuarantineConfig, SeverityLevel};
+use airlock_scanner::{Finding, ScanReport, Severity, Verdict};
+use chrono::{DateTime, Utc};
+
+use crate::npm::PackageName;
+
+/// The effective policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    config: QuarantineConfig,
+}
+
+impl Policy {
+    /// The policy of a configuration.
+    pub fn new(config: QuarantineConfig) -> Policy {
+        Policy { config }
+    }
+
+    /// The configuration it came from.
+    pub fn config(&self) -> &QuarantineConfig {
+        &self.config
+    }
+
+    /// The deny rule covering this version, if any.
+    pub fn denied(&self, name: &PackageName, version: &str) -> Option<&PackageRule> {
+        self.config.deny.iter().find(|rule| rule.matches(name.as_str(), version))
+    }
+
+    /// The cooling period for this version: zero when an allow rule covers it.
+    pub fn cooling_period(&self, name: &PackageName, version: &str) -> Duration {
+        if self.config.allow.iter().any(|rule| rule.matches(name.as_str(), version)) {
+            Duration::ZERO
+        } else {
+            self.config.cooling_period
+        }
+    }
+
+    /// When a version published (effectively) at `published` leaves the cooling period.
+    pub fn cooling_until(&self, name: &PackageName, version: &str, published: DateTime<Utc>) -> DateTime<Utc> {
+        published + chrono::Duration::from_std(self.cooling_period(name, version)).unwrap_or(chrono::Duration::MAX)
+    }
+
+    /// True when the package must carry valid provenance.
+    pub fn requires_provenance(&self, name: &PackageName, version: &str) -> bool {
+        self.config.require_provenance.iter().any(|rule| rule.matches(name.as_str(), version))
+    }
+
+    /// The severity threshold at which findings hold a version.
+    pub fn hold_severity(&self) -> Severity {
+        to_scanner(self.config.hold_severity)
+    }
+
+    /// The severity of "source unverifiable" findings.
+    pub fn unverifiable_source_severity(&self) -> Severity {
+        to_scanner(self.config.unverifiable_source_severity)
+    }
+
+    /// Applies per-rule severity overrides to a report.
+    pub fn apply_overrides(&self, report: &mut ScanReport) {
+        for finding in &mut report.findings {
+            if let Some(level) = self.config.rule_severity.get(&finding.rule) {
+                finding.severity = to_scanner(*level);
+            }
+        }
+        report.findings.sort_by(|left, right| right.severity.cmp(&left.severity));
+    }
+
+    /// Why a report holds the version, in one sentence, or `None` when it does not.
+    pub fn hold_reason(&self, report: &ScanReport) -> Option<String> {
+        if let Verdict::Unscannable { reason } = &report.verdict {
+            return Some(format!("the package could not be checked: {reason}"));
+        }
+        let threshold = self.hold_severity();
+        let holding: Vec<&Finding> = report.findings.iter().filter(|finding| finding.severity >= threshold).collect();
+        let top = holding.first()?;
+        let place = top
+            .location
+            .as_ref()
+            .map(|location| match location.line {
+                Some(line) => format!(" ({}:{line})", location.file),
+                None => format!(" ({})", location.file),
+            })
+            .unwrap_or_default();
+        let more = match holding.len() {
+            1 => String::new(),
+            count => format!(" and {} more finding{}", count - 1, if count == 2 { "" } else { "s" }),
+        };
+        Some(format!("{} finding {}: {}{place}{more}", top.severity, top.rule, top.message))
+    }
+}
+
+fn to_scanner(level: SeverityLevel) -> Severity {
+    match level {
+        SeverityLevel::Info => Severity::Info,
+        SeverityLevel::Low => Severity::Low,
+        SeverityLevel::Medium => Severity::Medium,
+        SeverityLevel::High => Severity::High,
+        SeverityLevel::Critical => Severity::Critical,
+    }
+}
