@@ -9,6 +9,7 @@ pub mod mirror;
 pub mod npm;
 pub mod packument;
 pub mod quarantine;
+pub mod registry_keys;
 pub mod routes;
 pub mod signing;
 pub mod singleflight;
@@ -33,7 +34,7 @@ pub fn open_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppSt
     let mirror = mirror::Mirror::open(config, clock, signer.registry_key_id().to_owned())
         .context("opening the data directory")?;
     let pipeline = quarantine::pipeline::Pipeline::start(mirror.clone(), signer);
-    Ok(AppState { mirror, pipeline })
+    Ok(AppState { mirror, pipeline, upstream_keys: Arc::new(registry_keys::UpstreamKeys::new()) })
 }
 
 /// Serves on an already-bound listener until `shutdown` completes, then lets in-flight

@@ -78,6 +78,8 @@ struct Inner {
     packument_flights: SingleFlight<PackageName, Result<Arc<CachedPackument>, SharedError>>,
     // Keyed by integrity: concurrent misses for one tarball share one download.
     tarball_flights: SingleFlight<String, Result<String, SharedError>>,
+    // Cancelled at shutdown, after the grace period: stops fetches and checks in flight.
+    stopping: tokio_util::sync::CancellationToken,
 }
 
 /// An [`AppError`] that several waiters can receive.
@@ -104,7 +106,7 @@ impl From<SharedError> for AppError {
 }
 
 fn panicked<T>() -> Result<T, SharedError> {
-    Err(AppError::Internal(anyhow::anyhow!("a background fetch panicked")).into())
+    Err(AppError::Internal(anyhow::anyhow!("a background fetch panicked or was stopped by shutdown")).into())
 }
 
 impl Mirror {
@@ -116,6 +118,7 @@ impl Mirror {
         let upstream = Upstream::new(&config.upstream, config.limits.max_packument_size)?;
         let public_base = config.server.public_url.as_str().trim_end_matches('/').to_owned();
         let cache = PackumentCache::new(config.cache.rendered_packuments_memory as usize);
+        let stopping = tokio_util::sync::CancellationToken::new();
         Ok(Mirror {
             inner: Arc::new(Inner {
                 policy: Policy::new(config.quarantine.clone()),
@@ -129,8 +132,9 @@ impl Mirror {
                 clock,
                 cache,
                 generation: std::sync::atomic::AtomicU64::new(0),
-                packument_flights: SingleFlight::default(),
-                tarball_flights: SingleFlight::default(),
+                packument_flights: SingleFlight::new(stopping.clone()),
+                tarball_flights: SingleFlight::new(stopping.clone()),
+                stopping,
             }),
         })
     }
@@ -143,6 +147,11 @@ impl Mirror {
     /// The upstream client.
     pub fn upstream(&self) -> &Upstream {
         &self.inner.upstream
+    }
+
+    /// Cancelled when the server stops; in-flight fetches and checks end with it.
+    pub fn stopping(&self) -> tokio_util::sync::CancellationToken {
+        self.inner.stopping.clone()
     }
 
     /// The metadata store.

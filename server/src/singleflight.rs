@@ -13,6 +13,10 @@ use futures_util::future::{BoxFuture, Shared};
 
 /// In-flight work by key.
 pub struct SingleFlight<K, V: Clone> {
+    // Cancelled at shutdown: work still running then is dropped, and its callers get
+    // `on_cancel`'s value. Work that must survive a restart is durable elsewhere (the
+    // check queue); downloads restart from scratch.
+    cancel: tokio_util::sync::CancellationToken,
     // Who inserts: `run`, for the first caller of a key. Who removes: the spawned task,
     // when the work is done. Callers hold clones of the `Shared` future; dropping all
     // of them does not cancel the spawned task.
@@ -25,7 +29,7 @@ where
     V: Clone + Send + Sync + 'static,
 {
     fn default() -> Self {
-        SingleFlight { in_flight: Arc::new(Mutex::new(HashMap::new())) }
+        SingleFlight::new(tokio_util::sync::CancellationToken::new())
     }
 }
 
@@ -34,8 +38,14 @@ where
     K: Eq + Hash + Clone + Send + 'static,
     V: Clone + Send + Sync + 'static,
 {
+    /// A new map whose work stops when `cancel` is cancelled.
+    pub fn new(cancel: tokio_util::sync::CancellationToken) -> Self {
+        SingleFlight { cancel, in_flight: Arc::new(Mutex::new(HashMap::new())) }
+    }
+
     /// Runs `work` unless work for `key` is already in flight, and returns its result.
-    /// `on_panic` produces the value callers see if the work panicked.
+    /// `on_panic` produces the value callers see if the work panicked or was cancelled
+    /// by shutdown.
     pub async fn run<F>(&self, key: K, work: impl FnOnce() -> F, on_panic: fn() -> V) -> V
     where
         F: Future<Output = V> + Send + 'static,
@@ -48,12 +58,16 @@ where
                 let future = work();
                 let registry = Arc::clone(&self.in_flight);
                 let task_key = key.clone();
+                let cancel = self.cancel.clone();
                 let handle = tokio::spawn(async move {
                     // Removes the key even if the work panics, so the key is never stuck.
                     let _remove = RemoveOnDrop { registry, key: Some(task_key) };
-                    future.await
+                    tokio::select! {
+                        value = future => Some(value),
+                        () = cancel.cancelled() => None,
+                    }
                 });
-                let shared = async move { handle.await.unwrap_or_else(|_| on_panic()) }.boxed().shared();
+                let shared = async move { handle.await.ok().flatten().unwrap_or_else(on_panic) }.boxed().shared();
                 in_flight.insert(key, shared.clone());
                 shared
             }

@@ -81,7 +81,11 @@ impl Upstream {
     }
 
     /// Fetches the full packument, conditionally when `etag` is known.
-    pub async fn fetch_packument(&self, name: &PackageName, etag: Option<&str>) -> Result<PackumentFetch, UpstreamError> {
+    pub async fn fetch_packument(
+        &self,
+        name: &PackageName,
+        etag: Option<&str>,
+    ) -> Result<PackumentFetch, UpstreamError> {
         let url = format!("{}/{}", self.base, name.url_segment());
         let response = self
             .send_with_retries(|| {
@@ -108,6 +112,22 @@ impl Upstream {
                 let body = read_limited(response, self.max_packument_size, "packument").await?;
                 Ok(PackumentFetch::Modified { body, etag })
             }
+            status => Err(UpstreamError::Failed(format!("{url} answered HTTP {status}"))),
+        }
+    }
+
+    /// GETs a small JSON document (keys, attestations) under the upstream's base URL.
+    /// `Ok(None)` when the upstream answers 404.
+    pub async fn fetch_small_json(&self, path: &str) -> Result<Option<Bytes>, UpstreamError> {
+        let url = format!("{}{path}", self.base);
+        let response = self
+            .send_with_retries(|| {
+                self.client.get(&url).timeout(self.config.timeout).header(reqwest::header::ACCEPT, "application/json")
+            })
+            .await?;
+        match response.status() {
+            StatusCode::NOT_FOUND => Ok(None),
+            status if status.is_success() => Ok(Some(read_limited(response, 16 << 20, "document").await?)),
             status => Err(UpstreamError::Failed(format!("{url} answered HTTP {status}"))),
         }
     }

@@ -37,7 +37,9 @@ async fn young_versions_are_hidden_until_the_cooling_period_ends() {
         ),
         "{message}"
     );
-    // The pipeline downloads a young version once, to check it; it is not served.
+    // The pipeline checks a young version in the background (downloading it once); it
+    // stays unlisted and unserved while it cools.
+    assert_eq!(setup.app.wait_for_decision("demo", "2.0.0").await["state"], "cooling");
     assert!(setup.upstream.requests("/demo/-/demo-2.0.0.tgz") <= 1);
     let (status, _) = setup.app.get_json("/demo/2.0.0").await;
     assert_eq!(status, 403);
@@ -63,6 +65,7 @@ async fn a_version_that_appears_later_counts_from_first_sight_not_its_claimed_ti
     assert!(response.headers().contains_key("npm-notice"));
     let body: serde_json::Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
     assert!(body["versions"].get("1.2.0").is_none(), "a forged old time must not skip the cooling period");
+    assert_eq!(setup.app.wait_for_decision("demo", "1.2.0").await["state"], "cooling");
     assert_eq!(setup.app.get("/demo/-/demo-1.2.0.tgz").await.status(), 403);
 
     setup.app.clock.advance(Duration::from_secs(72 * 3600));
@@ -85,6 +88,9 @@ async fn forged_time_on_a_known_version_changes_nothing() {
 async fn zero_disables_the_cooling_period() {
     let setup = setup(TestAppOptions::default()).await;
     setup.upstream.publish(PackageVersion::new("demo", "2.0.0", chrono::Utc::now()));
+    setup.app.get("/demo").await;
+    // Without a cooling period, a new version is listed as soon as its checks passed.
+    assert_eq!(setup.app.wait_for_decision("demo", "2.0.0").await["state"], "released");
     let response = setup.app.get("/demo").await;
     assert!(!response.headers().contains_key("npm-notice"));
     let body: serde_json::Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();

@@ -3,6 +3,7 @@
 
 mod cooling;
 mod npm_client;
+mod quarantine;
 mod registry;
 mod resilience;
 

@@ -34,6 +34,8 @@ async fn a_tarball_that_does_not_match_its_integrity_is_never_stored_or_served()
             "{message}"
         );
     }
+    // Let the eager check of `latest` (1.1.0) finish its own download first.
+    setup.app.wait_for_decision("demo", "1.1.0").await;
     assert!(!blob_path(setup.data_dir.path(), &integrity).exists(), "nothing may be stored");
     assert_eq!(temporary_files(setup.data_dir.path()), 0, "nothing may be left on disk");
     // Each attempt went upstream again: a bad download is not cached either.

@@ -9,6 +9,9 @@ use std::time::Duration;
 use airlock_config::{Config, Overrides};
 use airlock_server::ManualClock;
 
+/// The admin token every test app accepts (as the admin named `tester`).
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
 /// A running Airlock.
 pub struct TestApp {
     /// Where the server listens.
@@ -52,12 +55,19 @@ impl TestApp {
         options: TestAppOptions,
         clock: ManualClock,
     ) -> TestApp {
+        // AIRLOCK_TEST_LOG=debug shows the server's log in failing tests' output.
+        if let Ok(filter) = std::env::var("AIRLOCK_TEST_LOG") {
+            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_test_writer().try_init();
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding airlock");
         let address = listener.local_addr().unwrap();
+        use sha2::Digest as _;
+        let token_hash = hex::encode(sha2::Sha256::digest(ADMIN_TOKEN.as_bytes()));
         let toml_text = format!(
             "[server]\nlisten = \"{address}\"\ndata_dir = {data_dir:?}\nshutdown_grace = \"1s\"\n\
              [upstream]\nurl = \"{upstream_url}\"\ntimeout = \"{}\"\nconnect_timeout = \"1s\"\nretries = 1\nretry_backoff = \"10ms\"\n\
-             [quarantine]\ncooling_period = \"{}\"\n{}",
+             [quarantine]\ncooling_period = \"{}\"\n\
+             [[admin.tokens]]\nname = \"tester\"\nsha256 = \"{token_hash}\"\n{}",
             options.upstream_timeout, options.cooling_period, options.extra_toml
         );
         let config = Config::from_toml("test.toml", &toml_text, Overrides::default()).expect("test configuration");
@@ -87,6 +97,48 @@ impl TestApp {
             request = request.header(*name, *value);
         }
         request.send().await.expect("request to airlock")
+    }
+
+    /// GET an admin API path with the test admin token.
+    pub async fn admin_get(&self, path: &str) -> (reqwest::StatusCode, serde_json::Value) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.url()))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("request to airlock");
+        let status = response.status();
+        let bytes = response.bytes().await.unwrap_or_default();
+        (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    }
+
+    /// POST an admin action with a comment.
+    pub async fn admin_post(&self, path: &str, comment: Option<&str>) -> (reqwest::StatusCode, serde_json::Value) {
+        let mut request = self.client.post(format!("{}{path}", self.url())).bearer_auth(ADMIN_TOKEN);
+        if let Some(comment) = comment {
+            request = request
+                .header("content-type", "application/json")
+                .body(serde_json::json!({ "comment": comment }).to_string());
+        }
+        let response = request.send().await.expect("request to airlock");
+        let status = response.status();
+        let bytes = response.bytes().await.unwrap_or_default();
+        (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Waits until a version has left the `checking` state (the pipeline decided), and
+    /// returns its detail.
+    pub async fn wait_for_decision(&self, name: &str, version: &str) -> serde_json::Value {
+        let path = format!("/-/airlock/api/packages/{name}/versions/{version}");
+        for _ in 0..200 {
+            let (status, detail) = self.admin_get(&path).await;
+            if status == 200 && detail["state"] != "checking" {
+                return detail;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{name}@{version} was not decided within 10 seconds");
     }
 
     /// GET a path and parse the JSON body.

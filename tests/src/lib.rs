@@ -6,7 +6,7 @@ pub mod app;
 pub mod forge;
 pub mod registry;
 
-pub use app::{TestApp, TestAppOptions};
+pub use app::{ADMIN_TOKEN, TestApp, TestAppOptions};
 pub use registry::{FakeRegistry, PackageVersion, integrity_of};
 
 /// A publish time long before any cooling period.

@@ -32,6 +32,8 @@ pub enum Visibility {
         /// Whether its checks have passed already.
         checked: bool,
     },
+    /// New, past its cooling period, and its checks have not finished yet.
+    Checking,
     /// A person must decide.
     Held {
         /// Why.
@@ -80,6 +82,10 @@ pub fn decide(
     }
     let until = policy.cooling_until(name, version, record.effective_published);
     let cooled = now >= until;
+    // Old enough when Airlock first saw it: such a version may be listed before its
+    // checks ran (they run at its first download). A new version is listed only once
+    // its checks passed.
+    let established = until < record.first_seen;
     let reason = || record.reason.clone().unwrap_or_default();
     match record.state {
         VersionState::Released => Visibility::Installable,
@@ -89,7 +95,8 @@ pub fn decide(
         },
         VersionState::Held => Visibility::Held { reason: reason() },
         VersionState::Cooling if cooled => Visibility::Provisional,
-        VersionState::Checking if cooled => Visibility::Provisional,
+        VersionState::Checking if established => Visibility::Provisional,
+        VersionState::Checking if cooled => Visibility::Checking,
         VersionState::Cooling => Visibility::Cooling { until, checked: true },
         VersionState::Checking => Visibility::Cooling { until, checked: false },
     }
@@ -118,6 +125,9 @@ impl Visibility {
             Visibility::Cooling { until, checked: false } => format!(
                 "{name}@{version} is in quarantine: it is younger than the cooling period and can be installed from {} if its checks pass, unless an Airlock admin approves it sooner",
                 time(until)
+            ),
+            Visibility::Checking => format!(
+                "{name}@{version} is in quarantine: Airlock is still checking it; try again in a minute"
             ),
             Visibility::Held { reason } => {
                 format!("{name}@{version} is held in quarantine until an Airlock admin decides: {reason}")

@@ -72,6 +72,7 @@ impl Pipeline {
         let policy = mirror.policy().clone();
         let store = mirror.store().clone();
         let concurrency = policy.config().check_concurrency;
+        let stopping = mirror.stopping();
         let pipeline = Pipeline {
             inner: Arc::new(Inner {
                 wake: mirror.checks_wanted(),
@@ -80,7 +81,7 @@ impl Pipeline {
                 policy,
                 signer,
                 permits: Semaphore::new(concurrency),
-                flights: SingleFlight::default(),
+                flights: SingleFlight::new(stopping),
                 dispatched: Mutex::new(HashSet::new()),
                 stop: tokio_util::sync::CancellationToken::new(),
                 tasks: tokio_util::task::TaskTracker::new(),
@@ -98,7 +99,11 @@ impl Pipeline {
         self.inner.tasks.close();
         if tokio::time::timeout(grace, self.inner.tasks.wait()).await.is_err() {
             tracing::warn!("checks still running at shutdown; they resume on the next start");
+            // Ends every fetch and check in flight; the durable queue keeps the work.
+            self.inner.mirror.stopping().cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(5), self.inner.tasks.wait()).await;
         }
+        self.inner.mirror.stopping().cancel();
     }
 
     /// Asks the dispatcher to look at the queue now.
@@ -198,7 +203,7 @@ impl Pipeline {
             .run(
                 (name.clone(), version.to_owned()),
                 move || async move { pipeline.check_now(&task_name, &task_version, force).await.map_err(SharedError::from) },
-                || Err(AppError::Internal(anyhow::anyhow!("a check panicked")).into()),
+                || Err(AppError::Internal(anyhow::anyhow!("a check panicked or was stopped by shutdown")).into()),
             )
             .await
             .map_err(AppError::from)

@@ -1,6 +1,8 @@
 //! The HTTP surface, grouped by who uses it. Handlers are thin: they parse, call a
 //! service, and shape the response.
 
+mod admin_api;
+mod airlock;
 mod meta;
 mod registry;
 
@@ -22,6 +24,8 @@ pub struct AppState {
     pub mirror: Mirror,
     /// The check pipeline and admin decisions.
     pub pipeline: Pipeline,
+    /// The upstream's registry keys, cached.
+    pub upstream_keys: std::sync::Arc<crate::registry_keys::UpstreamKeys>,
 }
 
 /// The whole application, ready to serve or to `oneshot` in tests.
@@ -34,6 +38,15 @@ pub fn app(state: AppState) -> Router {
         .route("/-/npm/v1/security/audits/quick", post(meta::forward_audit))
         .route("/-/npm/v1/security/audits", post(meta::forward_audit))
         .route("/-/package/{*rest}", get(registry::get_dist_tags))
+        .route("/-/npm/v1/keys", get(airlock::get_npm_keys))
+        // Used by CI to verify what it installed.
+        .route("/-/airlock/keys", get(airlock::get_airlock_keys))
+        .route("/-/airlock/attestations/{*spec}", get(airlock::get_release_record))
+        // Used by admins (and `airlock admin`).
+        .route("/-/airlock/api/versions", get(admin_api::list_versions))
+        .route("/-/airlock/api/packages/{*rest}", get(admin_api::get_package_or_version).post(admin_api::post_action))
+        .route("/-/airlock/api/audit", get(admin_api::list_audit))
+        .route("/-/airlock/api/policy", get(admin_api::get_policy))
         // Used by operators and load balancers.
         .route("/-/airlock/health", get(meta::health))
         // Packuments, version manifests and tarballs: `/name`, `/@scope/name`,

@@ -1,0 +1,383 @@
+//! The admin JSON API under `/-/airlock/api/`: what is held and why, per-version detail,
+//! approve / reject / recheck, the audit log and the policy.
+//!
+//! Every request needs `Authorization: Bearer <token>`; tokens are configured hashed and
+//! compared in constant time. Every action is recorded with the token's name.
+
+use axum::Json;
+use axum::extract::{FromRequestParts, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
+
+use super::AppState;
+use crate::error::{AppError, AppResult, json_error};
+use crate::npm::{PackageName, VersionSpec, quote};
+use crate::quarantine::checks::CheckRecord;
+use crate::store::{VersionRecord, VersionState};
+
+/// Longest comment accepted on an action.
+const MAX_COMMENT: usize = 4096;
+
+/// The admin a valid token belongs to.
+pub(crate) struct Admin(pub(crate) String);
+
+/// Why a request was not authenticated.
+pub(crate) struct Unauthorized(StatusCode, String);
+
+impl IntoResponse for Unauthorized {
+    fn into_response(self) -> Response {
+        let mut response = json_error(self.0, &self.1);
+        if self.0 == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = Unauthorized;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Admin, Unauthorized> {
+        authenticate(&parts.headers, &state.mirror.config().admin.tokens)
+    }
+}
+
+/// Checks a bearer token against the configured hashes. Every configured token is
+/// compared (no early exit) and each comparison is constant-time, so timing reveals
+/// neither which token nor how much of it matched.
+pub(crate) fn authenticate(headers: &HeaderMap, tokens: &[airlock_config::AdminToken]) -> Result<Admin, Unauthorized> {
+    if tokens.is_empty() {
+        return Err(Unauthorized(
+            StatusCode::UNAUTHORIZED,
+            "the admin API is disabled: no admin tokens are configured (set AIRLOCK_ADMIN_TOKEN or [admin] tokens)".into(),
+        ));
+    }
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|token| !token.is_empty());
+    let Some(presented) = presented else {
+        return Err(Unauthorized(StatusCode::UNAUTHORIZED, "an admin token is required: Authorization: Bearer <token>".into()));
+    };
+    let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+    let mut matched: Option<&str> = None;
+    for token in tokens {
+        if bool::from(token.sha256.ct_eq(&digest)) {
+            matched = Some(&token.name);
+        }
+    }
+    match matched {
+        Some(name) => Ok(Admin(name.to_owned())),
+        None => {
+            tracing::warn!("admin API request with an unknown token");
+            Err(Unauthorized(StatusCode::FORBIDDEN, "the admin token is not valid".into()))
+        }
+    }
+}
+
+/// Filters of `GET /-/airlock/api/versions`.
+#[derive(Deserialize)]
+pub(super) struct VersionFilter {
+    state: Option<String>,
+    package: Option<String>,
+    #[serde(default = "default_limit")]
+    limit: usize,
+}
+
+fn default_limit() -> usize {
+    500
+}
+
+/// `GET /-/airlock/api/versions`: versions by state, held first, newest first.
+pub(super) async fn list_versions(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Query(filter): Query<VersionFilter>,
+) -> AppResult<Json<Value>> {
+    let wanted_state = match filter.state.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(VersionState::parse(text).ok_or_else(|| {
+            AppError::BadRequest(format!(
+                "unknown state {}; expected checking, cooling, held, released or rejected",
+                quote(text)
+            ))
+        })?),
+    };
+    let store = state.mirror.store();
+    let mut versions: Vec<(String, String, VersionRecord)> = store
+        .all_versions()
+        .filter(|(_, _, record)| wanted_state.is_none_or(|wanted| record.state == wanted))
+        .filter(|(name, _, _)| filter.package.as_deref().is_none_or(|package| name == package || name.contains(package)))
+        .collect();
+    let order = |state: VersionState| match state {
+        VersionState::Held => 0,
+        VersionState::Checking => 1,
+        VersionState::Cooling => 2,
+        VersionState::Rejected => 3,
+        VersionState::Released => 4,
+    };
+    versions.sort_by(|left, right| {
+        order(left.2.state)
+            .cmp(&order(right.2.state))
+            .then_with(|| right.2.state_changed_at.cmp(&left.2.state_changed_at))
+            .then_with(|| right.2.first_seen.cmp(&left.2.first_seen))
+    });
+    let total = versions.len();
+    let listed: Vec<Value> = versions
+        .into_iter()
+        .take(filter.limit.min(5000))
+        .map(|(name, version, record)| {
+            let summary = PackageName::parse(&name)
+                .ok()
+                .and_then(|package| store.checks::<CheckRecord>(&package, &version).ok().flatten())
+                .map(|checks| checks.summary());
+            version_summary(&state, &name, &version, &record, summary)
+        })
+        .collect();
+    Ok(Json(json!({ "total": total, "versions": listed })))
+}
+
+fn version_summary(state: &AppState, name: &str, version: &str, record: &VersionRecord, checks: Option<Value>) -> Value {
+    let cooling_until = PackageName::parse(name)
+        .ok()
+        .map(|package| state.mirror.policy().cooling_until(&package, version, record.effective_published));
+    json!({
+        "package": name,
+        "version": version,
+        "state": record.state.as_str(),
+        "reason": record.reason,
+        "decided_by": record.decided_by,
+        "state_changed_at": record.state_changed_at,
+        "first_seen": record.first_seen,
+        "published": record.claimed_published,
+        "effective_published": record.effective_published,
+        "cooling_until": cooling_until,
+        "integrity": record.integrity,
+        "checks": checks,
+    })
+}
+
+/// What a path under `/-/airlock/api/packages/` names.
+enum PackagePath {
+    Package(PackageName),
+    Version(PackageName, String),
+    Action(PackageName, String, String),
+}
+
+fn parse_admin_path(uri: &Uri) -> AppResult<PackagePath> {
+    let raw = uri.path().strip_prefix("/-/airlock/api/packages/").unwrap_or("");
+    let decoded = decode_scope_separator(raw);
+    let segments: Vec<&str> = decoded.split('/').filter(|segment| !segment.is_empty()).collect();
+    let (name_text, rest) = if decoded.starts_with('@') && segments.len() >= 2 {
+        (format!("{}/{}", segments[0], segments[1]), &segments[2..])
+    } else if let Some(first) = segments.first() {
+        ((*first).to_owned(), &segments[1..])
+    } else {
+        return Err(AppError::NotFound("no package named".into()));
+    };
+    let name = PackageName::parse(&name_text)?;
+    match rest {
+        [] => Ok(PackagePath::Package(name)),
+        ["versions", version] => Ok(PackagePath::Version(name, VersionSpec::parse(version)?.as_str().to_owned())),
+        ["versions", version, action] => {
+            Ok(PackagePath::Action(name, VersionSpec::parse(version)?.as_str().to_owned(), (*action).to_owned()))
+        }
+        _ => Err(AppError::NotFound(format!("no such admin path {}", quote(uri.path())))),
+    }
+}
+
+/// `@scope%2fname` → `@scope/name`, like the registry routes.
+pub(super) fn decode_scope_separator(raw: &str) -> String {
+    if raw.starts_with('@') {
+        let lower = raw.to_ascii_lowercase();
+        if let Some(position) = lower.find("%2f") {
+            return format!("{}/{}", &raw[..position], &raw[position + 3..]);
+        }
+    }
+    raw.to_owned()
+}
+
+/// `GET /-/airlock/api/packages/{name}` and `.../versions/{version}`.
+pub(super) async fn get_package_or_version(State(state): State<AppState>, _admin: Admin, uri: Uri) -> AppResult<Json<Value>> {
+    match parse_admin_path(&uri)? {
+        PackagePath::Package(name) => package_detail(&state, &name),
+        PackagePath::Version(name, version) => version_detail(&state, &name, &version),
+        PackagePath::Action(..) => Err(AppError::BadRequest("actions are POST requests".into())),
+    }
+}
+
+fn package_detail(state: &AppState, name: &PackageName) -> AppResult<Json<Value>> {
+    let store = state.mirror.store();
+    let mut versions = store.versions(name)?;
+    if versions.is_empty() {
+        return Err(AppError::NotFound(format!("Airlock has not seen {name}")));
+    }
+    versions.sort_by(|left, right| match (semver::Version::parse(&left.0), semver::Version::parse(&right.0)) {
+        (Ok(left), Ok(right)) => right.cmp(&left),
+        _ => right.0.cmp(&left.0),
+    });
+    let listed: Vec<Value> = versions
+        .iter()
+        .map(|(version, record)| {
+            let checks: Option<CheckRecord> = store.checks(name, version).ok().flatten();
+            let mut summary = version_summary(state, name.as_str(), version, record, checks.as_ref().map(CheckRecord::summary));
+            summary["provenance"] = checks.and_then(|checks| checks.provenance).unwrap_or(Value::Null);
+            summary
+        })
+        .collect();
+    let package = store.package(name)?;
+    Ok(Json(json!({
+        "package": name.as_str(),
+        "first_seen": package.as_ref().map(|record| record.first_seen),
+        "fetched_at": package.as_ref().map(|record| record.fetched_at),
+        "versions": listed,
+    })))
+}
+
+fn version_detail(state: &AppState, name: &PackageName, version: &str) -> AppResult<Json<Value>> {
+    let store = state.mirror.store();
+    let record =
+        store.version(name, version)?.ok_or_else(|| AppError::NotFound(format!("Airlock has no record of {name}@{version}")))?;
+    let checks: Option<CheckRecord> = store.checks(name, version)?;
+    let mut detail = version_summary(state, name.as_str(), version, &record, checks.as_ref().map(CheckRecord::summary));
+    detail["checks"] = serde_json::to_value(&checks).unwrap_or(Value::Null);
+    detail["history"] = serde_json::to_value(store.history(name, version)).unwrap_or(Value::Null);
+    detail["release_record"] = match store.release_record(name, version)? {
+        Some(_) => Value::String(format!("{}/-/airlock/attestations/{}@{version}", state.mirror.public_base(), name.url_segment())),
+        None => Value::Null,
+    };
+    Ok(Json(detail))
+}
+
+/// The body of an action.
+#[derive(Deserialize, Default)]
+pub(super) struct ActionBody {
+    #[serde(default)]
+    comment: Option<String>,
+}
+
+/// `POST .../versions/{version}/approve|reject|recheck` with `{"comment": "..."}`.
+pub(super) async fn post_action(
+    State(state): State<AppState>,
+    admin: Admin,
+    uri: Uri,
+    body: Option<Json<ActionBody>>,
+) -> AppResult<Response> {
+    let PackagePath::Action(name, version, action) = parse_admin_path(&uri)? else {
+        return Err(AppError::NotFound(format!("no such admin action {}", quote(uri.path()))));
+    };
+    let comment = body.and_then(|Json(body)| body.comment).map(|comment| comment.trim().to_owned()).filter(|c| !c.is_empty());
+    if comment.as_ref().is_some_and(|comment| comment.len() > MAX_COMMENT) {
+        return Err(AppError::BadRequest(format!("the comment is longer than {MAX_COMMENT} bytes")));
+    }
+    let require_comment = || {
+        comment.clone().ok_or_else(|| AppError::BadRequest(format!("a comment is required to {action} {name}@{version}")))
+    };
+    tracing::info!(admin = %admin.0, action = %action, package.name = %name, package.version = %version, "admin action");
+    match action.as_str() {
+        "approve" => {
+            state.pipeline.approve(&name, &version, &admin.0, &require_comment()?).await?;
+        }
+        "reject" => {
+            state.pipeline.reject(&name, &version, &admin.0, &require_comment()?).await?;
+        }
+        "recheck" => {
+            state.pipeline.recheck(&name, &version, &admin.0, comment).await?;
+        }
+        other => return Err(AppError::NotFound(format!("unknown action {}; expected approve, reject or recheck", quote(other)))),
+    }
+    let Json(detail) = version_detail(&state, &name, &version)?;
+    Ok((StatusCode::OK, Json(detail)).into_response())
+}
+
+/// Filters of `GET /-/airlock/api/audit`.
+#[derive(Deserialize)]
+pub(super) struct AuditFilter {
+    since: Option<String>,
+    actor: Option<String>,
+    package: Option<String>,
+    #[serde(default = "default_limit")]
+    limit: usize,
+}
+
+/// `GET /-/airlock/api/audit`: decisions and actions, oldest first.
+pub(super) async fn list_audit(State(state): State<AppState>, _admin: Admin, Query(filter): Query<AuditFilter>) -> AppResult<Json<Value>> {
+    let since = match filter.since.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(
+            chrono::DateTime::parse_from_rfc3339(text)
+                .map_err(|_| AppError::BadRequest(format!("since must be an RFC 3339 time, not {}", quote(text))))?
+                .with_timezone(&chrono::Utc),
+        ),
+    };
+    let events: Vec<Value> = state
+        .mirror
+        .store()
+        .audit_events()
+        .filter(|event| since.is_none_or(|since| event.time >= since))
+        .filter(|event| filter.actor.as_deref().is_none_or(|actor| event.actor == actor || event.actor == format!("admin:{actor}")))
+        .filter(|event| filter.package.as_deref().is_none_or(|package| event.package == package))
+        .take(filter.limit.min(50_000))
+        .map(|event| serde_json::to_value(event).unwrap_or(Value::Null))
+        .collect();
+    Ok(Json(json!({ "events": events })))
+}
+
+/// `GET /-/airlock/api/policy`: the effective policy.
+pub(super) async fn get_policy(State(state): State<AppState>, _admin: Admin) -> Json<Value> {
+    let config = state.mirror.policy().config();
+    let rules = |rules: &[airlock_config::PackageRule]| -> Vec<Value> {
+        rules.iter().map(|rule| json!({"package": rule.package, "versions": rule.versions, "reason": rule.reason})).collect()
+    };
+    Json(json!({
+        "cooling_period": airlock_config::format_duration(config.cooling_period),
+        "hold_severity": config.hold_severity.as_str(),
+        "unverifiable_source_severity": config.unverifiable_source_severity.as_str(),
+        "check_concurrency": config.check_concurrency,
+        "rule_severity": config.rule_severity.iter().map(|(rule, level)| (rule.clone(), Value::String(level.as_str().into()))).collect::<serde_json::Map<_, _>>(),
+        "allow": rules(&config.allow),
+        "deny": rules(&config.deny),
+        "require_provenance": rules(&config.require_provenance),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens() -> Vec<airlock_config::AdminToken> {
+        let config = airlock_config::Config::from_raw(
+            Default::default(),
+            airlock_config::Overrides { admin_token: Some("right-token".into()), ..Default::default() },
+        )
+        .unwrap();
+        config.admin.tokens
+    }
+
+    fn with_authorization(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, value.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn tokens_are_checked() {
+        let tokens = tokens();
+        assert_eq!(authenticate(&with_authorization("Bearer right-token"), &tokens).ok().map(|admin| admin.0), Some("admin".into()));
+        let wrong = authenticate(&with_authorization("Bearer wrong-token"), &tokens).err().unwrap();
+        assert_eq!(wrong.0, StatusCode::FORBIDDEN);
+        let missing = authenticate(&HeaderMap::new(), &tokens).err().unwrap();
+        assert_eq!(missing.0, StatusCode::UNAUTHORIZED);
+        let basic = authenticate(&with_authorization("Basic cmlnaHQtdG9rZW4="), &tokens).err().unwrap();
+        assert_eq!(basic.0, StatusCode::UNAUTHORIZED);
+        let disabled = authenticate(&with_authorization("Bearer right-token"), &[]).err().unwrap();
+        assert!(disabled.1.starts_with("the admin API is disabled"));
+    }
+}
