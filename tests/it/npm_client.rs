@@ -145,3 +145,83 @@ async fn npm_prints_the_quarantine_reason_for_a_young_version() {
     assert!(stderr.contains("403"), "{stderr}");
     assert!(stderr.contains("fresh-pkg@2.0.0 is in quarantine"), "npm prints the reason: {stderr}");
 }
+
+/// Verifies registry signatures the way `npm audit signatures` does: with npm's own
+/// bundled `pacote` (`verifySignatures: true`) and the keys from the registry's
+/// `/-/npm/v1/keys`. (`npm audit signatures` itself first asks Sigstore's TUF CDN for
+/// keys, which this sandbox cannot reach; against a registry it does not know, it then
+/// uses exactly these keys and this call.)
+const VERIFY_SCRIPT: &str = r#"
+const [pacotePath, registry, tamper, ...specs] = process.argv.slice(1);
+const pacote = require(pacotePath);
+const crypto = require('crypto');
+(async () => {
+  const response = await fetch(registry + '-/npm/v1/keys');
+  let keys = (await response.json()).keys.map((key) => ({ ...key, pemkey: `-----BEGIN PUBLIC KEY-----\n${key.key}\n-----END PUBLIC KEY-----` }));
+  if (tamper === 'tamper') {
+    // Same key ids, other key material: every signature must now fail.
+    const other = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
+    keys = keys.map((key) => ({ ...key, key: other, pemkey: `-----BEGIN PUBLIC KEY-----\n${other}\n-----END PUBLIC KEY-----` }));
+  }
+  const host = new URL(registry);
+  const options = { registry, verifySignatures: true, [`//${host.host}${host.pathname}:_keys`]: keys, cache: process.env.VERIFY_CACHE, preferOnline: true };
+  for (const spec of specs) {
+    try {
+      const manifest = await pacote.manifest(spec, options);
+      console.log(`${spec} verified ${manifest._signatures.length}`);
+    } catch (error) {
+      console.log(`${spec} failed ${error.code}`);
+    }
+  }
+})();
+"#;
+
+fn verify_with_npm_pacote(registry: &str, tamper: bool, specs: &[&str], cache: &Path) -> String {
+    let root = Command::new("npm").args(["root", "-g"]).output().expect("npm root -g");
+    let pacote = format!("{}/npm/node_modules/pacote", String::from_utf8_lossy(&root.stdout).trim());
+    let output = Command::new("node")
+        .arg("-e")
+        .arg(VERIFY_SCRIPT)
+        .arg(&pacote)
+        .arg(registry)
+        .arg(if tamper { "tamper" } else { "keep" })
+        .args(specs)
+        .env("VERIFY_CACHE", cache)
+        .output()
+        .expect("node must be installed");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn npm_verifies_airlocks_registry_signatures_and_detects_a_wrong_key() {
+    let upstream = FakeRegistry::start().await;
+    publish_tree(&upstream);
+    let data_dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn(&upstream.url(), data_dir.path(), TestAppOptions::default()).await;
+    let registry = format!("{}/", app.url());
+    let home = tempfile::tempdir().unwrap();
+    let project = tempfile::tempdir().unwrap();
+    std::fs::write(
+        project.path().join("package.json"),
+        json!({"name": "p", "version": "1.0.0", "private": true, "dependencies": {"chain-a": "^1.0.0", "@acme/logger": "^1.0.0"}})
+            .to_string(),
+    )
+    .unwrap();
+    let (project_path, home_path, registry_url) = (project.path().to_owned(), home.path().to_owned(), registry.clone());
+    tokio::task::spawn_blocking(move || npm(&project_path, &home_path, &registry_url, &["install"])).await.unwrap();
+
+    // Every installed version was released by Airlock while npm installed it, and
+    // carries Airlock's signature.
+    let specs = ["chain-a@1.0.0", "chain-b@1.2.0", "chain-c@2.0.1", "@acme/logger@1.1.0"];
+    let cache = home.path().join("verify-cache");
+    let (registry_url, cache_path) = (registry.clone(), cache.clone());
+    let verified =
+        tokio::task::spawn_blocking(move || verify_with_npm_pacote(&registry_url, false, &specs, &cache_path)).await.unwrap();
+    assert_eq!(
+        verified,
+        "chain-a@1.0.0 verified 1\nchain-b@1.2.0 verified 1\nchain-c@2.0.1 verified 1\n@acme/logger@1.1.0 verified 1\n"
+    );
+    let tampered = tokio::task::spawn_blocking(move || verify_with_npm_pacote(&registry, true, &specs[..2], &cache)).await.unwrap();
+    assert_eq!(tampered, "chain-a@1.0.0 failed EINTEGRITYSIGNATURE\nchain-b@1.2.0 failed EINTEGRITYSIGNATURE\n");
+}
