@@ -78,6 +78,9 @@ pub struct Config {
 pub struct ForgeConfig {
     /// Base URL of the REST API, without a trailing `/`.
     pub api_url: Url,
+    /// The web host of the repositories it serves: `github.com` for GitHub's API, the
+    /// API's own host for GitHub Enterprise.
+    pub repository_host: String,
     /// Optional API token.
     pub token: Option<String>,
     /// Timeout of one archive download.
@@ -149,6 +152,8 @@ pub struct QuarantineConfig {
     pub deny: Vec<PackageRule>,
     /// Packages that must carry valid provenance.
     pub require_provenance: Vec<PackageRule>,
+    /// A Sigstore trust root file replacing the embedded public-good root.
+    pub sigstore_trust_root: Option<PathBuf>,
 }
 
 /// `[cache]`.
@@ -350,6 +355,7 @@ impl Config {
                 "quarantine.require_provenance",
                 raw.quarantine.require_provenance,
             )?,
+            sigstore_trust_root: raw.quarantine.sigstore_trust_root.map(PathBuf::from),
         };
 
         let cache = CacheConfig {
@@ -398,11 +404,15 @@ impl Config {
             shutdown_grace: duration("server.shutdown_grace", raw.server.shutdown_grace, "10s")?,
         };
 
+        let forge_api = parse_base_url("forge.api_url", raw.forge.api_url.as_deref().unwrap_or(DEFAULT_FORGE_API))?;
+        let repository_host = match raw.forge.repository_host {
+            Some(host) => host,
+            None if forge_api.host_str() == Some("api.github.com") => "github.com".to_owned(),
+            None => forge_api.host_str().unwrap_or_default().to_owned(),
+        };
         let forge = ForgeConfig {
-            api_url: parse_base_url(
-                "forge.api_url",
-                raw.forge.api_url.as_deref().unwrap_or(DEFAULT_FORGE_API),
-            )?,
+            api_url: forge_api,
+            repository_host,
             token: overrides.forge_token.or(raw.forge.token).filter(|token| !token.is_empty()),
             timeout: duration("forge.timeout", raw.forge.timeout, "60s")?,
             max_archive_size: size("forge.max_archive_size", raw.forge.max_archive_size, 256 << 20)?,

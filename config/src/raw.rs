@@ -92,6 +92,8 @@ pub struct RawQuarantine {
     /// Packages whose versions must carry valid provenance.
     #[serde(default)]
     pub require_provenance: Vec<RawPackageRule>,
+    /// A Sigstore `trusted_root.json` replacing the embedded public-good root.
+    pub sigstore_trust_root: Option<String>,
 }
 
 /// A rule that matches packages and, optionally, a version range.
@@ -112,6 +114,8 @@ pub struct RawPackageRule {
 pub struct RawForge {
     /// Base URL of the GitHub (or GitHub Enterprise) REST API.
     pub api_url: Option<String>,
+    /// The web host whose repositories the API serves (`github.com`).
+    pub repository_host: Option<String>,
     /// A token for the forge API (prefer the environment variable).
     pub token: Option<String>,
     /// Timeout of one source archive download.

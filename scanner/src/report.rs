@@ -23,6 +23,10 @@ pub enum Severity {
 }
 
 impl Severity {
+    /// Every severity, least severe first.
+    pub const ALL: [Severity; 5] =
+        [Severity::Info, Severity::Low, Severity::Medium, Severity::High, Severity::Critical];
+
     /// The lowercase name used in configuration, JSON and the CLI.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -223,10 +227,7 @@ impl ScanReport {
 fn sort_findings(findings: &mut [Finding]) {
     findings.sort_by(|left, right| {
         let location_key = |finding: &Finding| {
-            finding
-                .location
-                .as_ref()
-                .map(|location| (location.file.clone(), location.line.unwrap_or(0)))
+            finding.location.as_ref().map(|location| (location.file.clone(), location.line.unwrap_or(0)))
         };
         right
             .severity

@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod clock;
 pub mod error;
+pub mod forge;
 pub mod mirror;
 pub mod npm;
 pub mod packument;
@@ -33,8 +34,8 @@ pub fn open_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppSt
     let signer = Arc::new(signing::Signer::load_or_create(&config.signing.key_dir).context("loading the signing keys")?);
     let mirror = mirror::Mirror::open(config, clock, signer.registry_key_id().to_owned())
         .context("opening the data directory")?;
-    let pipeline = quarantine::pipeline::Pipeline::start(mirror.clone(), signer);
-    Ok(AppState { mirror, pipeline, upstream_keys: Arc::new(registry_keys::UpstreamKeys::new()) })
+    let pipeline = quarantine::pipeline::Pipeline::start(mirror.clone(), signer)?;
+    Ok(AppState { mirror, pipeline })
 }
 
 /// Serves on an already-bound listener until `shutdown` completes, then lets in-flight

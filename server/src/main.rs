@@ -19,6 +19,10 @@ enum Command {
     Serve(cli::serve::ServeArgs),
     /// Check a package tarball or directory offline.
     Scan(cli::scan::ScanArgs),
+    /// Review and decide quarantined versions (token from AIRLOCK_TOKEN).
+    Admin(cli::admin::AdminArgs),
+    /// Verify a lockfile against Airlock's signed release records (for CI).
+    Verify(cli::verify::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,12 +45,16 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Scan(args) => match cli::scan::run(args) {
-            Ok(code) => code,
-            Err(error) => {
-                eprintln!("airlock scan: {error:#}");
-                ExitCode::from(2)
-            }
-        },
+        Command::Scan(args) => report("scan", cli::scan::run(args)),
+        Command::Admin(args) => report("admin", cli::admin::run(args)),
+        Command::Verify(args) => report("verify", cli::verify::run(args)),
     }
+}
+
+/// Maps a subcommand's error to exit code 2 with its message.
+fn report(command: &str, result: anyhow::Result<ExitCode>) -> ExitCode {
+    result.unwrap_or_else(|error| {
+        eprintln!("airlock {command}: {error:#}");
+        ExitCode::from(2)
+    })
 }

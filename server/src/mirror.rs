@@ -80,6 +80,7 @@ struct Inner {
     tarball_flights: SingleFlight<String, Result<String, SharedError>>,
     // Cancelled at shutdown, after the grace period: stops fetches and checks in flight.
     stopping: tokio_util::sync::CancellationToken,
+    upstream_keys: crate::registry_keys::UpstreamKeys,
 }
 
 /// An [`AppError`] that several waiters can receive.
@@ -135,6 +136,7 @@ impl Mirror {
                 packument_flights: SingleFlight::new(stopping.clone()),
                 tarball_flights: SingleFlight::new(stopping.clone()),
                 stopping,
+                upstream_keys: crate::registry_keys::UpstreamKeys::new(),
             }),
         })
     }
@@ -152,6 +154,29 @@ impl Mirror {
     /// Cancelled when the server stops; in-flight fetches and checks end with it.
     pub fn stopping(&self) -> tokio_util::sync::CancellationToken {
         self.inner.stopping.clone()
+    }
+
+    /// The upstream registry's signing keys (cached).
+    pub async fn upstream_registry_keys(&self) -> airlock_scanner::provenance::RegistryKeys {
+        self.inner.upstream_keys.get(&self.inner.upstream, self.now()).await
+    }
+
+    /// A version's manifest exactly as the upstream serves it (from the stored
+    /// packument), with the publish time the packument claims.
+    pub async fn upstream_manifest(&self, name: &PackageName, version: &str) -> AppResult<(serde_json::Value, Option<DateTime<Utc>>)> {
+        let document = self.stored_document(name).await?;
+        let manifest = document
+            .get("versions")
+            .and_then(|versions| versions.get(version))
+            .cloned()
+            .ok_or_else(|| AppError::NotFound(format!("the upstream no longer lists {name}@{version}")))?;
+        let published = document
+            .get("time")
+            .and_then(|time| time.get(version))
+            .and_then(serde_json::Value::as_str)
+            .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+            .map(|time| time.with_timezone(&Utc));
+        Ok((manifest, published))
     }
 
     /// The metadata store.

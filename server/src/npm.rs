@@ -349,7 +349,10 @@ mod tests {
         }
         for (bad, why) in [
             ("", "invalid package name \"\": it is empty"),
-            ("../etc/passwd", "invalid package name \"../etc/passwd\": a name cannot start with a period or an underscore"),
+            (
+                "../etc/passwd",
+                "invalid package name \"../etc/passwd\": a name cannot start with a period or an underscore",
+            ),
             ("a/../b", "invalid package name \"a/../b\": the character '/' is not allowed"),
             ("@scope", "invalid package name \"@scope\": a scoped name must look like @scope/name"),
             ("@/x", "invalid package name \"@/x\": a part of the name is empty"),

@@ -2,6 +2,7 @@
 //! loopback. One test binary (see matklad's "Delete Cargo Integration Tests").
 
 mod cooling;
+mod forge;
 mod npm_client;
 mod quarantine;
 mod registry;

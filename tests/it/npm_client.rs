@@ -222,6 +222,45 @@ async fn npm_verifies_airlocks_registry_signatures_and_detects_a_wrong_key() {
         verified,
         "chain-a@1.0.0 verified 1\nchain-b@1.2.0 verified 1\nchain-c@2.0.1 verified 1\n@acme/logger@1.1.0 verified 1\n"
     );
-    let tampered = tokio::task::spawn_blocking(move || verify_with_npm_pacote(&registry, true, &specs[..2], &cache)).await.unwrap();
+    let registry_url = registry.clone();
+    let tampered = tokio::task::spawn_blocking(move || verify_with_npm_pacote(&registry_url, true, &specs[..2], &cache)).await.unwrap();
     assert_eq!(tampered, "chain-a@1.0.0 failed EINTEGRITYSIGNATURE\nchain-b@1.2.0 failed EINTEGRITYSIGNATURE\n");
+
+    // `airlock verify package-lock.json` with the pinned release key: every locked
+    // package has a release record for exactly the locked integrity.
+    use airlock_server::cli::verify::{parse_lockfile, verify_packages};
+    use base64::Engine as _;
+    let (_, keys) = app.get_json("/-/airlock/keys").await;
+    let pinned: [u8; 32] = base64::engine::general_purpose::STANDARD
+        .decode(keys["release_records"]["public_key"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let lockfile_path = project.path().join("package-lock.json");
+    let lockfile = std::fs::read_to_string(&lockfile_path).unwrap();
+    let packages = parse_lockfile(&lockfile_path, &lockfile).unwrap();
+    let outcome = verify_packages(&registry, Some(pinned), packages, 4).await.unwrap();
+    assert_eq!((outcome.total, outcome.failures.len()), (4, 0), "{outcome:?}");
+
+    // A lockfile whose integrity was swapped, or with a version Airlock never released,
+    // or checked against another key, fails with the reason.
+    let mut tampered_lock: serde_json::Value = serde_json::from_str(&lockfile).unwrap();
+    tampered_lock["packages"]["node_modules/chain-c"]["integrity"] =
+        json!("sha512-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==");
+    tampered_lock["packages"]["node_modules/chain-c"]["version"] = json!("2.0.1");
+    tampered_lock["packages"]["node_modules/chain-b"]["version"] = json!("9.9.9");
+    let packages = parse_lockfile(&lockfile_path, &tampered_lock.to_string()).unwrap();
+    let outcome = verify_packages(&registry, Some(pinned), packages.clone(), 4).await.unwrap();
+    let reasons: Vec<(String, String)> =
+        outcome.failures.iter().map(|(package, reason)| (package.name.clone(), reason.clone())).collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert_eq!(reasons[0].0, "chain-b");
+    assert_eq!(reasons[0].1, "no release record: Airlock did not release this version");
+    assert_eq!(reasons[1].0, "chain-c");
+    assert!(reasons[1].1.starts_with("the lockfile's integrity differs from the one Airlock released"), "{reasons:?}");
+    let outcome = verify_packages(&registry, Some([9u8; 32]), packages, 4).await.unwrap();
+    assert!(outcome.failures.iter().all(|(_, reason)| reason == "no signature by the pinned key verifies"
+        || reason == "no release record: Airlock did not release this version"
+        || reason.starts_with("invalid public key")), "{:?}", outcome.failures);
+    assert_eq!(outcome.failures.len(), 4);
 }

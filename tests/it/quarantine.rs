@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use airlock_tests::forge::{FakeForge, GitRepository};
 use airlock_tests::{ADMIN_TOKEN, FakeRegistry, PackageVersion, TestApp, TestAppOptions, long_ago};
 use serde_json::Value;
 
@@ -46,21 +47,45 @@ fn mail_version(version: &str, source: String, published: chrono::DateTime<chron
         .with_file("index.js", source.as_bytes())
 }
 
-/// Fifteen clean versions published long ago, Airlock in front, 1.0.15 checked and
-/// released; then 1.0.16 appears upstream and Airlock notices it.
-async fn postmark_scenario() -> (FakeRegistry, TestApp, tempfile::TempDir) {
+/// The scenario's moving parts, kept alive for the test's duration.
+struct Scenario {
+    _upstream: FakeRegistry,
+    _forge: FakeForge,
+    _repository: GitRepository,
+    app: TestApp,
+    _data_dir: tempfile::TempDir,
+}
+
+/// Fifteen clean versions published long ago, their GitHub repository (tags v1.0.1 to
+/// v1.0.16, all clean) on a fake forge, Airlock in front, 1.0.15 checked and released;
+/// then 1.0.16 appears upstream, with one line that is not in the repository.
+async fn postmark_scenario() -> Scenario {
     let upstream = FakeRegistry::start().await;
-    for patch in 1..=15 {
+    let forge = FakeForge::start().await;
+    let repository = GitRepository::init();
+    for patch in 1..=16 {
         let version = format!("1.0.{patch}");
-        upstream.publish(mail_version(&version, clean_source(&version), long_ago() + chrono::Duration::days(patch)));
+        let clean = mail_version(&version, clean_source(&version), long_ago());
+        repository
+            .write("package.json", &serde_json::to_string_pretty(&clean.package_json()).unwrap())
+            .write("index.js", &clean_source(&version));
+        repository.commit(&format!("release {version}"));
+        repository.tag(&format!("v{version}"));
+        if patch <= 15 {
+            upstream.publish(mail_version(&version, clean_source(&version), long_ago() + chrono::Duration::days(patch)));
+        }
     }
+    forge.add_repository("acme", "mail-mcp", &repository);
     let data_dir = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn(&upstream.url(), data_dir.path(), TestAppOptions::default()).await;
+    let options = TestAppOptions { forge_url: Some(forge.api_url()), ..TestAppOptions::default() };
+    let app = TestApp::spawn(&upstream.url(), data_dir.path(), options).await;
     let (_, body) = app.get_json(&format!("/{PACKAGE}")).await;
     assert_eq!(body["dist-tags"]["latest"], "1.0.15");
     // The version `latest` points at is checked eagerly on first sight.
     let detail = app.wait_for_decision(PACKAGE, "1.0.15").await;
     assert_eq!(detail["state"], "released", "{detail:#}");
+    // 1.0.15 is exactly its repository at tag v1.0.15.
+    assert_eq!(detail["checks"]["source_match"]["status"], "compared", "{detail:#}");
     assert_eq!(app.get(&format!("/{PACKAGE}/-/{PACKAGE}-1.0.15.tgz")).await.status(), 200);
 
     upstream.publish(mail_version("1.0.16", malicious_source(), chrono::Utc::now()));
@@ -68,7 +93,7 @@ async fn postmark_scenario() -> (FakeRegistry, TestApp, tempfile::TempDir) {
     app.clock.advance(Duration::from_secs(6 * 60));
     let (_, body) = app.get_json(&format!("/{PACKAGE}")).await;
     assert!(body["versions"].get("1.0.16").is_none(), "never listed while undecided");
-    (upstream, app, data_dir)
+    Scenario { _upstream: upstream, _forge: forge, _repository: repository, app, _data_dir: data_dir }
 }
 
 fn finding_for<'a>(detail: &'a Value, needle: &str) -> Option<&'a Value> {
@@ -80,9 +105,20 @@ fn finding_for<'a>(detail: &'a Value, needle: &str) -> Option<&'a Value> {
 
 #[tokio::test]
 async fn the_sixteenth_version_with_a_hidden_bcc_is_held_and_then_rejected() {
-    let (_upstream, app, _data_dir) = postmark_scenario().await;
+    let scenario = postmark_scenario().await;
+    let app = &scenario.app;
     let detail = app.wait_for_decision(PACKAGE, "1.0.16").await;
     assert_eq!(detail["state"], "held", "{detail:#}");
+    // The source match names the one line that is not in the repository at v1.0.16.
+    let mismatch = detail["checks"]["report"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|finding| finding["rule"] == "source-mismatch")
+        .unwrap_or_else(|| panic!("no source-mismatch finding: {detail:#}"));
+    assert_eq!(mismatch["severity"], "high");
+    assert_eq!(mismatch["location"]["file"], "index.js");
+    assert_eq!(mismatch["location"]["line"], 14);
     let finding = finding_for(&detail, "phan@giftshop.club").unwrap_or_else(|| panic!("no finding names the BCC line: {detail:#}"));
     assert!(matches!(finding["severity"].as_str(), Some("high" | "critical")), "{finding:#}");
     assert_eq!(finding["location"]["file"], "index.js");
@@ -149,7 +185,8 @@ async fn the_sixteenth_version_with_a_hidden_bcc_is_held_and_then_rejected() {
 
 #[tokio::test]
 async fn an_admin_approval_releases_the_held_version_with_a_signed_record() {
-    let (_upstream, app, _data_dir) = postmark_scenario().await;
+    let scenario = postmark_scenario().await;
+    let app = &scenario.app;
     assert_eq!(app.wait_for_decision(PACKAGE, "1.0.16").await["state"], "held");
     let (status, detail) =
         app.admin_post(&format!("/-/airlock/api/packages/{PACKAGE}/versions/1.0.16/approve"), Some("reviewed: the BCC is ours")).await;

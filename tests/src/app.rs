@@ -32,13 +32,16 @@ pub struct TestAppOptions {
     pub cooling_period: &'static str,
     /// The upstream timeout.
     pub upstream_timeout: &'static str,
+    /// The forge API (a `FakeForge`); by default a closed loopback port, so source
+    /// matches are "unverifiable" without touching the internet.
+    pub forge_url: Option<String>,
     /// Extra TOML appended to the generated configuration (new sections only).
     pub extra_toml: String,
 }
 
 impl Default for TestAppOptions {
     fn default() -> Self {
-        TestAppOptions { cooling_period: "0s", upstream_timeout: "3s", extra_toml: String::new() }
+        TestAppOptions { cooling_period: "0s", upstream_timeout: "3s", forge_url: None, extra_toml: String::new() }
     }
 }
 
@@ -67,8 +70,12 @@ impl TestApp {
             "[server]\nlisten = \"{address}\"\ndata_dir = {data_dir:?}\nshutdown_grace = \"1s\"\n\
              [upstream]\nurl = \"{upstream_url}\"\ntimeout = \"{}\"\nconnect_timeout = \"1s\"\nretries = 1\nretry_backoff = \"10ms\"\n\
              [quarantine]\ncooling_period = \"{}\"\n\
-             [[admin.tokens]]\nname = \"tester\"\nsha256 = \"{token_hash}\"\n{}",
-            options.upstream_timeout, options.cooling_period, options.extra_toml
+             [[admin.tokens]]\nname = \"tester\"\nsha256 = \"{token_hash}\"\n\
+             [forge]\napi_url = \"{}\"\nrepository_host = \"github.com\"\ntimeout = \"5s\"\n{}",
+            options.upstream_timeout,
+            options.cooling_period,
+            options.forge_url.as_deref().unwrap_or("http://127.0.0.1:1"),
+            options.extra_toml
         );
         let config = Config::from_toml("test.toml", &toml_text, Overrides::default()).expect("test configuration");
         let state = airlock_server::open_state(config.clone(), Arc::new(clock.clone())).expect("opening state");

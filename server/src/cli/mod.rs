@@ -1,6 +1,8 @@
 //! The subcommands of the `airlock` binary. Each reads its own input and hands bytes to
 //! the pure crates or runs the server.
 
+pub mod admin;
 pub mod scan;
 pub mod scan_provenance;
 pub mod serve;
+pub mod verify;

@@ -8,6 +8,7 @@
 pub mod checks;
 pub mod pipeline;
 pub mod policy;
+pub mod provenance;
 
 use chrono::{DateTime, Utc};
 

@@ -11,13 +11,16 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use airlock_scanner::provenance::{ArchiveLimits, PreviousProvenance, SigstoreTrustRoot};
 use airlock_scanner::{Finding, Severity};
+use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, Semaphore};
 
 use super::checks::{self, CheckInputs, CheckRecord};
 use super::{Policy, Visibility};
 use crate::error::{AppError, AppResult};
+use crate::forge::{ForgeClient, ForgeSettings};
 use crate::mirror::{Mirror, SharedError};
 use crate::npm::{Integrity, PackageName};
 use crate::signing::{ReleasePredicate, Signer};
@@ -36,6 +39,8 @@ pub struct Pipeline {
 
 struct Inner {
     mirror: Mirror,
+    forge: ForgeClient,
+    trust_root: SigstoreTrustRoot,
     store: Store,
     policy: Policy,
     signer: Arc<Signer>,
@@ -68,13 +73,34 @@ pub enum ActionError {
 impl Pipeline {
     /// Creates the pipeline and starts its dispatcher, which first resumes every
     /// version a previous run left in the queue.
-    pub fn start(mirror: Mirror, signer: Arc<Signer>) -> Pipeline {
+    pub fn start(mirror: Mirror, signer: Arc<Signer>) -> anyhow::Result<Pipeline> {
+        let config = mirror.config();
+        let forge = ForgeClient::new(ForgeSettings {
+            api_base_url: config.forge.api_url.as_str().trim_end_matches('/').to_owned(),
+            repository_host: config.forge.repository_host.clone(),
+            token: config.forge.token.clone(),
+            max_archive_bytes: config.forge.max_archive_size,
+            archive_limits: ArchiveLimits::default(),
+            connect_timeout: config.upstream.connect_timeout,
+            request_timeout: config.forge.timeout,
+            cache_directory: config.server.data_dir.join("forge-cache"),
+        })
+        .map_err(|error| anyhow::anyhow!("setting up the forge client: {error}"))?;
+        let trust_root = match &config.quarantine.sigstore_trust_root {
+            Some(path) => {
+                let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                SigstoreTrustRoot::from_json(&bytes).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?
+            }
+            None => SigstoreTrustRoot::public_good(),
+        };
         let policy = mirror.policy().clone();
         let store = mirror.store().clone();
         let concurrency = policy.config().check_concurrency;
         let stopping = mirror.stopping();
         let pipeline = Pipeline {
             inner: Arc::new(Inner {
+                forge,
+                trust_root,
                 wake: mirror.checks_wanted(),
                 mirror,
                 store,
@@ -89,7 +115,7 @@ impl Pipeline {
         };
         let dispatcher = pipeline.clone();
         pipeline.inner.tasks.spawn(async move { dispatcher.dispatch_forever().await });
-        pipeline
+        Ok(pipeline)
     }
 
     /// Stops taking work and waits (at most `grace`) for running checks. Work that did
@@ -262,12 +288,38 @@ impl Pipeline {
             None => None,
         };
 
+        // Signatures, provenance and the source match (fetches keys, bundles, archives).
+        let (manifest, published) = inner.mirror.upstream_manifest(name, version).await?;
+        let keys = inner.mirror.upstream_registry_keys().await;
+        let previous_provenance = previous.as_ref().map(|(previous_version, _)| PreviousProvenance {
+            version: previous_version.clone(),
+            identity: inner
+                .store
+                .checks::<CheckRecord>(name, previous_version)
+                .ok()
+                .flatten()
+                .and_then(|checks| checks.provenance)
+                .and_then(|provenance| super::provenance::stored_identity(&provenance)),
+        });
+        let context = super::provenance::ProvenanceContext {
+            upstream: inner.mirror.upstream(),
+            keys: &keys,
+            trust_root: &inner.trust_root,
+            forge: &inner.forge,
+            policy: &inner.policy,
+        };
+        let provenance_outcome =
+            super::provenance::check(&context, name, version, &manifest, published, &tarball, previous_provenance).await;
+        extra_findings.extend(provenance_outcome.findings);
+
         let policy = inner.policy.clone();
         let mirror = inner.mirror.clone();
         let inputs = CheckInputs { tarball, previous, extra_findings, incomplete };
-        let check_record = tokio::task::spawn_blocking(move || checks::run(inputs, &policy, started, || mirror.now()))
+        let mut check_record = tokio::task::spawn_blocking(move || checks::run(inputs, &policy, started, || mirror.now()))
             .await
             .map_err(|error| AppError::Internal(anyhow::anyhow!("the checks panicked: {error}")))?;
+        check_record.provenance = Some(provenance_outcome.provenance);
+        check_record.source_match = Some(provenance_outcome.source_match);
         inner.store.save_checks(name, version, &check_record)?;
 
         let now = inner.mirror.now();

@@ -24,8 +24,6 @@ pub struct AppState {
     pub mirror: Mirror,
     /// The check pipeline and admin decisions.
     pub pipeline: Pipeline,
-    /// The upstream's registry keys, cached.
-    pub upstream_keys: std::sync::Arc<crate::registry_keys::UpstreamKeys>,
 }
 
 /// The whole application, ready to serve or to `oneshot` in tests.

@@ -1,0 +1,172 @@
+//! Runs every check over one package and gathers findings, indicators (for the diff)
+//! and the summary. The order matters only in one place: package.json first, because
+//! it decides which files run at install time.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use oxc_allocator::Allocator;
+
+use crate::report::ScanSummary;
+use crate::rules::javascript::{FileContext, analyse_source, source_type_for};
+use crate::rules::manifest::InstallTargets;
+use crate::rules::{Indicator, Rule, files, finding_at, manifest};
+use crate::{Finding, PackageFiles, PackageManifest, ScanOptions, Severity};
+
+/// Everything learned about one package version.
+#[derive(Debug, Default)]
+pub(crate) struct PackageAnalysis {
+    pub(crate) manifest: Option<PackageManifest>,
+    pub(crate) findings: Vec<Finding>,
+    /// By file path.
+    pub(crate) indicators: BTreeMap<String, Vec<Indicator>>,
+    pub(crate) summary: ScanSummary,
+}
+
+/// Directories where shipping bundled or minified code is the norm.
+fn is_build_output_path(path: &str) -> bool {
+    // Directories only: a root-level `index.min.js` among plain files is exactly how
+    // flatmap-stream shipped its payload.
+    path.split('/').any(|component| {
+        matches!(
+            component,
+            "dist" | "build" | "umd" | "bundles" | "lib" | "cjs" | "esm" | "es" | "browser" | "vendor" | "out"
+        )
+    })
+}
+
+pub(crate) fn analyse_package(package: &PackageFiles, options: &ScanOptions) -> PackageAnalysis {
+    let mut analysis = PackageAnalysis { findings: package.reader_findings.clone(), ..PackageAnalysis::default() };
+    let mut summary =
+        ScanSummary { files: package.len() as u64, bytes: package.total_bytes(), ..ScanSummary::default() };
+
+    let mut targets = InstallTargets::default();
+    match package.get("package.json") {
+        None => analysis.findings.push(finding_at(
+            Rule::ManifestMissing,
+            Severity::Medium,
+            "The package has no package.json at its root.".to_owned(),
+            "package.json",
+            None,
+            None,
+        )),
+        Some(file) => match PackageManifest::parse(&file.bytes) {
+            Ok(parsed) => {
+                targets = manifest::check_manifest(&parsed, package, &mut analysis.findings);
+                summary.install_scripts =
+                    parsed.install_scripts().map(|(name, command)| (name.to_owned(), command.to_owned())).collect();
+                analysis.manifest = Some(parsed);
+            }
+            Err(error) => analysis.findings.push(finding_at(
+                Rule::ManifestInvalid,
+                Severity::High,
+                format!("{error}. npm would refuse it, so the tarball is not what it claims to be."),
+                "package.json",
+                None,
+                None,
+            )),
+        },
+    }
+    let own_hosts: Vec<String> = analysis.manifest.as_ref().map(|parsed| parsed.own_hosts.clone()).unwrap_or_default();
+    let has_install_script = !summary.install_scripts.is_empty();
+
+    let mut allocator = Allocator::default();
+    let mut hosts = BTreeSet::new();
+    let mut plain_code_files = 0;
+    let mut minified_files = Vec::new();
+    for (path, file) in package.iter() {
+        let install_script = targets.files.get(path).copied();
+        if let Some(source_type) = source_type_for(path) {
+            if file.bytes.len() as u64 > options.max_parsed_file_bytes {
+                analysis.findings.push(finding_at(
+                    Rule::FileNotAnalysed,
+                    Severity::High,
+                    format!(
+                        "This code file is {} bytes, more than the {} bytes the scanner parses: nobody looked at it.",
+                        file.bytes.len(),
+                        options.max_parsed_file_bytes
+                    ),
+                    path,
+                    None,
+                    None,
+                ));
+                continue;
+            }
+            if files::binary_format(&file.bytes).is_some() {
+                files::check_binary(path, file, &mut analysis.findings);
+                continue;
+            }
+            let source_text = String::from_utf8_lossy(&file.bytes);
+            let context = FileContext { install_script, own_hosts: &own_hosts };
+            let file_analysis = analyse_source(&mut allocator, path, &source_text, source_type, &context);
+            summary.javascript_files += 1;
+            summary.javascript_bytes += file.bytes.len() as u64;
+            summary.parse_errors += u64::from(file_analysis.parse_error);
+            if file_analysis.minified {
+                if !is_build_output_path(path) {
+                    minified_files.push(path);
+                }
+            } else {
+                plain_code_files += 1;
+            }
+            hosts.extend(file_analysis.hosts);
+            analysis.findings.extend(file_analysis.findings);
+            if !file_analysis.indicators.is_empty() {
+                analysis.indicators.insert(path.to_owned(), file_analysis.indicators);
+            }
+        } else if path == "binding.gyp" {
+            files::check_binding_gyp(
+                &String::from_utf8_lossy(&file.bytes),
+                analysis.manifest.as_ref().is_some_and(|parsed| parsed.gypfile_disabled),
+                has_install_script,
+                &mut analysis.findings,
+            );
+        } else if files::binary_format(&file.bytes).is_some() {
+            files::check_binary(path, file, &mut analysis.findings);
+        } else if files::is_shell_script(path, &file.bytes) {
+            files::check_shell_script(
+                path,
+                &String::from_utf8_lossy(&file.bytes),
+                install_script,
+                &mut analysis.findings,
+            );
+        }
+    }
+
+    // `node -e` bodies from install scripts are code too, run at install time.
+    for (script_name, body) in &targets.inline_scripts {
+        let path = "package.json";
+        let context = FileContext { install_script: Some(script_name), own_hosts: &own_hosts };
+        let file_analysis = analyse_source(&mut allocator, path, body, oxc_span::SourceType::cjs(), &context);
+        analysis.findings.extend(
+            file_analysis.findings.into_iter().filter(|finding| finding.rule != Rule::ParseError.id()).map(
+                |mut finding| {
+                    finding.message = format!("In `scripts.{script_name}` (`node -e`): {}", finding.message);
+                    if let Some(location) = &mut finding.location {
+                        location.line = None;
+                    }
+                    finding
+                },
+            ),
+        );
+        hosts.extend(file_analysis.hosts);
+        analysis.indicators.entry(path.to_owned()).or_default().extend(file_analysis.indicators);
+    }
+
+    // A minified file among plain sources is how flatmap-stream hid its payload.
+    if plain_code_files >= 3 && !minified_files.is_empty() && minified_files.len() <= 2 {
+        for path in minified_files {
+            analysis.findings.push(finding_at(
+                Rule::MinifiedCode,
+                Severity::Low,
+                format!("Minified code outside any build directory, in a package with {plain_code_files} plain source files."),
+                path,
+                None,
+                None,
+            ));
+        }
+    }
+
+    summary.hosts = hosts.into_iter().take(100).collect();
+    analysis.summary = summary;
+    analysis
+}

@@ -1,0 +1,38 @@
+//! The limits a scan works within. Every limit exists because the input is hostile:
+//! a tarball is attacker-controlled bytes, and a scan must finish in bounded time and
+//! memory whatever they are.
+
+/// Hard limits for reading and analysing one package. Exceeding a reading limit makes
+/// the report [`Verdict::Unscannable`](crate::Verdict::Unscannable), which fails closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanOptions {
+    /// Largest accepted `.tgz`. The biggest popular packages are ~60 MB compressed.
+    pub max_compressed_bytes: u64,
+    /// Largest total of decompressed tar bytes (headers included): the zip-bomb cap.
+    pub max_uncompressed_bytes: u64,
+    /// Most tar entries (files, directories, links and metadata headers).
+    pub max_entries: u64,
+    /// Largest single file.
+    pub max_file_bytes: u64,
+    /// Longest entry path, in bytes.
+    pub max_path_bytes: usize,
+    /// Deepest entry path, in components.
+    pub max_path_depth: usize,
+    /// Largest JavaScript/TypeScript file that is parsed. Larger code files are
+    /// reported (high: code nobody looked at) rather than parsed.
+    pub max_parsed_file_bytes: u64,
+}
+
+impl Default for ScanOptions {
+    fn default() -> ScanOptions {
+        ScanOptions {
+            max_compressed_bytes: 256 * 1024 * 1024,
+            max_uncompressed_bytes: 1024 * 1024 * 1024,
+            max_entries: 200_000,
+            max_file_bytes: 512 * 1024 * 1024,
+            max_path_bytes: 1024,
+            max_path_depth: 48,
+            max_parsed_file_bytes: 32 * 1024 * 1024,
+        }
+    }
+}

@@ -1,0 +1,1794 @@
+//! The JavaScript/TypeScript checks: parse with oxc, resolve scopes with oxc_semantic,
+//! walk the AST once collecting *sites* (a network call, a child process, an `eval`
+//! of decoded data…) and what string literals say, then rate the file as a whole.
+//!
+//! Scope resolution matters: `require`, `eval`, `process` and `fetch` only count when
+//! they are the globals (or aliases of them, or of `require('child_process')` and
+//! friends), never a local that happens to share the name. Rating the file as a whole
+//! matters too: reading `~/.ssh` is ordinary in an SSH client and alarming in a file
+//! that also posts to a hard-coded host.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use oxc_allocator::Allocator;
+use oxc_ast::ast::{
+    Argument, AssignmentTarget, BindingPattern, CallExpression, ComputedMemberExpression, Expression, ForInStatement,
+    Function, ImportDeclaration, ImportDeclarationSpecifier, NewExpression, ObjectProperty, PropertyKey, StringLiteral,
+    TemplateLiteral, VariableDeclarator,
+};
+use oxc_ast_visit::{Visit, walk};
+use oxc_parser::{ParseOptions, Parser};
+use oxc_semantic::{Scoping, SemanticBuilder, SymbolId};
+use oxc_span::{GetSpan, SourceType};
+use oxc_syntax::scope::ScopeFlags;
+
+use super::text::{
+    self, CredentialKind, HiddenCharacter, ServiceKind, ShellCommandTraits, classify_credential_path, classify_service,
+    find_emails, find_urls, is_wallet_address,
+};
+use super::{Indicator, IndicatorKind, LineIndex, Rule, finding_at, quote};
+use crate::{Finding, Severity};
+
+/// What the rest of the package says about a file.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FileContext<'a> {
+    /// The lifecycle script (`postinstall`, …) that runs this file at install time.
+    pub(crate) install_script: Option<&'a str>,
+    /// Hosts of the package's homepage, repository and bugs URLs.
+    pub(crate) own_hosts: &'a [String],
+}
+
+/// Everything the checks learned from one code file.
+#[derive(Debug, Default)]
+pub(crate) struct FileAnalysis {
+    pub(crate) findings: Vec<Finding>,
+    pub(crate) indicators: Vec<Indicator>,
+    pub(crate) parse_error: bool,
+    pub(crate) hosts: BTreeSet<String>,
+    pub(crate) minified: bool,
+}
+
+/// How a file should be parsed, from its name. `None`: not parsed (declaration files,
+/// which hold types only).
+pub(crate) fn source_type_for(path: &str) -> Option<SourceType> {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    if name.ends_with(".d.ts") || name.ends_with(".d.mts") || name.ends_with(".d.cts") {
+        return None;
+    }
+    let extension = name.rsplit_once('.')?.1;
+    Some(match extension {
+        "js" | "jsx" => SourceType::unambiguous().with_jsx(true),
+        "cjs" => SourceType::cjs(),
+        "mjs" => SourceType::mjs(),
+        "ts" | "mts" | "cts" => SourceType::ts(),
+        "tsx" => SourceType::tsx(),
+        _ => return None,
+    })
+}
+
+/// Analyses one source text. `allocator` is reset and reused across files.
+pub(crate) fn analyse_source(
+    allocator: &mut Allocator,
+    path: &str,
+    source_text: &str,
+    source_type: SourceType,
+    context: &FileContext<'_>,
+) -> FileAnalysis {
+    allocator.reset();
+    let options = ParseOptions { allow_return_outside_function: true, ..ParseOptions::default() };
+    let parsed = Parser::new(allocator, source_text, source_type).with_options(options).parse();
+    let line_index = LineIndex::new(source_text);
+    let mut collector = Collector::new(&line_index, source_text);
+    // A file that does not parse (Flow, a new proposal, deliberate garbage) is still
+    // searched: every string-looking span is inspected as text.
+    let parse_error = parsed.panicked || !parsed.diagnostics.is_empty();
+    if parsed.panicked {
+        collector.inspect_string(source_text, 0);
+    } else {
+        let semantic = SemanticBuilder::new().build(&parsed.program);
+        let scoping = semantic.semantic.into_scoping();
+        collector.comments =
+            parsed.program.comments.iter().map(|comment| (comment.span.start, comment.span.end)).collect();
+        let mut visitor = Visitor { collector: &mut collector, scoping: &scoping, state: Default::default() };
+        visitor.visit_program(&parsed.program);
+    }
+    collector.scan_raw_text();
+    let mut analysis = collector.rate(path, context);
+    analysis.parse_error = parse_error;
+    if parse_error {
+        analysis.findings.push(finding_at(
+            Rule::ParseError,
+            Severity::Info,
+            "This file does not parse as JavaScript/TypeScript; it was searched as text only.".to_owned(),
+            path,
+            None,
+            None,
+        ));
+    }
+    analysis
+}
+
+/// Where `require('child_process')` and friends were bound, and what flows where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SiteKind {
+    NetworkCall,
+    ChildProcess { command: Option<String> },
+    DynamicCode { decoded: bool },
+    DecodedRequire,
+    DecodedMemberCall,
+    DecodedProcessAccess,
+    EnvBulk,
+    SecretEnv(String),
+    FsWrite,
+    DnsExfiltration,
+    NetworkOverride(String),
+    WalletProviderOverride,
+    RequireHook(String),
+    MailCall,
+    Recipient { key: String, email: String },
+    Decoder,
+}
+
+#[derive(Debug, Clone)]
+struct Site {
+    kind: SiteKind,
+    offset: u32,
+    detail: String,
+}
+
+#[derive(Debug, Clone)]
+struct UrlSite {
+    url: String,
+    host: String,
+    offset: u32,
+    // A bare dotted quad, not a URL: it may as well be an OID (`2.5.4.3`), so it only
+    // counts when passed to a network call.
+    bare: bool,
+}
+
+/// What string literals and calls revealed; no opinions yet.
+struct Collector<'text> {
+    line_index: &'text LineIndex<'text>,
+    source_text: &'text str,
+    sites: Vec<Site>,
+    urls: Vec<UrlSite>,
+    // Indices into `urls` of the URLs passed to a network call (directly, through a
+    // constant, or as a `host` option): the hosts the file actually contacts.
+    contacted: HashSet<usize>,
+    public_ips: Vec<(String, u32)>,
+    credential_paths: BTreeMap<CredentialKind, (String, u32)>,
+    emails: Vec<(String, u32)>,
+    wallet_addresses: HashSet<String>,
+    markers: BTreeMap<Marker, u32>,
+    command_strings: Vec<(String, u32)>,
+    high_entropy: Option<(usize, u32)>,
+    hidden_in_code: Vec<(HiddenCharacter, u32)>,
+    hidden_in_strings: Vec<(HiddenCharacter, u32)>,
+    // Byte ranges of comments and string literals, to tell where a hidden character sits.
+    comments: Vec<(u32, u32)>,
+    string_spans: Vec<(u32, u32)>,
+    obfuscator_identifiers: usize,
+    hex_escapes: usize,
+    minified: bool,
+    // Length and start of the longest run of consecutive variation selectors.
+    longest_selector_run: Option<(usize, u32)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Marker {
+    WorkflowPath,
+    GithubRepoApi,
+    NpmWhoami,
+    NpmPublish,
+    SecretScanner,
+    CliCredentials,
+    AiCliUnsafe,
+    ShellProfile,
+    Shutdown,
+    MailService,
+    KnownIndicator(&'static str),
+}
+
+impl<'text> Collector<'text> {
+    fn new(line_index: &'text LineIndex<'text>, source_text: &'text str) -> Collector<'text> {
+        Collector {
+            line_index,
+            source_text,
+            sites: Vec::new(),
+            urls: Vec::new(),
+            contacted: HashSet::new(),
+            public_ips: Vec::new(),
+            credential_paths: BTreeMap::new(),
+            emails: Vec::new(),
+            wallet_addresses: HashSet::new(),
+            markers: BTreeMap::new(),
+            command_strings: Vec::new(),
+            high_entropy: None,
+            hidden_in_code: Vec::new(),
+            hidden_in_strings: Vec::new(),
+            comments: Vec::new(),
+            string_spans: Vec::new(),
+            obfuscator_identifiers: 0,
+            hex_escapes: 0,
+            minified: false,
+            longest_selector_run: None,
+        }
+    }
+
+    fn site(&mut self, kind: SiteKind, offset: u32, detail: impl Into<String>) {
+        self.sites.push(Site { kind, offset, detail: detail.into() });
+    }
+
+    fn mark(&mut self, marker: Marker, offset: u32) {
+        self.markers.entry(marker).or_insert(offset);
+    }
+
+    /// Inspects the value of a string literal (or template quasi) starting at `offset`.
+    fn inspect_string(&mut self, value: &str, offset: u32) {
+        if value.len() < 4 {
+            return;
+        }
+        if value.contains("://") {
+            for found in find_urls(value) {
+                let url_offset = offset + found.offset as u32;
+                if let Some(octets) = text::parse_ipv4(&found.host)
+                    && text::is_public_ipv4(octets)
+                {
+                    self.public_ips.push((found.host.clone(), url_offset));
+                }
+                if found.host == "api.github.com" && found.url.contains("/user/repos") {
+                    self.mark(Marker::GithubRepoApi, url_offset);
+                }
+                if matches!(
+                    found.host.as_str(),
+                    "api.postmarkapp.com" | "api.sendgrid.com" | "api.mailgun.net" | "api.resend.com"
+                ) {
+                    self.mark(Marker::MailService, url_offset);
+                }
+                self.urls.push(UrlSite { url: found.url, host: found.host, offset: url_offset, bare: false });
+            }
+        } else if let Some(octets) = text::parse_ipv4(value)
+            && text::is_public_ipv4(octets)
+        {
+            self.urls.push(UrlSite { url: value.to_owned(), host: value.to_owned(), offset, bare: true });
+        }
+        // Every check below runs on every string literal of every file: lowercase once
+        // and skip the command checks for strings that cannot be commands.
+        let lower = value.to_ascii_lowercase();
+        if value.len() <= 300 {
+            if let Some(kind) = classify_credential_path(&lower) {
+                self.credential_paths.entry(kind).or_insert((value.to_owned(), offset));
+            }
+            if is_wallet_address(value) {
+                self.wallet_addresses.insert(value.to_owned());
+            }
+            if lower.contains(".github/workflows") {
+                self.mark(Marker::WorkflowPath, offset);
+            }
+            if lower.contains("-/whoami") || lower.contains("npm whoami") {
+                self.mark(Marker::NpmWhoami, offset);
+            }
+            if lower.contains(".bashrc") || lower.contains(".zshrc") || lower.contains(".bash_profile") {
+                self.mark(Marker::ShellProfile, offset);
+            }
+            // Commands have spaces; single words that matter are flags (`--yolo`) and
+            // tool names.
+            let could_be_command = lower.contains(' ')
+                || lower.starts_with("--")
+                || lower.contains("trufflehog")
+                || lower.contains("gitleaks");
+            let traits =
+                if could_be_command { ShellCommandTraits::of_lowercase(&lower) } else { ShellCommandTraits::default() };
+            if traits.npm_publish {
+                self.mark(Marker::NpmPublish, offset);
+            }
+            if traits.secret_scanner {
+                self.mark(Marker::SecretScanner, offset);
+            }
+            if traits.reads_cli_credentials {
+                self.mark(Marker::CliCredentials, offset);
+            }
+            if traits.ai_cli_unsafe {
+                self.mark(Marker::AiCliUnsafe, offset);
+            }
+            if traits.shutdown {
+                self.mark(Marker::Shutdown, offset);
+            }
+            if traits.downloads_and_runs() {
+                self.command_strings.push((value.to_owned(), offset));
+            }
+            if lower.contains("bcc:") {
+                for (email, _) in find_emails(value) {
+                    self.site(SiteKind::Recipient { key: "Bcc".to_owned(), email }, offset, "");
+                }
+            }
+        }
+        if let Some((indicator, position)) = text::known_malware_indicator(&lower) {
+            self.mark(Marker::KnownIndicator(indicator), offset + position as u32);
+        }
+        if value.contains('@') && value.len() <= 2000 {
+            for (email, position) in find_emails(value) {
+                self.emails.push((email, offset + position as u32));
+            }
+        }
+        if value.len() >= 1024
+            && !value.contains(' ')
+            && self.high_entropy.is_none_or(|(length, _)| value.len() > length)
+            && text::shannon_entropy(value) > 5.2
+        {
+            self.high_entropy = Some((value.len(), offset));
+        }
+    }
+
+    /// Whole-text checks that do not need the AST: obfuscator fingerprints, escape
+    /// density, hidden Unicode, minification.
+    fn scan_raw_text(&mut self) {
+        let text = self.source_text;
+        let bytes = text.as_bytes();
+        let mut position = 0;
+        while let Some(found) = text[position..].find("_0x") {
+            let start = position + found;
+            position = start + 3;
+            let hex_run = bytes[position..].iter().take(7).take_while(|byte| byte.is_ascii_hexdigit()).count();
+            let preceded_by_identifier =
+                start > 0 && (bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'$');
+            if (4..=6).contains(&hex_run) && !preceded_by_identifier {
+                self.obfuscator_identifiers += 1;
+            }
+        }
+        self.hex_escapes = text.matches("\\x").count();
+        if !text.is_ascii() {
+            let mut run: Option<(usize, u32)> = None;
+            for (offset, character) in text.char_indices() {
+                let hidden = text::hidden_character(character);
+                if hidden == Some(HiddenCharacter::VariationSelector) {
+                    let current = run.get_or_insert((0, offset as u32));
+                    current.0 += 1;
+                    if self.longest_selector_run.is_none_or(|(longest, _)| current.0 > longest) {
+                        self.longest_selector_run = Some(*current);
+                    }
+                    continue;
+                }
+                run = None;
+                if let Some(hidden) = hidden {
+                    let offset = offset as u32;
+                    let in_string = self.string_spans.iter().any(|(start, end)| (*start..*end).contains(&offset));
+                    let in_comment = self.comments.iter().any(|(start, end)| (*start..*end).contains(&offset));
+                    if in_string && !in_comment {
+                        self.hidden_in_strings.push((hidden, offset));
+                    } else {
+                        self.hidden_in_code.push((hidden, offset));
+                    }
+                }
+            }
+        }
+        let line_count = bytes.iter().filter(|byte| **byte == b'\n').count() + 1;
+        self.minified = text.len() > 4096 && text.len() / line_count > 500;
+    }
+
+    fn has_site(&self, predicate: impl Fn(&SiteKind) -> bool) -> bool {
+        self.sites.iter().any(|site| predicate(&site.kind))
+    }
+
+    fn first_site(&self, predicate: impl Fn(&SiteKind) -> bool) -> Option<&Site> {
+        self.sites.iter().find(|site| predicate(&site.kind))
+    }
+
+    /// Turns what was collected into findings, judging the file as a whole.
+    fn rate(self, path: &str, context: &FileContext<'_>) -> FileAnalysis {
+        let mut findings = Vec::new();
+        let mut indicators = Vec::new();
+        let at = |offset: u32| (Some(self.line_index.line(offset)), Some(self.line_index.excerpt(offset)));
+        let mut push = |rule: Rule, severity: Severity, message: String, offset: u32| {
+            let (line, excerpt) = at(offset);
+            findings.push(finding_at(rule, severity, message, path, line, excerpt));
+        };
+        let install_note = context
+            .install_script
+            .map(|script| format!(" This file runs at install time (the `{script}` script)."))
+            .unwrap_or_default();
+
+        // Facts about the file as a whole.
+        let has_network = self.has_site(|kind| *kind == SiteKind::NetworkCall);
+        let has_child_process = self.has_site(|kind| matches!(kind, SiteKind::ChildProcess { .. }));
+        let has_fs_write = self.has_site(|kind| *kind == SiteKind::FsWrite);
+        let is_own_host = |host: &str| {
+            context.own_hosts.iter().any(|own| text::registrable_domain(own) == text::registrable_domain(host))
+        };
+        // Only hosts the file passes to a network call count as destinations: bundles
+        // carry hundreds of documentation URLs that are never contacted.
+        let external_hosts: BTreeSet<&str> = self
+            .urls
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| self.contacted.contains(index))
+            .map(|(_, url)| url.host.as_str())
+            .filter(|host| {
+                !is_own_host(host)
+                    && !text::is_distribution_host(host)
+                    && *host != "localhost"
+                    && text::parse_ipv4(host).is_none_or(text::is_public_ipv4)
+            })
+            .collect();
+        let exfiltration_services: Vec<(&UrlSite, ServiceKind, &'static str)> = self
+            .urls
+            .iter()
+            .filter_map(|url| classify_service(&url.url, &url.host).map(|(kind, name)| (url, kind, name)))
+            .collect();
+        let has_exfiltration_service =
+            exfiltration_services.iter().any(|(_, kind, _)| *kind == ServiceKind::Exfiltration);
+        let sends_to_hard_coded_host = has_network && !external_hosts.is_empty() || has_exfiltration_service;
+        let contacted_ips: Vec<(String, u32)> = self
+            .urls
+            .iter()
+            .enumerate()
+            .filter(|(index, url)| {
+                self.contacted.contains(index) && text::parse_ipv4(&url.host).is_some_and(text::is_public_ipv4)
+            })
+            .map(|(_, url)| (url.host.clone(), url.offset))
+            .collect();
+        let secret_env: Vec<&Site> =
+            self.sites.iter().filter(|site| matches!(site.kind, SiteKind::SecretEnv(_))).collect();
+        let env_bulk = self.first_site(|kind| *kind == SiteKind::EnvBulk);
+        let harvests = env_bulk.is_some() || !self.credential_paths.is_empty() || !secret_env.is_empty();
+        let collects_tokens = !secret_env.is_empty()
+            || self.credential_paths.contains_key(&CredentialKind::NpmConfig)
+            || self.markers.contains_key(&Marker::CliCredentials)
+            || self.markers.contains_key(&Marker::NpmWhoami);
+
+        // Where data goes.
+        let mut reported_services = HashSet::new();
+        for (url, kind, name) in &exfiltration_services {
+            if !reported_services.insert(url.host.clone()) {
+                continue;
+            }
+            match kind {
+                ServiceKind::Exfiltration => {
+                    let severity = if harvests { Severity::Critical } else { Severity::High };
+                    push(
+                        Rule::NetworkExfilService,
+                        severity,
+                        format!("Hard-coded URL of {name}: `{}`.{install_note}", quote(&url.url)),
+                        url.offset,
+                    );
+                }
+                ServiceKind::Tunnel => {
+                    let severity = if has_network { Severity::High } else { Severity::Medium };
+                    push(
+                        Rule::NetworkTunnel,
+                        severity,
+                        format!("Hard-coded URL of {name}: `{}`.", quote(&url.url)),
+                        url.offset,
+                    );
+                }
+            }
+        }
+        if has_network && let Some((ip, offset)) = contacted_ips.first().or(self.public_ips.first()) {
+            let contacted = !contacted_ips.is_empty();
+            let severity = if contacted && (context.install_script.is_some() || harvests) {
+                Severity::High
+            } else {
+                Severity::Medium
+            };
+            push(
+                Rule::NetworkIpLiteral,
+                severity,
+                format!("Network code with a hard-coded public IP address `{ip}`.{install_note}"),
+                *offset,
+            );
+        }
+        for site in self.sites.iter().filter(|site| site.kind == SiteKind::DnsExfiltration) {
+            push(
+                Rule::DnsExfiltration,
+                Severity::High,
+                format!(
+                    "DNS lookup of a name built from data under `{}`: DNS queries carry data out past firewalls.",
+                    site.detail
+                ),
+                site.offset,
+            );
+        }
+
+        // What is collected.
+        if let Some(site) = env_bulk {
+            if sends_to_hard_coded_host {
+                let severity = if has_exfiltration_service { Severity::Critical } else { Severity::High };
+                push(
+                    Rule::EnvExfiltration,
+                    severity,
+                    format!(
+                        "Serialises or enumerates all of `process.env` in a file that sends data to {}.{install_note}",
+                        describe_destinations(&external_hosts, &contacted_ips)
+                    ),
+                    site.offset,
+                );
+            } else {
+                // Listing variable names is what `debug` and config loaders do; dumping
+                // every value into one string is what stealers do.
+                let serialises = site.detail.starts_with("JSON.stringify") || site.detail.starts_with("Object.entries");
+                let severity = match (serialises, context.install_script.is_some()) {
+                    (true, true) => Severity::High,
+                    (true, false) | (false, true) => Severity::Medium,
+                    (false, false) => Severity::Low,
+                };
+                push(
+                    Rule::EnvEnumeration,
+                    severity,
+                    format!("Serialises or enumerates all of `process.env` (`{}`).{install_note}", site.detail),
+                    site.offset,
+                );
+            }
+        }
+        for (kind, (value, offset)) in &self.credential_paths {
+            indicators.push(self.indicator(IndicatorKind::CredentialAccess, kind.describe(), *offset));
+            if sends_to_hard_coded_host || !self.command_strings.is_empty() {
+                let severity = if has_exfiltration_service { Severity::Critical } else { Severity::High };
+                push(
+                    Rule::CredentialExfiltration,
+                    severity,
+                    format!(
+                        "Names {} (`{}`) in a file that sends data to {}.{install_note}",
+                        kind.describe(),
+                        quote(value),
+                        describe_destinations(&external_hosts, &contacted_ips)
+                    ),
+                    *offset,
+                );
+            } else {
+                let mut severity = kind.base_severity();
+                if context.install_script.is_some() {
+                    severity = severity.max(Severity::Medium);
+                    if *kind != CredentialKind::NpmConfig && *kind != CredentialKind::CloudCredentials {
+                        severity = Severity::High;
+                    }
+                }
+                push(
+                    Rule::CredentialFileAccess,
+                    severity,
+                    format!("Names {} (`{}`).{install_note}", kind.describe(), quote(value)),
+                    *offset,
+                );
+            }
+        }
+        if !secret_env.is_empty() && sends_to_hard_coded_host && self.credential_paths.is_empty() && env_bulk.is_none()
+        {
+            let names: BTreeSet<&str> = secret_env.iter().map(|site| site.detail.as_str()).collect();
+            let severity = if has_exfiltration_service { Severity::Critical } else { Severity::High };
+            // Sending a token to the one service it belongs to is what SDKs do; only
+            // unknown destinations are suspicious.
+            if has_exfiltration_service || !contacted_ips.is_empty() {
+                push(
+                    Rule::CredentialExfiltration,
+                    severity,
+                    format!(
+                        "Reads {} in a file that sends data to {}.",
+                        names.into_iter().collect::<Vec<_>>().join(", "),
+                        describe_destinations(&external_hosts, &contacted_ips)
+                    ),
+                    secret_env[0].offset,
+                );
+            }
+        }
+        for site in &secret_env {
+            indicators.push(self.indicator(IndicatorKind::CredentialAccess, &site.detail, site.offset));
+        }
+
+        // Dynamic code.
+        let is_small_file = self.source_text.len() < 32 * 1024;
+        let mut dynamic_sites = 0;
+        let mut first_dynamic: Option<&Site> = None;
+        for site in &self.sites {
+            match &site.kind {
+                SiteKind::DynamicCode { decoded: true } => push(
+                    Rule::DecodeThenExecute,
+                    Severity::High,
+                    format!(
+                        "`{}` runs code produced by a decoder (base64, hex, char codes or a cipher).{install_note}",
+                        site.detail
+                    ),
+                    site.offset,
+                ),
+                SiteKind::DecodedRequire => push(
+                    Rule::DecodeThenExecute,
+                    Severity::High,
+                    "`require` of a module name produced by a decoder: the dependency is hidden from readers."
+                        .to_owned(),
+                    site.offset,
+                ),
+                SiteKind::DecodedMemberCall => push(
+                    Rule::DecodeThenExecute,
+                    Severity::High,
+                    "Calls a method whose name is decoded at runtime, hiding what is called.".to_owned(),
+                    site.offset,
+                ),
+                SiteKind::DecodedProcessAccess => push(
+                    Rule::DecodeThenExecute,
+                    Severity::High,
+                    "Reads a property of `process` whose name is decoded at runtime.".to_owned(),
+                    site.offset,
+                ),
+                SiteKind::DynamicCode { decoded: false } => {
+                    indicators.push(self.indicator(IndicatorKind::DynamicCode, &site.detail, site.offset));
+                    dynamic_sites += 1;
+                    first_dynamic.get_or_insert(site);
+                }
+                _ => {}
+            }
+        }
+        if let Some(site) = first_dynamic {
+            if has_network && is_small_file && !self.minified {
+                push(
+                    Rule::RemoteCodeExecution,
+                    Severity::High,
+                    format!(
+                        "`{}` runs a string built at runtime in a small file that also makes network requests: code fetched from the network may be executed.{install_note}",
+                        site.detail
+                    ),
+                    site.offset,
+                );
+            } else {
+                let severity = if context.install_script.is_some() { Severity::Medium } else { Severity::Low };
+                push(
+                    Rule::DynamicCode,
+                    severity,
+                    format!(
+                        "`{}` runs a string built at runtime ({dynamic_sites} such call{} in this file).{install_note}",
+                        site.detail,
+                        if dynamic_sites == 1 { "" } else { "s" }
+                    ),
+                    site.offset,
+                );
+            }
+        }
+
+        // Child processes.
+        let mut dynamic_commands = 0;
+        let mut first_dynamic_command: Option<&Site> = None;
+        for site in &self.sites {
+            let SiteKind::ChildProcess { command } = &site.kind else { continue };
+            indicators.push(self.indicator(IndicatorKind::ChildProcess, &site.detail, site.offset));
+            match command {
+                Some(command) => {
+                    let traits = ShellCommandTraits::of(command);
+                    if traits.downloads_and_runs() || traits.downloads && !self.public_ips.is_empty() {
+                        push(
+                            Rule::ChildProcessDownloadExec,
+                            if context.install_script.is_some() { Severity::Critical } else { Severity::High },
+                            format!("Runs `{}`, which downloads and executes code.{install_note}", quote(command)),
+                            site.offset,
+                        );
+                    }
+                }
+                None => {
+                    dynamic_commands += 1;
+                    first_dynamic_command.get_or_insert(site);
+                }
+            }
+        }
+        if has_child_process {
+            for (command, offset) in &self.command_strings {
+                push(
+                    Rule::ChildProcessDownloadExec,
+                    if context.install_script.is_some() { Severity::Critical } else { Severity::High },
+                    format!(
+                        "Builds the shell command `{}`, which downloads and executes code, in a file that starts processes.{install_note}",
+                        quote(command)
+                    ),
+                    *offset,
+                );
+            }
+        }
+        if let Some(site) = first_dynamic_command {
+            let severity = if context.install_script.is_some() { Severity::Medium } else { Severity::Low };
+            push(
+                Rule::ChildProcess,
+                severity,
+                format!(
+                    "`{}` starts a process with a command built at runtime ({dynamic_commands} such call{} in this file).{install_note}",
+                    site.detail,
+                    if dynamic_commands == 1 { "" } else { "s" }
+                ),
+                site.offset,
+            );
+        }
+
+        // Markers that only mean something next to the capability they need.
+        let marker = |marker: Marker| self.markers.get(&marker).copied();
+        if has_child_process && let Some(offset) = marker(Marker::AiCliUnsafe) {
+            push(
+                Rule::AiCliAbuse,
+                Severity::Critical,
+                "Starts processes and passes an AI coding CLI the flag that disables its permission prompts (`--dangerously-skip-permissions`, `--yolo`, `--trust-all-tools`).".to_owned(),
+                offset,
+            );
+        }
+        if has_child_process && let Some(offset) = marker(Marker::CliCredentials) {
+            push(
+                Rule::CredentialCli,
+                Severity::High,
+                "Asks a CLI for its stored credentials (`gh auth token` or similar).".to_owned(),
+                offset,
+            );
+        }
+        if (has_child_process || has_network)
+            && let Some(offset) = marker(Marker::SecretScanner)
+        {
+            push(
+                Rule::SecretScanner,
+                Severity::High,
+                "Runs or fetches a secret scanner (trufflehog/gitleaks): a worm looking for tokens to spread with."
+                    .to_owned(),
+                offset,
+            );
+        }
+        if has_fs_write && let Some(offset) = marker(Marker::WorkflowPath) {
+            let severity = if collects_tokens || has_network { Severity::High } else { Severity::Medium };
+            push(
+                Rule::WormWorkflowWrite,
+                severity,
+                "Writes into `.github/workflows`: a workflow added to a repository runs with its secrets.".to_owned(),
+                offset,
+            );
+        }
+        if has_network && let Some(offset) = marker(Marker::GithubRepoApi) {
+            let severity = if collects_tokens || harvests { Severity::High } else { Severity::Medium };
+            push(
+                Rule::WormGithubRepo,
+                severity,
+                "Creates GitHub repositories through the API (`/user/repos`).".to_owned(),
+                offset,
+            );
+        }
+        if let Some(offset) = marker(Marker::NpmPublish)
+            && (has_child_process || has_network)
+        {
+            let severity = if collects_tokens { Severity::High } else { Severity::Low };
+            push(
+                Rule::WormNpmPublish,
+                severity,
+                if collects_tokens {
+                    "Runs `npm publish` in a file that also collects npm tokens: how a worm republishes its victims' packages.".to_owned()
+                } else {
+                    "Runs `npm publish`.".to_owned()
+                },
+                offset,
+            );
+        }
+        if has_fs_write && let Some(offset) = marker(Marker::ShellProfile) {
+            let severity = if marker(Marker::Shutdown).is_some() || !self.command_strings.is_empty() {
+                Severity::High
+            } else {
+                Severity::Medium
+            };
+            push(
+                Rule::ShellProfileWrite,
+                severity,
+                "Writes to shell start-up files (`~/.bashrc`, `~/.zshrc`): code there runs in every new shell."
+                    .to_owned(),
+                offset,
+            );
+        }
+        for (marker, offset) in &self.markers {
+            if let Marker::KnownIndicator(name) = marker {
+                push(Rule::KnownMalwareIndicator, Severity::Critical, format!("Contains {name}."), *offset);
+            }
+        }
+
+        // Obfuscation.
+        let code_length = self.source_text.len().max(1);
+        if self.obfuscator_identifiers >= 20 {
+            push(
+                Rule::ObfuscatedCode,
+                Severity::High,
+                format!(
+                    "Looks like javascript-obfuscator output ({} `_0x…` identifiers).",
+                    self.obfuscator_identifiers
+                ),
+                first_offset(self.source_text, "_0x"),
+            );
+        } else if self.hex_escapes >= 200 && self.hex_escapes * 4 * 10 > code_length {
+            push(
+                Rule::ObfuscatedCode,
+                Severity::Medium,
+                format!("Over a tenth of the file is `\\x` escapes ({} of them).", self.hex_escapes),
+                first_offset(self.source_text, "\\x"),
+            );
+        }
+        if let Some((length, offset)) = self.high_entropy {
+            push(
+                Rule::HighEntropyString,
+                Severity::Low,
+                format!("A {length}-character string with the entropy of encoded or encrypted data."),
+                offset,
+            );
+        }
+        // Emoji carry single variation selectors and flags carry short tag runs; only a
+        // long unbroken run carries a hidden payload.
+        if let Some((run_length, offset)) = self.longest_selector_run
+            && run_length >= 16
+        {
+            push(
+                Rule::UnicodeHiddenCode,
+                Severity::Critical,
+                format!(
+                    "{run_length} invisible variation-selector characters in a row: a known way to hide a payload in code that looks empty."
+                ),
+                offset,
+            );
+        }
+        if let Some((_, offset)) = self.hidden_in_code.iter().find(|(hidden, _)| *hidden == HiddenCharacter::Bidi) {
+            push(
+                Rule::UnicodeBidi,
+                Severity::High,
+                "A bidirectional control character outside string literals: the code runs differently from how it reads (Trojan Source).".to_owned(),
+                *offset,
+            );
+        } else if let Some((_, offset)) =
+            self.hidden_in_strings.iter().find(|(hidden, _)| *hidden == HiddenCharacter::Bidi)
+        {
+            push(
+                Rule::UnicodeBidi,
+                Severity::Low,
+                "A bidirectional control character inside a string literal.".to_owned(),
+                *offset,
+            );
+        }
+        if let Some((_, offset)) =
+            self.hidden_in_code.iter().find(|(hidden, _)| *hidden == HiddenCharacter::InvisibleIdentifier)
+        {
+            push(
+                Rule::UnicodeHiddenCode,
+                Severity::High,
+                "An invisible character (Hangul filler) outside string literals: an identifier nobody can see."
+                    .to_owned(),
+                *offset,
+            );
+        }
+
+        // Mail.
+        let mail_context =
+            self.has_site(|kind| *kind == SiteKind::MailCall) || self.markers.contains_key(&Marker::MailService);
+        for site in &self.sites {
+            let SiteKind::Recipient { key, email } = &site.kind else { continue };
+            if text::is_placeholder_email(email) {
+                continue;
+            }
+            let is_blind_copy = key.eq_ignore_ascii_case("bcc") || key.eq_ignore_ascii_case("bccaddresses");
+            if is_blind_copy {
+                indicators.push(self.indicator(IndicatorKind::MailRecipient, email, site.offset));
+                push(
+                    Rule::MailHiddenRecipient,
+                    Severity::High,
+                    format!(
+                        "Hard-coded blind-copy recipient `{email}` (`{key}`): every message sent is silently copied to this address."
+                    ),
+                    site.offset,
+                );
+            } else if mail_context {
+                indicators.push(self.indicator(IndicatorKind::MailRecipient, email, site.offset));
+                push(
+                    Rule::MailHardCodedRecipient,
+                    Severity::Medium,
+                    format!("Hard-coded `{key}` recipient `{email}` in mail-sending code."),
+                    site.offset,
+                );
+            }
+        }
+
+        // Runtime tampering.
+        let wallet_count = self.wallet_addresses.len();
+        let obfuscated = self.obfuscator_identifiers >= 20;
+        for site in &self.sites {
+            match &site.kind {
+                SiteKind::NetworkOverride(name) => {
+                    if wallet_count >= 3 || obfuscated {
+                        push(
+                            Rule::CryptoClipper,
+                            Severity::Critical,
+                            format!(
+                                "Replaces `{name}` in a file with {wallet_count} hard-coded wallet addresses{}: how the chalk/debug compromise rewrote crypto transactions.",
+                                if obfuscated { " and obfuscated code" } else { "" }
+                            ),
+                            site.offset,
+                        );
+                    } else {
+                        push(
+                            Rule::NetworkApiOverride,
+                            Severity::Medium,
+                            format!("Replaces the global `{name}`, which sees every request the application makes."),
+                            site.offset,
+                        );
+                    }
+                }
+                SiteKind::WalletProviderOverride => push(
+                    Rule::WalletProviderTampering,
+                    if wallet_count >= 3 || obfuscated { Severity::Critical } else { Severity::High },
+                    "Replaces or wraps `window.ethereum`, the browser wallet provider.".to_owned(),
+                    site.offset,
+                ),
+                SiteKind::RequireHook(name) => push(
+                    Rule::RequireHook,
+                    Severity::Medium,
+                    format!("Hooks `{name}`, which sees and can change every module loaded after it."),
+                    site.offset,
+                ),
+                _ => {}
+            }
+        }
+
+        // Install-time downloads: esbuild and sharp do this from their registry or
+        // GitHub releases, which is worth a look; anywhere else is not normal.
+        if let Some(script) = context.install_script
+            && has_network
+            && (has_child_process || has_fs_write)
+        {
+            let offset = self.first_site(|kind| *kind == SiteKind::NetworkCall).map_or(0, |site| site.offset);
+            let all_hosts: BTreeSet<&str> = self
+                .urls
+                .iter()
+                .enumerate()
+                .filter(|(index, _)| self.contacted.contains(index))
+                .map(|(_, url)| url.host.as_str())
+                .collect();
+            let (severity, message) = if !external_hosts.is_empty() {
+                (
+                    Severity::High,
+                    format!(
+                        "Runs at install time (`{script}`), contacts {} and {}.",
+                        describe_destinations(&external_hosts, &contacted_ips),
+                        if has_child_process { "starts processes" } else { "writes files" }
+                    ),
+                )
+            } else if all_hosts.is_empty() {
+                (
+                    Severity::Medium,
+                    format!(
+                        "Runs at install time (`{script}`), contacts a URL built at runtime and {}.",
+                        if has_child_process { "starts processes" } else { "writes files" }
+                    ),
+                )
+            } else {
+                (
+                    Severity::Medium,
+                    format!(
+                        "Runs at install time (`{script}`), contacts {} (the package's own or a package distribution host) and {}: the usual way to fetch a platform binary.",
+                        all_hosts.into_iter().collect::<Vec<_>>().join(", "),
+                        if has_child_process { "starts processes" } else { "writes files" }
+                    ),
+                )
+            };
+            push(Rule::InstallTimeDownload, severity, message, offset);
+        }
+
+        // Indicators for the diff against the previous version.
+        let mut hosts = BTreeSet::new();
+        for (index, url) in self.urls.iter().enumerate() {
+            if url.bare && !self.contacted.contains(&index) {
+                continue;
+            }
+            hosts.insert(url.host.clone());
+            let kind = if text::parse_ipv4(&url.host).is_some() { IndicatorKind::Ip } else { IndicatorKind::Host };
+            indicators.push(self.indicator(kind, &url.host, url.offset));
+        }
+        for (email, offset) in &self.emails {
+            if !text::is_placeholder_email(email) {
+                let kind = if mail_context { IndicatorKind::MailRecipient } else { IndicatorKind::Email };
+                indicators.push(self.indicator(kind, email, *offset));
+            }
+        }
+        if let Some(site) = env_bulk {
+            indicators.push(self.indicator(IndicatorKind::CredentialAccess, "process.env", site.offset));
+        }
+        indicators
+            .sort_by(|left, right| (left.kind, &left.value, left.line).cmp(&(right.kind, &right.value, right.line)));
+        indicators.dedup_by(|left, right| {
+            left.kind == right.kind && left.value == right.value && left.excerpt == right.excerpt
+        });
+
+        FileAnalysis {
+            findings: merge_repeated_findings(findings),
+            indicators,
+            parse_error: false,
+            hosts,
+            minified: self.minified,
+        }
+    }
+
+    fn indicator(&self, kind: IndicatorKind, value: &str, offset: u32) -> Indicator {
+        Indicator {
+            kind,
+            value: value.to_owned(),
+            line: self.line_index.line(offset),
+            excerpt: self.line_index.excerpt(offset),
+        }
+    }
+}
+
+/// One finding per rule and message in a file, the first occurrence, with a count: a
+/// minified payload repeats the same trick on one line and the reviewer needs it once.
+fn merge_repeated_findings(findings: Vec<Finding>) -> Vec<Finding> {
+    let mut merged: Vec<(Finding, usize)> = Vec::new();
+    for finding in findings {
+        match merged.iter_mut().find(|(kept, _)| kept.rule == finding.rule && kept.message == finding.message) {
+            Some((_, count)) => *count += 1,
+            None => merged.push((finding, 1)),
+        }
+    }
+    merged
+        .into_iter()
+        .map(|(mut finding, count)| {
+            if count > 1 {
+                finding.message =
+                    format!("{} ({count} occurrences in this file).", finding.message.trim_end_matches('.'));
+            }
+            finding
+        })
+        .collect()
+}
+
+fn describe_destinations(hosts: &BTreeSet<&str>, ips: &[(String, u32)]) -> String {
+    let mut names: Vec<String> = ips.iter().map(|(ip, _)| format!("`{ip}`")).collect();
+    names.extend(hosts.iter().take(5).map(|host| format!("`{host}`")));
+    names.dedup();
+    if names.is_empty() { "a hard-coded service".to_owned() } else { names.join(", ") }
+}
+
+fn first_offset(text: &str, needle: &str) -> u32 {
+    text.find(needle).unwrap_or(0) as u32
+}
+
+/// Functions and methods by what they do, as qualified paths (`child_process.exec`).
+fn is_network_call(path: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "fetch",
+        "http.request",
+        "http.get",
+        "https.request",
+        "https.get",
+        "http2.connect",
+        "net.connect",
+        "net.createConnection",
+        "tls.connect",
+        "dgram.createSocket",
+        "node-fetch",
+        "cross-fetch",
+        "request",
+        "navigator.sendBeacon",
+        "$.ajax",
+        "$.post",
+        "jQuery.ajax",
+        "undici.request",
+        "undici.fetch",
+        "XMLHttpRequest",
+        "WebSocket",
+        "ws",
+        "net.Socket",
+    ];
+    const MODULES: &[&str] = &["axios", "got", "needle", "superagent", "node-fetch", "undici", "phin", "ky"];
+    EXACT.contains(&path)
+        || MODULES
+            .iter()
+            .any(|module| path == *module || path.strip_prefix(module).is_some_and(|rest| rest.starts_with('.')))
+        || path.ends_with(".fetch") && path.starts_with("undici")
+}
+
+fn is_child_process_call(path: &str) -> bool {
+    matches!(
+        path,
+        "child_process.exec"
+            | "child_process.execSync"
+            | "child_process.spawn"
+            | "child_process.spawnSync"
+            | "child_process.execFile"
+            | "child_process.execFileSync"
+            | "child_process.fork"
+            | "execa"
+            | "execa.sync"
+            | "execa.command"
+            | "execa.commandSync"
+            | "execa.execa"
+            | "execa.execaSync"
+            | "execa.execaCommand"
+            | "cross-spawn"
+            | "cross-spawn.sync"
+            | "shelljs.exec"
+            | "Bun.spawn"
+            | "Bun.spawnSync"
+    )
+}
+
+fn is_fs_write_call(path: &str) -> bool {
+    let Some(method) = path.strip_prefix("fs.").map(|rest| rest.strip_prefix("promises.").unwrap_or(rest)) else {
+        return false;
+    };
+    matches!(
+        method,
+        "writeFile"
+            | "writeFileSync"
+            | "appendFile"
+            | "appendFileSync"
+            | "createWriteStream"
+            | "outputFile"
+            | "outputFileSync"
+            | "copyFile"
+            | "copyFileSync"
+            | "chmod"
+            | "chmodSync"
+    )
+}
+
+fn is_mail_call(path: &str) -> bool {
+    let method = path.rsplit('.').next().unwrap_or(path);
+    matches!(
+        method,
+        "sendMail"
+            | "sendEmail"
+            | "sendEmailWithTemplate"
+            | "sendEmailBatch"
+            | "sendRawEmail"
+            | "SendEmailCommand"
+            | "SendRawEmailCommand"
+    ) || path.starts_with("nodemailer")
+        || path.starts_with("postmark")
+        || path.starts_with("@sendgrid/mail")
+        || path.starts_with("@aws-sdk/client-ses")
+        || path.starts_with("resend")
+        || path.starts_with("mailgun")
+}
+
+/// Module names as the checks know them: `node:fs` is `fs`, fs-extra is `fs`.
+fn normalise_module(name: &str) -> String {
+    let name = name.strip_prefix("node:").unwrap_or(name);
+    match name {
+        "fs-extra" | "graceful-fs" => "fs".to_owned(),
+        "fs/promises" => "fs.promises".to_owned(),
+        "dns/promises" => "dns.promises".to_owned(),
+        "child_process" | "node:child_process" => "child_process".to_owned(),
+        "module" => "Module".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+/// A frame of taint tracking: did the expression being visited call a decoder or read
+/// a value that came from one?
+#[derive(Default)]
+struct TaintFrame {
+    decoded: bool,
+}
+
+/// The AST walk. Holds the scoping so identifiers resolve to globals or symbols.
+struct Visitor<'collector, 'text, 'scoping> {
+    collector: &'collector mut Collector<'text>,
+    scoping: &'scoping Scoping,
+    // A `RefCell` because path resolution (`&self`) and binding share it; no borrow is
+    // held across a call back into the visitor.
+    state: std::cell::RefCell<WalkState>,
+}
+
+/// Per-walk state that must not borrow the collector.
+#[derive(Default)]
+struct WalkState {
+    aliases: HashMap<SymbolId, String>,
+    // Constants whose initializer contains URLs: symbol to indices into `urls`.
+    url_symbols: HashMap<SymbolId, Vec<usize>>,
+    // URL indices reached through identifiers during the current walk.
+    referenced_urls: Vec<usize>,
+    decoded_symbols: HashSet<SymbolId>,
+    taint_frames: Vec<TaintFrame>,
+}
+
+/// The largest initializer or function whose decoder use taints its binding. Larger
+/// ones are modules or bundles, where "contains a decoder somewhere" means nothing.
+const MAX_TAINT_SPAN: u32 = 4096;
+
+impl<'a> Visitor<'_, '_, '_> {
+    fn with_state<T>(&self, action: impl FnOnce(&mut WalkState) -> T) -> T {
+        action(&mut self.state.borrow_mut())
+    }
+
+    /// The qualified path of an expression: `fetch`, `child_process.exec`,
+    /// `process.env.NPM_TOKEN`. Global objects (`window`, `globalThis`, …) resolve to
+    /// `<global>`. `None` for anything else, notably locals not bound to a module.
+    fn path_of(&self, expression: &Expression<'a>) -> Option<String> {
+        match expression {
+            Expression::Identifier(identifier) => {
+                let reference_id = identifier.reference_id.get()?;
+                match self.scoping.get_reference(reference_id).symbol_id() {
+                    Some(symbol_id) => self.with_state(|state| state.aliases.get(&symbol_id).cloned()),
+                    None => Some(match identifier.name.as_str() {
+                        "window" | "globalThis" | "global" | "self" => "<global>".to_owned(),
+                        name => name.to_owned(),
+                    }),
+                }
+            }
+            Expression::StaticMemberExpression(member) => {
+                let base = self.path_of(&member.object)?;
+                Some(join_path(&base, member.property.name.as_str()))
+            }
+            Expression::ComputedMemberExpression(member) => {
+                let base = self.path_of(&member.object)?;
+                let property = static_string(&member.expression)?;
+                Some(join_path(&base, &property))
+            }
+            Expression::CallExpression(call) => {
+                let callee = self.path_of(&call.callee)?;
+                if callee == "require" {
+                    let module = call.arguments.first().and_then(Argument::as_expression).and_then(static_string)?;
+                    return Some(normalise_module(&module));
+                }
+                None
+            }
+            Expression::ParenthesizedExpression(inner) => self.path_of(&inner.expression),
+            Expression::SequenceExpression(sequence) => self.path_of(sequence.expressions.last()?),
+            Expression::AwaitExpression(inner) => {
+                // `await import('child_process')`.
+                if let Expression::ImportExpression(import) = &inner.argument {
+                    return static_string(&import.source).map(|module| normalise_module(&module));
+                }
+                None
+            }
+            Expression::ImportExpression(import) => {
+                static_string(&import.source).map(|module| normalise_module(&module))
+            }
+            _ => None,
+        }
+    }
+
+    fn offset(span: oxc_span::Span) -> u32 {
+        span.start
+    }
+
+    /// Walks `action` inside a taint frame and says whether it saw decoded data.
+    fn tainted_walk(&mut self, action: impl FnOnce(&mut Self)) -> bool {
+        self.with_state(|state| state.taint_frames.push(TaintFrame::default()));
+        action(self);
+        let frame = self.with_state(|state| state.taint_frames.pop()).unwrap_or_default();
+        if frame.decoded {
+            self.taint();
+        }
+        frame.decoded
+    }
+
+    /// Walks `action` and returns the URLs it met: literals and constants referenced.
+    fn url_capturing_walk(&mut self, action: impl FnOnce(&mut Self)) -> Vec<usize> {
+        let urls_before = self.collector.urls.len();
+        let references_before = self.with_state(|state| state.referenced_urls.len());
+        action(self);
+        let mut indices: Vec<usize> = (urls_before..self.collector.urls.len()).collect();
+        self.with_state(|state| indices.extend(state.referenced_urls.drain(references_before..)));
+        indices
+    }
+
+    fn taint(&self) {
+        self.with_state(|state| {
+            if let Some(frame) = state.taint_frames.last_mut() {
+                frame.decoded = true;
+            }
+        });
+    }
+
+    fn bind(&self, pattern: &BindingPattern<'a>, path: &str) {
+        match pattern {
+            BindingPattern::BindingIdentifier(identifier) => {
+                if let Some(symbol_id) = identifier.symbol_id.get() {
+                    self.with_state(|state| state.aliases.insert(symbol_id, path.to_owned()));
+                }
+            }
+            BindingPattern::ObjectPattern(object) => {
+                for property in &object.properties {
+                    if let Some(key) = property_key_name(&property.key) {
+                        self.bind(&property.value, &join_path(path, &key));
+                    }
+                }
+            }
+            BindingPattern::AssignmentPattern(assignment) => self.bind(&assignment.left, path),
+            BindingPattern::ArrayPattern(_) => {}
+        }
+    }
+
+    fn mark_decoded(&self, pattern: &BindingPattern<'a>) {
+        if let BindingPattern::BindingIdentifier(identifier) = pattern
+            && let Some(symbol_id) = identifier.symbol_id.get()
+        {
+            self.with_state(|state| state.decoded_symbols.insert(symbol_id));
+        }
+    }
+
+    fn is_decoder_call(&self, path: &str, call_arguments: &[Argument<'a>]) -> bool {
+        match path {
+            "atob"
+            | "unescape"
+            | "crypto.createDecipher"
+            | "crypto.createDecipheriv"
+            | "zlib.inflateSync"
+            | "zlib.gunzipSync"
+            | "zlib.inflateRawSync"
+            | "zlib.brotliDecompressSync"
+            | "zlib.unzipSync" => true,
+            "String.fromCharCode" => !call_arguments.is_empty(),
+            "Buffer.from" | "Buffer" => call_arguments
+                .get(1)
+                .and_then(Argument::as_expression)
+                .and_then(static_string)
+                .is_some_and(|encoding| matches!(encoding.as_str(), "base64" | "hex" | "base64url")),
+            _ => false,
+        }
+    }
+
+    fn handle_call(&mut self, path: &str, call_arguments: &[Argument<'a>], offset: u32, is_new: bool) {
+        let first_argument = call_arguments.first().and_then(Argument::as_expression);
+        if is_network_call(path) {
+            self.collector.site(SiteKind::NetworkCall, offset, path);
+        }
+        if is_child_process_call(path) {
+            let command = first_argument.and_then(static_string).map(|command| {
+                // `spawn('sh', ['-c', '…'])`: the arguments are part of the command.
+                let rest: Vec<String> = call_arguments
+                    .get(1)
+                    .and_then(Argument::as_expression)
+                    .and_then(|expression| match expression {
+                        Expression::ArrayExpression(array) => Some(
+                            array
+                                .elements
+                                .iter()
+                                .filter_map(|element| element.as_expression().and_then(static_string))
+                                .collect(),
+                        ),
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                if rest.is_empty() { command } else { format!("{command} {}", rest.join(" ")) }
+            });
+            if let Some(command) = &command {
+                self.collector.inspect_string(command, offset);
+            }
+            self.collector.site(SiteKind::ChildProcess { command }, offset, path);
+        }
+        if is_fs_write_call(path) {
+            self.collector.site(SiteKind::FsWrite, offset, path);
+        }
+        if is_mail_call(path) {
+            self.collector.site(SiteKind::MailCall, offset, path);
+        }
+        if matches!(
+            path,
+            "dns.resolve"
+                | "dns.resolve4"
+                | "dns.resolve6"
+                | "dns.resolveTxt"
+                | "dns.resolveAny"
+                | "dns.lookup"
+                | "dns.promises.resolve"
+                | "dns.promises.lookup"
+                | "dns.promises.resolveTxt"
+        ) && let Some(domain) = first_argument.and_then(built_name_under_fixed_domain)
+        {
+            self.collector.site(SiteKind::DnsExfiltration, offset, domain);
+        }
+        if matches!(
+            path,
+            "JSON.stringify" | "Object.keys" | "Object.entries" | "Object.values" | "Object.getOwnPropertyNames"
+        ) && first_argument.and_then(|argument| self.path_of(argument)).as_deref() == Some("process.env")
+        {
+            self.collector.site(SiteKind::EnvBulk, offset, format!("{path}(process.env)"));
+        }
+        if path == "Object.defineProperty"
+            && first_argument.and_then(|argument| self.path_of(argument)).as_deref() == Some("<global>")
+            && let Some(name) = call_arguments.get(1).and_then(Argument::as_expression).and_then(static_string)
+        {
+            self.record_override(&name, offset);
+        }
+        if path == "Proxy"
+            && is_new
+            && first_argument.and_then(|argument| self.path_of(argument)).as_deref() == Some("ethereum")
+        {
+            self.collector.site(SiteKind::WalletProviderOverride, offset, "");
+        }
+    }
+
+    fn record_override(&mut self, target: &str, offset: u32) {
+        let target = target.strip_prefix("<global>.").unwrap_or(target);
+        let target = target.replace("module.constructor", "Module");
+        match target.as_str() {
+            "fetch"
+            | "XMLHttpRequest"
+            | "WebSocket"
+            | "XMLHttpRequest.prototype.open"
+            | "XMLHttpRequest.prototype.send"
+            | "XMLHttpRequest.prototype.setRequestHeader" => {
+                self.collector.site(SiteKind::NetworkOverride(target.clone()), offset, "");
+            }
+            "ethereum" | "ethereum.request" | "ethereum.send" | "ethereum.sendAsync" | "ethereum.enable" | "solana"
+            | "phantom" => {
+                self.collector.site(SiteKind::WalletProviderOverride, offset, "");
+            }
+            "Module.prototype.require"
+            | "Module._load"
+            | "Module._resolveFilename"
+            | "Module.prototype._compile"
+            | "Module._extensions..js" => {
+                self.collector.site(SiteKind::RequireHook(target.clone()), offset, "");
+            }
+            _ => {}
+        }
+    }
+
+    fn assignment_target_path(&self, target: &AssignmentTarget<'a>) -> Option<String> {
+        match target {
+            AssignmentTarget::AssignmentTargetIdentifier(identifier) => {
+                let reference_id = identifier.reference_id.get()?;
+                self.scoping.get_reference(reference_id).symbol_id().is_none().then(|| identifier.name.to_string())
+            }
+            AssignmentTarget::StaticMemberExpression(member) => {
+                Some(join_path(&self.path_of(&member.object)?, member.property.name.as_str()))
+            }
+            AssignmentTarget::ComputedMemberExpression(member) => {
+                Some(join_path(&self.path_of(&member.object)?, &static_string(&member.expression)?))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl<'a> Visit<'a> for Visitor<'_, '_, '_> {
+    fn visit_string_literal(&mut self, literal: &StringLiteral<'a>) {
+        self.collector.string_spans.push((literal.span.start, literal.span.end));
+        self.collector.inspect_string(literal.value.as_str(), literal.span.start);
+    }
+
+    fn visit_reg_exp_literal(&mut self, literal: &oxc_ast::ast::RegExpLiteral<'a>) {
+        // Regular expressions that match bidi controls legitimately contain them.
+        self.collector.string_spans.push((literal.span.start, literal.span.end));
+    }
+
+    fn visit_jsx_text(&mut self, text: &oxc_ast::ast::JSXText<'a>) {
+        self.collector.string_spans.push((text.span.start, text.span.end));
+    }
+
+    fn visit_template_literal(&mut self, template: &TemplateLiteral<'a>) {
+        self.collector.string_spans.push((template.span.start, template.span.end));
+        if template.expressions.is_empty() {
+            if let Some(cooked) = template.quasis.first().and_then(|quasi| quasi.value.cooked) {
+                self.collector.inspect_string(cooked.as_str(), template.span.start);
+            }
+        } else {
+            // Inspect the template as a whole with placeholders, so that a URL whose
+            // host is literal but whose path is interpolated is still seen.
+            let mut joined = String::new();
+            for quasi in &template.quasis {
+                joined.push_str(quasi.value.cooked.map_or("", |cooked| cooked.as_str()));
+                if !quasi.tail {
+                    joined.push_str("${}");
+                }
+            }
+            self.collector.inspect_string(&joined, template.span.start);
+        }
+        walk::walk_template_literal(self, template);
+    }
+
+    fn visit_identifier_reference(&mut self, identifier: &oxc_ast::ast::IdentifierReference<'a>) {
+        let Some(reference_id) = identifier.reference_id.get() else { return };
+        let Some(symbol_id) = self.scoping.get_reference(reference_id).symbol_id() else { return };
+        if self.with_state(|state| state.decoded_symbols.contains(&symbol_id)) {
+            self.taint();
+        }
+        self.with_state(|state| {
+            if let Some(indices) = state.url_symbols.get(&symbol_id) {
+                let indices = indices.clone();
+                state.referenced_urls.extend(indices);
+            }
+        });
+    }
+
+    fn visit_import_declaration(&mut self, declaration: &ImportDeclaration<'a>) {
+        let module = normalise_module(declaration.source.value.as_str());
+        if is_mail_call(&module) {
+            self.collector.site(SiteKind::MailCall, declaration.span.start, module.clone());
+        }
+        if let Some(specifiers) = &declaration.specifiers {
+            for specifier in specifiers {
+                let (local, path) = match specifier {
+                    ImportDeclarationSpecifier::ImportSpecifier(named) => {
+                        let imported = named.imported.name();
+                        let path =
+                            if imported == "default" { module.clone() } else { join_path(&module, imported.as_str()) };
+                        (&named.local, path)
+                    }
+                    ImportDeclarationSpecifier::ImportDefaultSpecifier(default) => (&default.local, module.clone()),
+                    ImportDeclarationSpecifier::ImportNamespaceSpecifier(namespace) => {
+                        (&namespace.local, module.clone())
+                    }
+                };
+                if let Some(symbol_id) = local.symbol_id.get() {
+                    self.with_state(|state| state.aliases.insert(symbol_id, path));
+                }
+            }
+        }
+        walk::walk_import_declaration(self, declaration);
+    }
+
+    fn visit_variable_declarator(&mut self, declarator: &VariableDeclarator<'a>) {
+        let Some(init) = &declarator.init else {
+            walk::walk_variable_declarator(self, declarator);
+            return;
+        };
+        if let Some(path) = self.path_of(init) {
+            self.bind(&declarator.id, &path);
+            if is_mail_call(&path) {
+                self.collector.site(SiteKind::MailCall, declarator.span.start, path);
+            }
+        }
+        let span = declarator.span;
+        if span.end - span.start <= MAX_TAINT_SPAN {
+            let mut decoded = false;
+            let urls = self.url_capturing_walk(|visitor| {
+                decoded = visitor.tainted_walk(|visitor| walk::walk_variable_declarator(visitor, declarator));
+            });
+            if decoded {
+                self.mark_decoded(&declarator.id);
+            }
+            if !urls.is_empty()
+                && let BindingPattern::BindingIdentifier(identifier) = &declarator.id
+                && let Some(symbol_id) = identifier.symbol_id.get()
+            {
+                self.with_state(|state| state.url_symbols.insert(symbol_id, urls.clone()));
+                // Still visible to an enclosing network call, e.g. an IIFE argument.
+                self.with_state(|state| state.referenced_urls.extend(urls));
+            }
+        } else {
+            walk::walk_variable_declarator(self, declarator);
+        }
+    }
+
+    fn visit_function(&mut self, function: &Function<'a>, flags: ScopeFlags) {
+        let span = function.span;
+        match &function.id {
+            Some(identifier) if span.end - span.start <= MAX_TAINT_SPAN => {
+                let decoded = self.tainted_walk(|visitor| walk::walk_function(visitor, function, flags));
+                if decoded && let Some(symbol_id) = identifier.symbol_id.get() {
+                    self.with_state(|state| state.decoded_symbols.insert(symbol_id));
+                }
+            }
+            _ => walk::walk_function(self, function, flags),
+        }
+    }
+
+    fn visit_call_expression(&mut self, call: &CallExpression<'a>) {
+        let offset = Self::offset(call.span);
+        let path = self.path_of(&call.callee);
+        if let Some(path) = &path {
+            if self.is_decoder_call(path, &call.arguments) {
+                self.taint();
+                self.collector.site(SiteKind::Decoder, offset, path.clone());
+            }
+            self.handle_call(path, &call.arguments, offset, false);
+            let executes = matches!(
+                path.as_str(),
+                "eval"
+                    | "Function"
+                    | "vm.runInThisContext"
+                    | "vm.runInNewContext"
+                    | "vm.runInContext"
+                    | "vm.compileFunction"
+            ) || matches!(path.as_str(), "setTimeout" | "setInterval")
+                && call.arguments.first().and_then(Argument::as_expression).is_some_and(|argument| {
+                    matches!(
+                        argument,
+                        Expression::StringLiteral(_) | Expression::TemplateLiteral(_) | Expression::BinaryExpression(_)
+                    )
+                });
+            if executes || path == "require" {
+                let all_static =
+                    call.arguments.iter().all(|argument| argument.as_expression().and_then(static_string).is_some());
+                self.visit_expression(&call.callee);
+                let decoded = self.tainted_walk(|visitor| {
+                    for argument in &call.arguments {
+                        visitor.visit_argument(argument);
+                    }
+                });
+                if path == "require" {
+                    if decoded {
+                        self.collector.site(SiteKind::DecodedRequire, offset, "require");
+                    }
+                } else if decoded || !all_static {
+                    self.collector.site(SiteKind::DynamicCode { decoded }, offset, path.clone());
+                }
+                return;
+            }
+        }
+        // `x._compile(code)`: how event-stream's payload loaded its decrypted module.
+        if let Expression::StaticMemberExpression(member) = &call.callee
+            && member.property.name == "_compile"
+        {
+            let decoded = self.tainted_walk(|visitor| walk::walk_call_expression(visitor, call));
+            self.collector.site(SiteKind::DynamicCode { decoded }, offset, "Module.prototype._compile");
+            return;
+        }
+        if path.as_deref().is_some_and(is_network_call) {
+            let urls = self.url_capturing_walk(|visitor| walk::walk_call_expression(visitor, call));
+            self.collector.contacted.extend(urls);
+            return;
+        }
+        if let Expression::ComputedMemberExpression(member) = &call.callee {
+            self.visit_expression(&member.object);
+            let decoded = self.tainted_walk(|visitor| visitor.visit_expression(&member.expression));
+            if decoded {
+                self.collector.site(SiteKind::DecodedMemberCall, offset, "");
+            }
+            for argument in &call.arguments {
+                self.visit_argument(argument);
+            }
+            return;
+        }
+        walk::walk_call_expression(self, call);
+    }
+
+    fn visit_new_expression(&mut self, new: &NewExpression<'a>) {
+        let offset = Self::offset(new.span);
+        if let Some(path) = self.path_of(&new.callee) {
+            self.handle_call(&path, &new.arguments, offset, true);
+            if matches!(path.as_str(), "Function" | "vm.Script") {
+                let all_static =
+                    new.arguments.iter().all(|argument| argument.as_expression().and_then(static_string).is_some());
+                let decoded = self.tainted_walk(|visitor| walk::walk_new_expression(visitor, new));
+                if decoded || !all_static {
+                    self.collector.site(SiteKind::DynamicCode { decoded }, offset, format!("new {path}"));
+                }
+                return;
+            }
+            if self.is_decoder_call(&path, &new.arguments) {
+                self.taint();
+            }
+            if is_network_call(&path) {
+                let urls = self.url_capturing_walk(|visitor| walk::walk_new_expression(visitor, new));
+                self.collector.contacted.extend(urls);
+                return;
+            }
+        }
+        walk::walk_new_expression(self, new);
+    }
+
+    fn visit_computed_member_expression(&mut self, member: &ComputedMemberExpression<'a>) {
+        let object_path = self.path_of(&member.object);
+        if matches!(object_path.as_deref(), Some("process" | "process.env")) {
+            self.visit_expression(&member.object);
+            let decoded = self.tainted_walk(|visitor| visitor.visit_expression(&member.expression));
+            if decoded {
+                self.collector.site(SiteKind::DecodedProcessAccess, member.span.start, "");
+            }
+            return;
+        }
+        walk::walk_computed_member_expression(self, member);
+    }
+
+    fn visit_static_member_expression(&mut self, member: &oxc_ast::ast::StaticMemberExpression<'a>) {
+        if let Expression::StaticMemberExpression(inner) = &member.object
+            && inner.property.name == "env"
+            && self.path_of(&inner.object).as_deref() == Some("process")
+        {
+            let name = member.property.name.as_str();
+            if text::is_secret_env_name(name) {
+                self.collector.site(SiteKind::SecretEnv(name.to_owned()), member.span.start, name);
+            }
+        }
+        walk::walk_static_member_expression(self, member);
+    }
+
+    fn visit_for_in_statement(&mut self, statement: &ForInStatement<'a>) {
+        if self.path_of(&statement.right).as_deref() == Some("process.env") {
+            self.collector.site(SiteKind::EnvBulk, statement.span.start, "for (… in process.env)");
+        }
+        walk::walk_for_in_statement(self, statement);
+    }
+
+    fn visit_assignment_expression(&mut self, assignment: &oxc_ast::ast::AssignmentExpression<'a>) {
+        if let Some(target) = self.assignment_target_path(&assignment.left) {
+            self.record_override(&target, assignment.span.start);
+        }
+        walk::walk_assignment_expression(self, assignment);
+    }
+
+    fn visit_object_property(&mut self, property: &ObjectProperty<'a>) {
+        if let Some(key) = property_key_name(&property.key) {
+            let lower = key.to_ascii_lowercase();
+            // `https.get({ hostname: 'pastebin.com', path: … })` names a host without a URL.
+            if matches!(lower.as_str(), "host" | "hostname")
+                && let Some(host) = static_string(&property.value)
+                && !host.contains('/')
+                && !host.contains(' ')
+            {
+                let before = self.collector.urls.len();
+                self.collector.inspect_string(&format!("https://{host}/"), property.value.span().start);
+                let after = self.collector.urls.len();
+                self.collector.contacted.extend(before..after);
+            }
+            if matches!(lower.as_str(), "bcc" | "cc" | "to" | "bccaddresses" | "ccaddresses" | "toaddresses") {
+                let mut values = Vec::new();
+                collect_static_strings(&property.value, &mut values);
+                for value in values {
+                    for (email, _) in find_emails(&value) {
+                        self.collector.site(SiteKind::Recipient { key: key.clone(), email }, property.span.start, "");
+                    }
+                }
+            }
+        }
+        walk::walk_object_property(self, property);
+    }
+}
+
+fn join_path(base: &str, property: &str) -> String {
+    if base == "<global>" { property.to_owned() } else { format!("{base}.{property}") }
+}
+
+fn property_key_name(key: &PropertyKey<'_>) -> Option<String> {
+    match key {
+        PropertyKey::StaticIdentifier(identifier) => Some(identifier.name.to_string()),
+        PropertyKey::StringLiteral(literal) => Some(literal.value.to_string()),
+        _ => None,
+    }
+}
+
+/// The value of a string literal or a template without substitutions.
+fn static_string(expression: &Expression<'_>) -> Option<String> {
+    match expression {
+        Expression::StringLiteral(literal) => Some(literal.value.to_string()),
+        Expression::TemplateLiteral(template) if template.expressions.is_empty() => {
+            Some(template.quasis.first()?.value.cooked?.to_string())
+        }
+        Expression::ParenthesizedExpression(inner) => static_string(&inner.expression),
+        _ => None,
+    }
+}
+
+fn collect_static_strings(expression: &Expression<'_>, values: &mut Vec<String>) {
+    match expression {
+        Expression::ArrayExpression(array) => {
+            for element in &array.elements {
+                if let Some(element) = element.as_expression() {
+                    collect_static_strings(element, values);
+                }
+            }
+        }
+        Expression::TemplateLiteral(template) => {
+            for quasi in &template.quasis {
+                if let Some(cooked) = quasi.value.cooked {
+                    values.push(cooked.to_string());
+                }
+            }
+        }
+        Expression::BinaryExpression(binary) => {
+            collect_static_strings(&binary.left, values);
+            collect_static_strings(&binary.right, values);
+        }
+        // `bcc: process.env.BCC || 'x@evil.example'` still hard-codes the fallback.
+        Expression::LogicalExpression(logical) => {
+            collect_static_strings(&logical.left, values);
+            collect_static_strings(&logical.right, values);
+        }
+        Expression::ConditionalExpression(conditional) => {
+            collect_static_strings(&conditional.consequent, values);
+            collect_static_strings(&conditional.alternate, values);
+        }
+        other => values.extend(static_string(other)),
+    }
+}
+
+/// For `${data}.attacker.com` or `data + '.attacker.com'`: the fixed domain, when the
+/// name is built at runtime under it.
+fn built_name_under_fixed_domain(expression: &Expression<'_>) -> Option<String> {
+    let suffix = match expression {
+        Expression::TemplateLiteral(template) if !template.expressions.is_empty() => {
+            template.quasis.last()?.value.cooked?.to_string()
+        }
+        Expression::BinaryExpression(binary) => static_string(&binary.right)?,
+        _ => return None,
+    };
+    let domain = suffix.trim_start_matches('.');
+    let looks_like_domain = suffix.starts_with('.')
+        && domain.contains('.')
+        && domain.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'.' || byte == b'-');
+    looks_like_domain.then(|| domain.to_owned())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1 @@
+export function widget(name) { return { name }; }

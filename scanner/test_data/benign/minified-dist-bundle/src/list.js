@@ -1,0 +1,1 @@
+export function list(items) { return items.slice(); }

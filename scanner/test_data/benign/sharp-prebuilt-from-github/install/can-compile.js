@@ -1,0 +1,1 @@
+try { require('node-addon-api'); } catch (err) { process.exitCode = 1; }

@@ -1,0 +1,1 @@
+export declare class EventBus<T> { on(event: string, handler: Function): void }

@@ -1,0 +1,1 @@
+export const View = ({ name }: { name: string }) => <div className="view">{name}</div>;

@@ -1,0 +1,3 @@
+module.exports = function flatten (arrays) {
+  return [].concat.apply([], arrays)
+}

@@ -1,0 +1,1 @@
+module.exports = { version: '21.5.0' };

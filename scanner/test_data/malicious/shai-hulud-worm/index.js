@@ -1,0 +1,1 @@
+module.exports = function tinycolor(color) { return { toHex: () => String(color).replace('#', '') } }

@@ -1,0 +1,4 @@
+import { fetch as polyfill } from './fetch.js';
+if (!globalThis.fetch) {
+  globalThis.fetch = polyfill;
+}

@@ -1,0 +1,200 @@
+//! The calibration corpus: every malicious case (modelled on a documented attack) must
+//! be held at the default threshold, every harmless look-alike must not, and the
+//! "review" cases must be reported without being held. Each report is snapshotted and
+//! reviewed like code.
+//!
+//! Cases are unpacked package directories under `scanner/test_data/{malicious,benign,
+//! review}/<case>/`, and `diff/<case>/{previous,current}/` for the version diff. Each
+//! case is scanned both from the directory and from a tarball built from it, and the
+//! two reports must agree.
+
+use std::path::Path;
+
+use airlock_scanner::{PackageFiles, ScanOptions, ScanReport, Severity, scan_files, scan_tarball};
+
+/// The rules each malicious case must trigger at high or critical severity.
+const EXPECTED_MALICIOUS_RULES: &[(&str, &[&str])] = &[
+    ("binary-disguised-as-script", &["binary-disguised"]),
+    ("binding-gyp-download", &["binding-gyp-command"]),
+    ("browser-wallet-stealer", &["credential-exfiltration", "network-exfil-service"]),
+    ("chalk-debug-clipper", &["crypto-clipper", "obfuscated-code", "wallet-provider-tampering"]),
+    ("curl-pipe-sh-install", &["install-script-download"]),
+    ("decode-then-eval", &["decode-then-execute"]),
+    ("dns-exfiltration", &["dns-exfiltration"]),
+    ("env-exfil-discord-webhook", &["env-exfiltration", "network-exfil-service"]),
+    ("eslint-scope-pastebin", &["network-exfil-service", "remote-code-execution"]),
+    ("event-stream-flatmap-stream", &["decode-then-execute"]),
+    ("glassworm-invisible-payload", &["unicode-hidden-code"]),
+    ("hangul-filler-backdoor", &["unicode-hidden-code"]),
+    ("nx-s1ngularity-telemetry", &["ai-cli-abuse", "credential-cli", "worm-github-repo", "shell-profile-write"]),
+    ("postmark-mcp-bcc", &["mail-hidden-recipient"]),
+    ("remote-url-dependency", &["dependency-non-registry"]),
+    ("shai-hulud-worm", &["secret-scanner", "worm-npm-publish", "worm-workflow-write", "network-exfil-service"]),
+    ("ssh-key-stealer", &["credential-exfiltration"]),
+    ("trojan-source-bidi", &["unicode-bidi"]),
+    ("typosquat-with-install-script", &["typosquat", "network-ip-literal"]),
+    ("ua-parser-js-cryptominer", &["shell-script-download"]),
+];
+
+/// The rule each review case must report at medium, without anything holding it.
+const EXPECTED_REVIEW_RULES: &[(&str, &str)] = &[
+    ("bin-shadows-git", "bin-shadows-system-command"),
+    ("fetch-polyfill", "network-api-override"),
+    ("git-dependency", "dependency-non-registry"),
+    ("require-hook", "require-hook"),
+    ("typosquat-no-install-script", "typosquat"),
+];
+
+fn read_case(directory: &Path) -> PackageFiles {
+    let mut files = PackageFiles::new();
+    let options = ScanOptions::default();
+    let mut stack = vec![directory.to_path_buf()];
+    while let Some(current) = stack.pop() {
+        for entry in std::fs::read_dir(&current).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let relative = path.strip_prefix(directory).unwrap().to_string_lossy().replace('\\', "/");
+            files.add_file(&relative, std::fs::read(&path).unwrap(), false, &options).unwrap();
+        }
+    }
+    files
+}
+
+/// A registry-style tarball (`package/…`) of a case directory.
+fn tarball_of(files: &PackageFiles) -> Vec<u8> {
+    let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut builder = tar::Builder::new(encoder);
+    for (path, file) in files.iter() {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(file.bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder.append_data(&mut header, format!("package/{path}"), file.bytes.as_slice()).unwrap();
+    }
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+fn scan_case(directory: &Path, previous: Option<&Path>) -> ScanReport {
+    let options = ScanOptions::default();
+    let files = read_case(directory);
+    let previous_files = previous.map(read_case);
+    let report = scan_files(&files, previous_files.as_ref(), &options);
+    let previous_tarball = previous_files.as_ref().map(tarball_of);
+    let from_tarball = scan_tarball(&tarball_of(&files), previous_tarball.as_deref(), &options);
+    assert_eq!(report, from_tarball, "directory and tarball scans of {} differ", directory.display());
+    report
+}
+
+fn case_name(package_json: &Path) -> String {
+    package_json.parent().unwrap().file_name().unwrap().to_string_lossy().into_owned()
+}
+
+fn rules_at_or_above(report: &ScanReport, severity: Severity) -> Vec<&str> {
+    report.findings.iter().filter(|finding| finding.severity >= severity).map(|finding| finding.rule.as_str()).collect()
+}
+
+#[test]
+fn malicious_cases_are_held_for_the_expected_reasons() {
+    insta::glob!("../test_data", "malicious/*/package.json", |package_json| {
+        let case = case_name(package_json);
+        let report = scan_case(package_json.parent().unwrap(), None);
+        assert!(report.holds_at(Severity::High), "{case} is not held:\n{report:#?}");
+        let expected = EXPECTED_MALICIOUS_RULES
+            .iter()
+            .find(|(name, _)| *name == case)
+            .unwrap_or_else(|| panic!("no expectations listed for {case}"))
+            .1;
+        let held_by = rules_at_or_above(&report, Severity::High);
+        for rule in expected {
+            assert!(held_by.contains(rule), "{case}: expected {rule} at high or above, got {held_by:?}");
+        }
+        insta::assert_json_snapshot!(report);
+    });
+}
+
+#[test]
+fn benign_look_alikes_are_not_held() {
+    insta::glob!("../test_data", "benign/*/package.json", |package_json| {
+        let case = case_name(package_json);
+        let report = scan_case(package_json.parent().unwrap(), None);
+        assert!(!report.holds_at(Severity::High), "{case} is held by {:?}", rules_at_or_above(&report, Severity::High));
+        insta::assert_json_snapshot!(report);
+    });
+}
+
+#[test]
+fn review_cases_are_reported_but_not_held() {
+    insta::glob!("../test_data", "review/*/package.json", |package_json| {
+        let case = case_name(package_json);
+        let report = scan_case(package_json.parent().unwrap(), None);
+        let expected = EXPECTED_REVIEW_RULES
+            .iter()
+            .find(|(name, _)| *name == case)
+            .unwrap_or_else(|| panic!("no expectations listed for {case}"))
+            .1;
+        assert!(!report.holds_at(Severity::High), "{case} is held: {:?}", rules_at_or_above(&report, Severity::High));
+        assert!(
+            report.findings.iter().any(|finding| finding.rule == expected && finding.severity == Severity::Medium),
+            "{case}: expected {expected} at medium:\n{report:#?}"
+        );
+        insta::assert_json_snapshot!(report);
+    });
+}
+
+#[test]
+fn diff_cases() {
+    insta::glob!("../test_data", "diff/*/current/package.json", |package_json| {
+        let current = package_json.parent().unwrap();
+        let previous = current.parent().unwrap().join("previous");
+        let report = scan_case(current, Some(&previous));
+        insta::assert_json_snapshot!(report);
+    });
+}
+
+/// The postmark-mcp attack, as a diff: one added line with a hard-coded Bcc must be
+/// high, at the right file and line, quoting the added line.
+#[test]
+fn one_line_bcc_addition_is_high_with_file_line_and_excerpt() {
+    for case in ["postmark-mcp-1.0.16", "hidden-bcc-generic"] {
+        let directory = Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data/diff").join(case);
+        let report = scan_case(&directory.join("current"), Some(&directory.join("previous")));
+        let finding = report
+            .findings
+            .iter()
+            .find(|finding| finding.rule == "diff-new-mail-recipient")
+            .unwrap_or_else(|| panic!("{case}: no diff-new-mail-recipient finding"));
+        assert_eq!(finding.severity, Severity::High);
+        let location = finding.location.as_ref().unwrap();
+        assert_eq!(location.file, "index.js");
+        let current_text = std::fs::read_to_string(directory.join("current/index.js")).unwrap();
+        let added_line_number =
+            current_text.lines().position(|line| line.to_ascii_lowercase().contains("bcc:")).unwrap() + 1;
+        assert_eq!(location.line, Some(added_line_number as u32));
+        let added_line = current_text.lines().nth(added_line_number - 1).unwrap().trim();
+        assert_eq!(finding.excerpt.as_deref(), Some(added_line));
+        assert_eq!(report.diff.as_ref().unwrap().files_changed, vec!["index.js", "package.json"]);
+        // The previous version alone is clean.
+        let previous = scan_case(&directory.join("previous"), None);
+        assert!(!previous.holds_at(Severity::Medium), "{case} previous: {:?}", previous.findings);
+    }
+}
+
+#[test]
+fn a_new_install_script_is_high_and_a_benign_refactor_is_not_held() {
+    let directory = Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data/diff");
+    let report =
+        scan_case(&directory.join("new-install-script/current"), Some(&directory.join("new-install-script/previous")));
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|finding| finding.rule == "diff-new-install-script" && finding.severity == Severity::High)
+    );
+    let report =
+        scan_case(&directory.join("benign-refactor/current"), Some(&directory.join("benign-refactor/previous")));
+    assert!(!report.holds_at(Severity::High), "{:?}", report.findings);
+    assert_eq!(report.diff.as_ref().unwrap().dependencies_added, vec!["picocolors@^1.0.0"]);
+}

@@ -1,0 +1,190 @@
+//! `airlock admin`: the admin API from a terminal. The token comes from
+//! `AIRLOCK_TOKEN`, never from a flag (flags end up in shell history and `ps`).
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use airlock_config::EnvVars;
+use anyhow::Context as _;
+use serde_json::Value;
+
+/// Arguments of `airlock admin`.
+#[derive(Debug, clap::Args)]
+pub struct AdminArgs {
+    /// Airlock's URL.
+    #[arg(long, env = "AIRLOCK_REGISTRY", default_value = "http://127.0.0.1:4873", global = true)]
+    pub registry: String,
+    /// Print the API's JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+/// The admin actions.
+#[derive(Debug, clap::Subcommand)]
+pub enum AdminCommand {
+    /// List versions, held first.
+    List {
+        /// Only this state: checking, cooling, held, released, rejected.
+        #[arg(long)]
+        state: Option<String>,
+        /// Only packages whose name contains this.
+        #[arg(long)]
+        package: Option<String>,
+    },
+    /// Show one version: state, findings, history.
+    Show {
+        /// Package name.
+        package: String,
+        /// Version.
+        version: String,
+    },
+    /// Release a version now, whatever its age and findings.
+    Approve {
+        /// Package name.
+        package: String,
+        /// Version.
+        version: String,
+        /// Why (required; recorded in the audit log and the release record).
+        #[arg(long, short)]
+        comment: String,
+    },
+    /// Make a version never installable.
+    Reject {
+        /// Package name.
+        package: String,
+        /// Version.
+        version: String,
+        /// Why (required; shown to clients and recorded).
+        #[arg(long, short)]
+        comment: String,
+    },
+    /// Run a version's checks again.
+    Recheck {
+        /// Package name.
+        package: String,
+        /// Version.
+        version: String,
+        /// Why (optional).
+        #[arg(long, short)]
+        comment: Option<String>,
+    },
+}
+
+/// Runs the command.
+pub fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
+    let token = std::env::var(EnvVars::TOKEN)
+        .ok()
+        .filter(|token| !token.is_empty())
+        .with_context(|| format!("set {} to an admin token", EnvVars::TOKEN))?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(run_async(args, token))
+}
+
+async fn run_async(args: AdminArgs, token: String) -> anyhow::Result<ExitCode> {
+    let base = format!("{}/-/airlock/api", args.registry.trim_end_matches('/'));
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(120)).build()?;
+    let version_path = |package: &str, version: &str| format!("{base}/packages/{}/versions/{version}", package.replacen('/', "%2f", 1));
+    let (request, kind) = match &args.command {
+        AdminCommand::List { state, package } => {
+            let mut url = airlock_config::Url::parse(&format!("{base}/versions")).context("invalid --registry URL")?;
+            if let Some(state) = state {
+                url.query_pairs_mut().append_pair("state", state);
+            }
+            if let Some(package) = package {
+                url.query_pairs_mut().append_pair("package", package);
+            }
+            (client.get(url.as_str()), Kind::List)
+        }
+        AdminCommand::Show { package, version } => (client.get(version_path(package, version)), Kind::Version),
+        AdminCommand::Approve { package, version, comment } => (action(&client, version_path(package, version), "approve", Some(comment)), Kind::Version),
+        AdminCommand::Reject { package, version, comment } => (action(&client, version_path(package, version), "reject", Some(comment)), Kind::Version),
+        AdminCommand::Recheck { package, version, comment } => {
+            (action(&client, version_path(package, version), "recheck", comment.as_ref()), Kind::Version)
+        }
+    };
+    let response = request.bearer_auth(token).send().await.with_context(|| format!("connecting to {}", args.registry))?;
+    let status = response.status();
+    let bytes = response.bytes().await?;
+    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    if !status.is_success() {
+        let message = body["error"].as_str().unwrap_or("no error message");
+        anyhow::bail!("the admin API answered HTTP {status}: {message}");
+    }
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        writeln!(stdout, "{}", serde_json::to_string_pretty(&body)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    match kind {
+        Kind::List => print_list(&mut stdout, &body)?,
+        Kind::Version => print_version(&mut stdout, &body)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+enum Kind {
+    List,
+    Version,
+}
+
+fn action(client: &reqwest::Client, path: String, verb: &str, comment: Option<&String>) -> reqwest::RequestBuilder {
+    client
+        .post(format!("{path}/{verb}"))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(serde_json::json!({ "comment": comment }).to_string())
+}
+
+fn print_list(out: &mut impl std::io::Write, body: &Value) -> std::io::Result<()> {
+    writeln!(out, "{:<9} {:<40} {:<16} REASON", "STATE", "PACKAGE", "VERSION")?;
+    for version in body["versions"].as_array().into_iter().flatten() {
+        writeln!(
+            out,
+            "{:<9} {:<40} {:<16} {}",
+            version["state"].as_str().unwrap_or(""),
+            version["package"].as_str().unwrap_or(""),
+            version["version"].as_str().unwrap_or(""),
+            version["reason"].as_str().unwrap_or("")
+        )?;
+    }
+    writeln!(out, "{} versions", body["total"])
+}
+
+fn print_version(out: &mut impl std::io::Write, detail: &Value) -> std::io::Result<()> {
+    let text = |value: &Value| value.as_str().unwrap_or("-").to_owned();
+    writeln!(out, "{}@{}: {}", text(&detail["package"]), text(&detail["version"]), text(&detail["state"]))?;
+    writeln!(out, "  reason:     {}", text(&detail["reason"]))?;
+    writeln!(out, "  decided by: {}", text(&detail["decided_by"]))?;
+    writeln!(out, "  integrity:  {}", text(&detail["integrity"]))?;
+    writeln!(out, "  published:  {} (cooling until {})", text(&detail["effective_published"]), text(&detail["cooling_until"]))?;
+    let findings = detail["checks"]["report"]["findings"].as_array().cloned().unwrap_or_default();
+    writeln!(out, "  findings:   {}", findings.len())?;
+    for finding in findings {
+        let location = match (finding["location"]["file"].as_str(), finding["location"]["line"].as_u64()) {
+            (Some(file), Some(line)) => format!(" {file}:{line}"),
+            (Some(file), None) => format!(" {file}"),
+            _ => String::new(),
+        };
+        writeln!(out, "    [{}] {}{location}: {}", text(&finding["severity"]), text(&finding["rule"]), text(&finding["message"]))?;
+        if let Some(excerpt) = finding["excerpt"].as_str() {
+            for line in excerpt.lines().take(3) {
+                writeln!(out, "        | {line}")?;
+            }
+        }
+    }
+    writeln!(out, "  history:")?;
+    for event in detail["history"].as_array().into_iter().flatten() {
+        writeln!(
+            out,
+            "    {} {} {} -> {} {}",
+            text(&event["time"]),
+            text(&event["actor"]),
+            text(&event["action"]),
+            text(&event["to"]),
+            event["comment"].as_str().unwrap_or("")
+        )?;
+    }
+    Ok(())
+}
