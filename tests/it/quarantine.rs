@@ -320,3 +320,28 @@ async fn checks_interrupted_by_a_shutdown_resume_after_the_restart() {
     let detail = app.wait_for_decision("slow", "1.0.0").await;
     assert_eq!(detail["state"], "released", "the queued check resumed: {detail:#}");
 }
+
+#[tokio::test]
+async fn two_admins_acting_at_once_end_in_one_state_with_both_actions_logged() {
+    let scenario = postmark_scenario().await;
+    let app = &scenario.app;
+    assert_eq!(app.wait_for_decision(PACKAGE, "1.0.16").await["state"], "held");
+    let path = format!("/-/airlock/api/packages/{PACKAGE}/versions/1.0.16");
+    let (approve_path, reject_path) = (format!("{path}/approve"), format!("{path}/reject"));
+    let (approve, reject) = tokio::join!(
+        app.admin_post(&approve_path, Some("looks fine to me")),
+        app.admin_post(&reject_path, Some("no, it exfiltrates mail")),
+    );
+    assert_eq!((approve.0.as_u16(), reject.0.as_u16()), (200, 200));
+    let (_, detail) = app.admin_get(&path).await;
+    let final_state = detail["state"].as_str().unwrap().to_owned();
+    let history = detail["history"].as_array().unwrap();
+    let admin_events: Vec<&Value> = history.iter().filter(|event| event["actor"] == "admin:tester").collect();
+    assert_eq!(admin_events.len(), 2, "both actions are in the log: {history:#?}");
+    // The last action in the log is the state the version is in, and the release
+    // record exists exactly when it is released.
+    assert_eq!(admin_events[1]["to"], final_state.as_str());
+    assert_eq!(detail["release_record"].is_string(), final_state == "released");
+    let tarball = app.get(&format!("/{PACKAGE}/-/{PACKAGE}-1.0.16.tgz")).await.status();
+    assert_eq!(tarball == 200, final_state == "released");
+}
