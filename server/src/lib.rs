@@ -6,6 +6,7 @@ pub mod cli;
 pub mod clock;
 pub mod error;
 pub mod forge;
+pub mod metrics;
 pub mod mirror;
 pub mod npm;
 pub mod packument;

@@ -81,6 +81,7 @@ struct Inner {
     // Cancelled at shutdown, after the grace period: stops fetches and checks in flight.
     stopping: tokio_util::sync::CancellationToken,
     upstream_keys: crate::registry_keys::UpstreamKeys,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// An [`AppError`] that several waiters can receive.
@@ -137,6 +138,7 @@ impl Mirror {
                 tarball_flights: SingleFlight::new(stopping.clone()),
                 stopping,
                 upstream_keys: crate::registry_keys::UpstreamKeys::new(),
+                metrics: Arc::default(),
             }),
         })
     }
@@ -154,6 +156,11 @@ impl Mirror {
     /// Cancelled when the server stops; in-flight fetches and checks end with it.
     pub fn stopping(&self) -> tokio_util::sync::CancellationToken {
         self.inner.stopping.clone()
+    }
+
+    /// The process's metrics.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.inner.metrics
     }
 
     /// The upstream registry's signing keys (cached).
@@ -220,8 +227,10 @@ impl Mirror {
         if let Some(cached) = self.inner.cache.get(name)
             && cached.is_fresh(self.now())
         {
+            self.inner.metrics.record_packument_cache(true);
             return Ok(cached);
         }
+        self.inner.metrics.record_packument_cache(false);
         let mirror = self.clone();
         let key = name.clone();
         let name = name.clone();
@@ -304,6 +313,13 @@ impl Mirror {
         let etag = record.and_then(|record| record.upstream_etag.as_deref());
         let started = std::time::Instant::now();
         let fetch = inner.upstream.fetch_packument(name, etag).await;
+        let outcome = match &fetch {
+            Ok(PackumentFetch::Modified { .. }) => "ok",
+            Ok(PackumentFetch::NotModified) => "not_modified",
+            Ok(PackumentFetch::NotFound) => "not_found",
+            Err(_) => "error",
+        };
+        inner.metrics.record_upstream("packument", outcome, started.elapsed());
         tracing::debug!(package.name = %name, duration_ms = started.elapsed().as_millis() as u64, "upstream packument fetch");
         match fetch? {
             PackumentFetch::NotFound => Err(AppError::NotFound(format!("package {name} not found upstream"))),
@@ -506,8 +522,10 @@ impl Mirror {
             && let Some(path) = self.inner.blobs.path(&hex)
             && tokio::fs::try_exists(&path).await?
         {
+            self.inner.metrics.record_tarball_cache(true);
             return Ok(hex);
         }
+        self.inner.metrics.record_tarball_cache(false);
         let mirror = self.clone();
         let (task_name, task_version, task_integrity) = (name.clone(), version.to_owned(), integrity.clone());
         let url = upstream_url.to_owned();
@@ -529,10 +547,17 @@ impl Mirror {
         let mut attempt = 0;
         loop {
             let started = std::time::Instant::now();
-            let response = inner.upstream.fetch_tarball(url).await?;
+            let response = match inner.upstream.fetch_tarball(url).await {
+                Ok(response) => response,
+                Err(error) => {
+                    inner.metrics.record_upstream("tarball", "error", started.elapsed());
+                    return Err(error.into());
+                }
+            };
             let body = response.bytes_stream().map(|chunk| chunk.map_err(|error| error.to_string()));
             match inner.blobs.store_verified(body, integrity, inner.config.limits.max_tarball_size).await {
                 Ok(digests) => {
+                    inner.metrics.record_upstream("tarball", "ok", started.elapsed());
                     let hex = digests.sha512_hex();
                     inner.store.set_blob(name, version, &hex).await?;
                     tracing::info!(

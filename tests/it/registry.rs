@@ -165,3 +165,28 @@ async fn unknown_packages_are_404() {
     let (status, _) = setup.app.get_json("/demo/-/demo-7.0.0.tgz").await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn health_readiness_metrics_and_request_ids() {
+    let setup = setup(TestAppOptions::default()).await;
+    assert_eq!(setup.app.get_json("/-/airlock/health").await.0, 200);
+    assert_eq!(setup.app.get_json("/-/airlock/ready").await, (reqwest::StatusCode::OK, serde_json::json!({"status": "ready"})));
+    assert_eq!(setup.app.get("/demo").await.status(), 200);
+    assert_eq!(setup.app.get("/demo").await.status(), 200);
+    assert_eq!(setup.app.get("/demo/-/demo-1.0.0.tgz").await.status(), 200);
+    setup.app.wait_for_decision("demo", "1.1.0").await;
+    let response = setup.app.get_with("/-/airlock/metrics", &[("x-request-id", "trace-me-42")]).await;
+    assert_eq!(response.headers()["x-request-id"], "trace-me-42");
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    let text = response.text().await.unwrap();
+    assert!(text.contains("airlock_http_requests_total{route=\"packument\",status=\"200\"} 2\n"), "{text}");
+    assert!(text.contains("airlock_http_requests_total{route=\"tarball\",status=\"200\"} 1\n"), "{text}");
+    assert!(text.contains("airlock_upstream_requests_total{kind=\"packument\",outcome=\"ok\"} 1\n"), "{text}");
+    assert!(text.contains("airlock_cache_requests_total{cache=\"packument\",result=\"hit\"}"), "{text}");
+    assert!(text.contains("airlock_versions{state=\"released\"} 2\n"), "{text}");
+    assert!(text.contains("airlock_checks_total{state=\"released\"} 2\n"), "{text}");
+    assert!(text.contains("airlock_check_queue_depth 0\n"), "{text}");
+    // A generated id when the client sends none (or an unusable one).
+    let generated = setup.app.get_with("/-/ping", &[("x-request-id", "has spaces")]).await;
+    assert_ne!(generated.headers()["x-request-id"], "has spaces");
+}

@@ -336,6 +336,17 @@ impl Pipeline {
             .await?;
         inner.store.dequeue(name, version)?;
         inner.mirror.invalidate(name);
+        let threshold = inner.policy.hold_severity();
+        let holding_rules: Vec<String> = if decided_state == VersionState::Held {
+            check_record.report.findings.iter().filter(|finding| finding.severity >= threshold).map(|finding| finding.rule.clone()).collect()
+        } else {
+            Vec::new()
+        };
+        inner.mirror.metrics().record_check(
+            decided_state.as_str(),
+            Duration::from_millis(check_record.duration_ms),
+            &holding_rules,
+        );
         tracing::info!(
             package.name = %name,
             package.version = version,

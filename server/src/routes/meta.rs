@@ -28,6 +28,45 @@ pub(super) async fn health() -> Response {
     json_response(StatusCode::OK, r#"{"status":"ok"}"#.into())
 }
 
+/// `GET /-/airlock/ready`: the store answers and the keys are loaded (they are loaded
+/// before the server starts, so a running server has them).
+pub(super) async fn ready(State(state): State<AppState>) -> Response {
+    match state.mirror.store().package(&crate::npm::PackageName::parse("airlock-readiness-probe").expect("valid name")) {
+        Ok(_) => json_response(StatusCode::OK, r#"{"status":"ready"}"#.into()),
+        Err(error) => {
+            tracing::error!(%error, "readiness probe: the store does not answer");
+            json_response(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"store unavailable"}"#.into())
+        }
+    }
+}
+
+/// `GET /-/airlock/metrics`: Prometheus text format.
+pub(super) async fn metrics(State(state): State<AppState>) -> Response {
+    let store = state.mirror.store().clone();
+    let counts = tokio::task::spawn_blocking(move || {
+        let mut counts = std::collections::BTreeMap::new();
+        for (_, _, record) in store.all_versions() {
+            *counts.entry(record.state.as_str()).or_insert(0u64) += 1;
+        }
+        (counts, store.queued().len() as u64)
+    })
+    .await
+    .unwrap_or_default();
+    let gauges = crate::metrics::Gauges {
+        versions_by_state: ["checking", "cooling", "held", "released", "rejected"]
+            .into_iter()
+            .map(|state| (state, counts.0.get(state).copied().unwrap_or(0)))
+            .collect(),
+        queue_depth: counts.1,
+    };
+    let body = state.mirror.metrics().render(&gauges);
+    let mut response = Response::new(axum::body::Body::from(body));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    response
+}
+
 /// `POST /-/npm/v1/security/...`: forwarded to the upstream as is. Audits send only
 /// names and versions, never package contents, and the answer is advisory data.
 pub(super) async fn forward_audit(

@@ -9,7 +9,8 @@ mod registry;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{Request, State};
+use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -47,26 +48,60 @@ pub fn app(state: AppState) -> Router {
         .route("/-/airlock/api/policy", get(admin_api::get_policy))
         // Used by operators and load balancers.
         .route("/-/airlock/health", get(meta::health))
+        .route("/-/airlock/ready", get(meta::ready))
+        .route("/-/airlock/metrics", get(meta::metrics))
         // Packuments, version manifests and tarballs: `/name`, `/@scope/name`,
         // `/@scope%2fname`, `/name/1.2.3`, `/name/-/name-1.2.3.tgz`. The scope separator
         // may be encoded, so these are parsed from the raw path rather than routed.
         .fallback(registry::get_package_path)
-        .layer(axum::middleware::from_fn(log_request))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), log_request))
         .with_state(state)
 }
 
-/// One log line per request, at the boundary.
-async fn log_request(request: Request, next: Next) -> Response {
+/// One log line per request, at the boundary, with a request id (the client's
+/// `x-request-id` when it is short and plain, else a new one), and the request metrics.
+/// Headers are never logged: they may carry tokens.
+async fn log_request(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let response = next.run(request).await;
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .filter(|value| !value.is_empty() && value.len() <= 64 && value.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'-'))
+        .map(str::to_owned)
+        .unwrap_or_else(next_request_id);
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        request.headers_mut().insert("x-request-id", value);
+    }
+    let mut response = next.run(request).await;
     let status = response.status().as_u16();
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let bytes = response
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0);
+    state.mirror.metrics().record_request(crate::metrics::route_of(&path), status, bytes);
     if status >= 500 {
-        tracing::warn!(http.method = %method, http.path = %path, http.status = status, duration_ms, "request");
+        tracing::warn!(request.id = %request_id, http.method = %method, http.path = %path, http.status = status, duration_ms, "request");
     } else {
-        tracing::info!(http.method = %method, http.path = %path, http.status = status, duration_ms, "request");
+        tracing::info!(request.id = %request_id, http.method = %method, http.path = %path, http.status = status, duration_ms, "request");
+    }
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
     }
     response
+}
+
+/// A process-unique request id: a random prefix chosen at start and a counter.
+fn next_request_id() -> String {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PREFIX: OnceLock<u32> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| rand_core::RngCore::next_u32(&mut rand_core::OsRng));
+    format!("{prefix:08x}-{:012x}", COUNTER.fetch_add(1, Ordering::Relaxed))
 }
