@@ -71,6 +71,19 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Airlock's own signing keys.
     pub signing: SigningConfig,
+    /// Client (read) tokens.
+    pub clients: ClientsConfig,
+}
+
+/// `[clients]`.
+#[derive(Debug, Clone)]
+pub struct ClientsConfig {
+    /// Accepted read tokens (hashed). Empty: anonymous access.
+    pub tokens: Vec<AdminToken>,
+    /// Sustained requests per second per token.
+    pub rate_limit_per_second: u32,
+    /// Burst above the sustained rate.
+    pub rate_limit_burst: u32,
 }
 
 /// `[forge]`.
@@ -420,7 +433,7 @@ impl Config {
 
         let mut tokens = Vec::new();
         for token in raw.admin.tokens {
-            tokens.push(AdminToken::from_hash(&token.name, &token.sha256)?);
+            tokens.push(AdminToken::from_hash("admin.tokens", &token.name, &token.sha256)?);
         }
         if let Some(plain) = overrides.admin_token {
             tokens.push(AdminToken::from_plain("admin", &plain));
@@ -431,7 +444,24 @@ impl Config {
             key_dir: raw.signing.key_dir.map(PathBuf::from).unwrap_or_else(|| server.data_dir.join("keys")),
         };
 
-        Ok(Config { server, upstream, quarantine, cache, limits, log, forge, admin, signing })
+        let mut client_tokens = Vec::new();
+        for token in raw.clients.tokens {
+            client_tokens.push(AdminToken::from_hash("clients.tokens", &token.name, &token.sha256)?);
+        }
+        let clients = ClientsConfig {
+            tokens: client_tokens,
+            rate_limit_per_second: raw.clients.rate_limit_per_second.unwrap_or(500),
+            rate_limit_burst: raw.clients.rate_limit_burst.unwrap_or(2000),
+        };
+        if clients.rate_limit_per_second == 0 {
+            return Err(ConfigError::Invalid {
+                key: "clients.rate_limit_per_second",
+                value: "0".into(),
+                reason: "must be at least 1".into(),
+            });
+        }
+
+        Ok(Config { server, upstream, quarantine, cache, limits, log, forge, admin, signing, clients })
     }
 }
 

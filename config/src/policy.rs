@@ -110,7 +110,7 @@ impl PackageRule {
     }
 }
 
-/// An accepted admin token: who holds it and the SHA-256 of its text. The token itself
+/// An accepted token (admin or client): who holds it and the SHA-256 of its text. The token itself
 /// is never kept.
 #[derive(Clone)]
 pub struct AdminToken {
@@ -127,9 +127,9 @@ impl std::fmt::Debug for AdminToken {
 }
 
 impl AdminToken {
-    pub(crate) fn from_hash(name: &str, hex_text: &str) -> Result<AdminToken, ConfigError> {
+    pub(crate) fn from_hash(key: &'static str, name: &str, hex_text: &str) -> Result<AdminToken, ConfigError> {
         let invalid = |reason: &str| ConfigError::Invalid {
-            key: "admin.tokens",
+            key,
             value: format!("{name}: {hex_text}"),
             reason: reason.into(),
         };

@@ -34,6 +34,22 @@ pub struct RawConfig {
     /// `[signing]`.
     #[serde(default)]
     pub signing: RawSigning,
+    /// `[clients]`.
+    #[serde(default)]
+    pub clients: RawClients,
+}
+
+/// `[clients]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClients {
+    /// Read tokens; when any is configured, every registry request needs one.
+    #[serde(default)]
+    pub tokens: Vec<RawAdminToken>,
+    /// Sustained requests per second allowed per token.
+    pub rate_limit_per_second: Option<u32>,
+    /// Requests a token may send in a burst above the sustained rate.
+    pub rate_limit_burst: Option<u32>,
 }
 
 /// `[server]` as written.

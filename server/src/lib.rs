@@ -3,6 +3,7 @@
 //! `airlock-scanner`, the configuration rules in `airlock-config`.
 
 pub mod cli;
+pub mod client_auth;
 pub mod clock;
 pub mod error;
 pub mod forge;
@@ -36,7 +37,8 @@ pub fn open_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppSt
     let mirror = mirror::Mirror::open(config, clock, signer.registry_key_id().to_owned())
         .context("opening the data directory")?;
     let pipeline = quarantine::pipeline::Pipeline::start(mirror.clone(), signer)?;
-    Ok(AppState { mirror, pipeline })
+    let client_rate_limiter = Arc::new(client_auth::RateLimiter::new(&mirror.config().clients));
+    Ok(AppState { mirror, pipeline, client_rate_limiter })
 }
 
 /// Serves on an already-bound listener until `shutdown` completes, then lets in-flight

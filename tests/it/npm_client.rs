@@ -239,7 +239,7 @@ async fn npm_verifies_airlocks_registry_signatures_and_detects_a_wrong_key() {
     let lockfile_path = project.path().join("package-lock.json");
     let lockfile = std::fs::read_to_string(&lockfile_path).unwrap();
     let packages = parse_lockfile(&lockfile_path, &lockfile).unwrap();
-    let outcome = verify_packages(&registry, Some(pinned), packages, 4).await.unwrap();
+    let outcome = verify_packages(&registry, Some(pinned), None, packages, 4).await.unwrap();
     assert_eq!((outcome.total, outcome.failures.len()), (4, 0), "{outcome:?}");
 
     // A lockfile whose integrity was swapped, or with a version Airlock never released,
@@ -250,7 +250,7 @@ async fn npm_verifies_airlocks_registry_signatures_and_detects_a_wrong_key() {
     tampered_lock["packages"]["node_modules/chain-c"]["version"] = json!("2.0.1");
     tampered_lock["packages"]["node_modules/chain-b"]["version"] = json!("9.9.9");
     let packages = parse_lockfile(&lockfile_path, &tampered_lock.to_string()).unwrap();
-    let outcome = verify_packages(&registry, Some(pinned), packages.clone(), 4).await.unwrap();
+    let outcome = verify_packages(&registry, Some(pinned), None, packages.clone(), 4).await.unwrap();
     let reasons: Vec<(String, String)> =
         outcome.failures.iter().map(|(package, reason)| (package.name.clone(), reason.clone())).collect();
     assert_eq!(reasons.len(), 2, "{reasons:?}");
@@ -258,9 +258,45 @@ async fn npm_verifies_airlocks_registry_signatures_and_detects_a_wrong_key() {
     assert_eq!(reasons[0].1, "no release record: Airlock did not release this version");
     assert_eq!(reasons[1].0, "chain-c");
     assert!(reasons[1].1.starts_with("the lockfile's integrity differs from the one Airlock released"), "{reasons:?}");
-    let outcome = verify_packages(&registry, Some([9u8; 32]), packages, 4).await.unwrap();
+    let outcome = verify_packages(&registry, Some([9u8; 32]), None, packages, 4).await.unwrap();
     assert!(outcome.failures.iter().all(|(_, reason)| reason == "no signature by the pinned key verifies"
         || reason == "no release record: Airlock did not release this version"
         || reason.starts_with("invalid public key")), "{:?}", outcome.failures);
     assert_eq!(outcome.failures.len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn npm_installs_with_a_client_token_and_is_refused_without_one() {
+    use sha2::Digest as _;
+    let upstream = FakeRegistry::start().await;
+    publish_tree(&upstream);
+    let data_dir = tempfile::tempdir().unwrap();
+    let hash = hex::encode(sha2::Sha256::digest(b"ci-read-token"));
+    let options = TestAppOptions {
+        extra_toml: format!("[clients]\nrate_limit_per_second = 1000\n[[clients.tokens]]\nname = \"ci\"\nsha256 = \"{hash}\"\n"),
+        ..TestAppOptions::default()
+    };
+    let app = TestApp::spawn(&upstream.url(), data_dir.path(), options).await;
+    let (status, body) = app.get_json("/chain-a").await;
+    assert_eq!(status, 401);
+    assert!(body["error"].as_str().unwrap().starts_with("this registry requires a token"));
+    assert_eq!(app.get_json("/-/airlock/health").await.0, 200, "health stays open");
+    let whoami = app.client.get(format!("{}/-/whoami", app.url())).bearer_auth("ci-read-token").send().await.unwrap();
+    assert_eq!(whoami.text().await.unwrap(), r#"{"username":"ci"}"#);
+    let wrong = app.client.get(format!("{}/chain-a", app.url())).bearer_auth("nope").send().await.unwrap();
+    assert_eq!(wrong.status(), 401);
+
+    let registry = format!("{}/", app.url());
+    let home = tempfile::tempdir().unwrap();
+    let project = tempfile::tempdir().unwrap();
+    std::fs::write(
+        project.path().join("package.json"),
+        json!({"name": "p", "version": "1.0.0", "private": true, "dependencies": {"chain-a": "^1.0.0"}}).to_string(),
+    )
+    .unwrap();
+    // The token goes in the user config, as a developer would set it.
+    std::fs::write(home.path().join("npmrc"), format!("//{}/:_authToken=ci-read-token\n", app.address)).unwrap();
+    let (project_path, home_path) = (project.path().to_owned(), home.path().to_owned());
+    tokio::task::spawn_blocking(move || npm(&project_path, &home_path, &registry, &["install"])).await.unwrap();
+    assert!(project.path().join("node_modules/chain-c/package.json").exists());
 }

@@ -29,7 +29,8 @@ pub struct VerifyArgs {
     /// (trust on first use; pin it in CI).
     #[arg(long, value_name = "FILE")]
     pub key: Option<PathBuf>,
-    /// Downloads at once.
+    /// Downloads at once. A client token, when the registry requires one, comes from
+    /// AIRLOCK_TOKEN.
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
 }
@@ -157,7 +158,8 @@ async fn verify_all(args: &VerifyArgs, packages: Vec<LockedPackage>) -> anyhow::
     if pinned_key.is_none() {
         writeln!(std::io::stderr(), "warning: trusting the release key the registry serves; pin it with --key in CI")?;
     }
-    let outcome = verify_packages(&args.registry, pinned_key, packages, args.concurrency).await?;
+    let token = std::env::var(airlock_config::EnvVars::TOKEN).ok().filter(|token| !token.is_empty());
+    let outcome = verify_packages(&args.registry, pinned_key, token, packages, args.concurrency).await?;
     let mut stdout = std::io::stdout().lock();
     let (total, key_id) = (outcome.total, &outcome.key_id);
     if outcome.failures.is_empty() {
@@ -173,15 +175,23 @@ async fn verify_all(args: &VerifyArgs, packages: Vec<LockedPackage>) -> anyhow::
 }
 
 /// Verifies every package against the registry's release records, with `public_key`
-/// (or, when `None`, the key the registry serves).
+/// (or, when `None`, the key the registry serves), sending `token` when given.
 pub async fn verify_packages(
     registry: &str,
     public_key: Option<[u8; 32]>,
+    token: Option<String>,
     packages: Vec<LockedPackage>,
     concurrency: usize,
 ) -> anyhow::Result<VerifyOutcome> {
     let registry = registry.trim_end_matches('/').to_owned();
-    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?;
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = token {
+        // A registry that requires client tokens requires one for release records too.
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).default_headers(headers).build()?;
     let public_key = match public_key {
         Some(key) => key,
         None => fetch_key(&client, &registry).await?,

@@ -18,9 +18,10 @@ pub(super) async fn ping() -> Response {
     json_response(StatusCode::OK, "{}".into())
 }
 
-/// `GET /-/whoami`: anonymous until client tokens exist.
-pub(super) async fn whoami() -> Response {
-    json_response(StatusCode::OK, r#"{"username":"anonymous"}"#.into())
+/// `GET /-/whoami`: the client token's name, or `anonymous` when tokens are off.
+pub(super) async fn whoami(identity: Option<axum::Extension<crate::client_auth::ClientIdentity>>) -> Response {
+    let name = identity.map(|axum::Extension(identity)| identity.0).unwrap_or_else(|| "anonymous".to_owned());
+    json_response(StatusCode::OK, serde_json::json!({ "username": name }).to_string())
 }
 
 /// `GET /-/airlock/health`: the process is up.

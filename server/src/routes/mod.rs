@@ -25,6 +25,8 @@ pub struct AppState {
     pub mirror: Mirror,
     /// The check pipeline and admin decisions.
     pub pipeline: Pipeline,
+    /// Per-token rate limits of client tokens.
+    pub client_rate_limiter: std::sync::Arc<crate::client_auth::RateLimiter>,
 }
 
 /// The whole application, ready to serve or to `oneshot` in tests.
@@ -54,6 +56,7 @@ pub fn app(state: AppState) -> Router {
         // `/@scope%2fname`, `/name/1.2.3`, `/name/-/name-1.2.3.tgz`. The scope separator
         // may be encoded, so these are parsed from the raw path rather than routed.
         .fallback(registry::get_package_path)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::client_auth::require_client_token))
         .layer(axum::middleware::from_fn_with_state(state.clone(), log_request))
         .with_state(state)
 }
