@@ -26,6 +26,8 @@ impl EnvVars {
     pub const ADMIN_TOKEN: &'static str = "AIRLOCK_ADMIN_TOKEN";
     /// `forge.token`: a token for the GitHub API.
     pub const FORGE_TOKEN: &'static str = "AIRLOCK_FORGE_TOKEN";
+    /// `notifications.webhook_secret`: the webhook's HMAC secret.
+    pub const WEBHOOK_SECRET: &'static str = "AIRLOCK_WEBHOOK_SECRET";
     /// The token `airlock admin` and `airlock verify` send to a running Airlock.
     pub const TOKEN: &'static str = "AIRLOCK_TOKEN";
 
@@ -41,6 +43,7 @@ impl EnvVars {
         (Self::LOG, "log.filter"),
         (Self::ADMIN_TOKEN, "admin.tokens (one more, named `admin`)"),
         (Self::FORGE_TOKEN, "forge.token"),
-        (Self::TOKEN, "(client side: the token of `airlock admin`)"),
+        (Self::WEBHOOK_SECRET, "notifications.webhook_secret"),
+        (Self::TOKEN, "(client side: the token of `airlock admin` and `airlock verify`)"),
     ];
 }

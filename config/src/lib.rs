@@ -73,6 +73,30 @@ pub struct Config {
     pub signing: SigningConfig,
     /// Client (read) tokens.
     pub clients: ClientsConfig,
+    /// Webhook notifications.
+    pub notifications: NotificationsConfig,
+}
+
+/// `[notifications]`.
+#[derive(Clone)]
+pub struct NotificationsConfig {
+    /// Where events are POSTed, if anywhere.
+    pub webhook_url: Option<Url>,
+    /// HMAC secret; never printed.
+    pub webhook_secret: Option<String>,
+    /// Delivery attempts per event.
+    pub webhook_attempts: u32,
+}
+
+impl std::fmt::Debug for NotificationsConfig {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("NotificationsConfig")
+            .field("webhook_url", &self.webhook_url.as_ref().map(Url::as_str))
+            .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "[redacted]"))
+            .field("webhook_attempts", &self.webhook_attempts)
+            .finish()
+    }
 }
 
 /// `[clients]`.
@@ -215,6 +239,8 @@ pub struct Overrides {
     pub admin_token: Option<String>,
     /// `forge.token`.
     pub forge_token: Option<String>,
+    /// `notifications.webhook_secret`.
+    pub webhook_secret: Option<String>,
 }
 
 impl Overrides {
@@ -230,6 +256,7 @@ impl Overrides {
             log_filter: lookup(EnvVars::LOG),
             admin_token: lookup(EnvVars::ADMIN_TOKEN).filter(|token| !token.is_empty()),
             forge_token: lookup(EnvVars::FORGE_TOKEN).filter(|token| !token.is_empty()),
+            webhook_secret: lookup(EnvVars::WEBHOOK_SECRET).filter(|secret| !secret.is_empty()),
         }
     }
 
@@ -245,6 +272,7 @@ impl Overrides {
             log_filter: other.log_filter.or(self.log_filter),
             admin_token: other.admin_token.or(self.admin_token),
             forge_token: other.forge_token.or(self.forge_token),
+            webhook_secret: other.webhook_secret.or(self.webhook_secret),
         }
     }
 }
@@ -461,7 +489,36 @@ impl Config {
             });
         }
 
-        Ok(Config { server, upstream, quarantine, cache, limits, log, forge, admin, signing, clients })
+        let webhook_url = match raw.notifications.webhook_url.as_deref() {
+            None | Some("") => None,
+            Some(text) => {
+                let invalid = |reason: String| ConfigError::Invalid {
+                    key: "notifications.webhook_url",
+                    value: text.to_owned(),
+                    reason,
+                };
+                let url = Url::parse(text).map_err(|error| invalid(error.to_string()))?;
+                if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+                    return Err(invalid("expected an http:// or https:// URL".into()));
+                }
+                Some(url)
+            }
+        };
+        let webhook_attempts = raw.notifications.webhook_attempts.unwrap_or(6);
+        if !(1..=20).contains(&webhook_attempts) {
+            return Err(ConfigError::Invalid {
+                key: "notifications.webhook_attempts",
+                value: webhook_attempts.to_string(),
+                reason: "expected 1 to 20".into(),
+            });
+        }
+        let notifications = NotificationsConfig {
+            webhook_url,
+            webhook_secret: overrides.webhook_secret.or(raw.notifications.webhook_secret).filter(|secret| !secret.is_empty()),
+            webhook_attempts,
+        };
+
+        Ok(Config { server, upstream, quarantine, cache, limits, log, forge, admin, signing, clients, notifications })
     }
 }
 

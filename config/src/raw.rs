@@ -37,6 +37,21 @@ pub struct RawConfig {
     /// `[clients]`.
     #[serde(default)]
     pub clients: RawClients,
+    /// `[notifications]`.
+    #[serde(default)]
+    pub notifications: RawNotifications,
+}
+
+/// `[notifications]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotifications {
+    /// URL that receives a JSON POST when a version is held, rejected or approved.
+    pub webhook_url: Option<String>,
+    /// Secret for the `X-Airlock-Signature` HMAC-SHA256 header (prefer the environment).
+    pub webhook_secret: Option<String>,
+    /// Delivery attempts before an event is dropped (logged).
+    pub webhook_attempts: Option<u32>,
 }
 
 /// `[clients]` as written.

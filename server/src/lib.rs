@@ -9,6 +9,7 @@ pub mod error;
 pub mod forge;
 pub mod metrics;
 pub mod mirror;
+pub mod notifications;
 pub mod npm;
 pub mod packument;
 pub mod quarantine;

@@ -60,6 +60,11 @@ struct Scenario {
 /// v1.0.16, all clean) on a fake forge, Airlock in front, 1.0.15 checked and released;
 /// then 1.0.16 appears upstream, with one line that is not in the repository.
 async fn postmark_scenario() -> Scenario {
+    postmark_scenario_with(String::new()).await
+}
+
+/// [`postmark_scenario`] with extra configuration.
+async fn postmark_scenario_with(extra_toml: String) -> Scenario {
     let upstream = FakeRegistry::start().await;
     let forge = FakeForge::start().await;
     let repository = GitRepository::init();
@@ -77,7 +82,7 @@ async fn postmark_scenario() -> Scenario {
     }
     forge.add_repository("acme", "mail-mcp", &repository);
     let data_dir = tempfile::tempdir().unwrap();
-    let options = TestAppOptions { forge_url: Some(forge.api_url()), ..TestAppOptions::default() };
+    let options = TestAppOptions { forge_url: Some(forge.api_url()), extra_toml, ..TestAppOptions::default() };
     let app = TestApp::spawn(&upstream.url(), data_dir.path(), options).await;
     let (_, body) = app.get_json(&format!("/{PACKAGE}")).await;
     assert_eq!(body["dist-tags"]["latest"], "1.0.15");
@@ -344,4 +349,68 @@ async fn two_admins_acting_at_once_end_in_one_state_with_both_actions_logged() {
     assert_eq!(detail["release_record"].is_string(), final_state == "released");
     let tarball = app.get(&format!("/{PACKAGE}/-/{PACKAGE}-1.0.16.tgz")).await.status();
     assert_eq!(tarball == 200, final_state == "released");
+}
+
+#[tokio::test]
+async fn decisions_are_posted_to_the_webhook_signed_and_retried() {
+    use std::sync::{Arc, Mutex};
+    type Received = Arc<Mutex<Vec<(String, Value)>>>;
+    let received: Received = Arc::default();
+    let failures_left = Arc::new(std::sync::atomic::AtomicUsize::new(1));
+    let app_state = (Arc::clone(&received), Arc::clone(&failures_left));
+    let receiver = axum::Router::new()
+        .route(
+            "/hook",
+            axum::routing::post(
+                |axum::extract::State((received, failures_left)): axum::extract::State<(Received, Arc<std::sync::atomic::AtomicUsize>)>,
+                 headers: axum::http::HeaderMap,
+                 body: axum::body::Bytes| async move {
+                    // The first delivery fails: Airlock must retry.
+                    if failures_left.fetch_update(std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+                        return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                    }
+                    let signature = headers["x-airlock-signature"].to_str().unwrap().to_owned();
+                    assert_eq!(signature, airlock_server::notifications::signature("hook-secret", &body));
+                    received.lock().unwrap().push((signature, serde_json::from_slice(&body).unwrap()));
+                    axum::http::StatusCode::NO_CONTENT
+                },
+            ),
+        )
+        .with_state(app_state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+
+    let scenario =
+        postmark_scenario_with(format!("[notifications]\nwebhook_url = \"{hook_url}\"\nwebhook_secret = \"hook-secret\"\n")).await;
+    let app = &scenario.app;
+    assert_eq!(app.wait_for_decision(PACKAGE, "1.0.16").await["state"], "held");
+    let (status, _) =
+        app.admin_post(&format!("/-/airlock/api/packages/{PACKAGE}/versions/1.0.16/reject"), Some("exfiltration")).await;
+    assert_eq!(status, 200);
+    for _ in 0..100 {
+        if received.lock().unwrap().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let events: Vec<(String, String, String)> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, event)| {
+            (
+                event["event"].as_str().unwrap().to_owned(),
+                event["version"].as_str().unwrap().to_owned(),
+                event["actor"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ("held".to_owned(), "1.0.16".to_owned(), "pipeline".to_owned()),
+            ("rejected".to_owned(), "1.0.16".to_owned(), "admin:tester".to_owned())
+        ]
+    );
 }

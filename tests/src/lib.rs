@@ -3,6 +3,7 @@
 //! internet.
 
 pub mod app;
+pub mod clients;
 pub mod forge;
 pub mod registry;
 

@@ -21,6 +21,7 @@ use super::checks::{self, CheckInputs, CheckRecord};
 use super::{Policy, Visibility};
 use crate::error::{AppError, AppResult};
 use crate::forge::{ForgeClient, ForgeSettings};
+use crate::notifications::{Event, Notifier};
 use crate::mirror::{Mirror, SharedError};
 use crate::npm::{Integrity, PackageName};
 use crate::signing::{ReleasePredicate, Signer};
@@ -39,6 +40,7 @@ pub struct Pipeline {
 
 struct Inner {
     mirror: Mirror,
+    notifier: Notifier,
     forge: ForgeClient,
     trust_root: SigstoreTrustRoot,
     store: Store,
@@ -99,6 +101,7 @@ impl Pipeline {
         let stopping = mirror.stopping();
         let pipeline = Pipeline {
             inner: Arc::new(Inner {
+                notifier: Notifier::start(&config.notifications)?,
                 forge,
                 trust_root,
                 wake: mirror.checks_wanted(),
@@ -336,6 +339,11 @@ impl Pipeline {
             .await?;
         inner.store.dequeue(name, version)?;
         inner.mirror.invalidate(name);
+        if let Some((_, after)) = &applied
+            && matches!(after.state, VersionState::Held | VersionState::Rejected)
+        {
+            self.notify(name, version, after);
+        }
         let threshold = inner.policy.hold_severity();
         let holding_rules: Vec<String> = if decided_state == VersionState::Held {
             check_record.report.findings.iter().filter(|finding| finding.severity >= threshold).map(|finding| finding.rule.clone()).collect()
@@ -458,7 +466,28 @@ impl Pipeline {
         let result = self.inner.store.transition(name, version, now, |_| Some(transition.clone())).await?;
         self.inner.store.dequeue(name, version)?;
         self.inner.mirror.invalidate(name);
-        result.map(|(_, after)| after).ok_or_else(|| AppError::NotFound(format!("Airlock has no record of {name}@{version}")))
+        let (_, after) = result.ok_or_else(|| AppError::NotFound(format!("Airlock has no record of {name}@{version}")))?;
+        self.notify(name, version, &after);
+        Ok(after)
+    }
+
+    /// Tells the webhook about a decision.
+    fn notify(&self, name: &PackageName, version: &str, record: &VersionRecord) {
+        let event = match record.state {
+            VersionState::Held => "held",
+            VersionState::Rejected => "rejected",
+            VersionState::Released => "released",
+            _ => return,
+        };
+        self.inner.notifier.notify(Event {
+            event,
+            package: name.to_string(),
+            version: version.to_owned(),
+            actor: record.decided_by.clone().unwrap_or_default(),
+            reason: record.reason.clone(),
+            time: record.state_changed_at.unwrap_or_else(|| self.inner.mirror.now()),
+            url: self.inner.mirror.admin_url(name, version),
+        });
     }
 
     /// An admin rejects a version: it is never installable.
@@ -468,7 +497,9 @@ impl Pipeline {
         let result = self.inner.store.transition(name, version, now, |_| Some(transition.clone())).await?;
         self.inner.store.dequeue(name, version)?;
         self.inner.mirror.invalidate(name);
-        result.map(|(_, after)| after).ok_or_else(|| AppError::NotFound(format!("Airlock has no record of {name}@{version}")))
+        let (_, after) = result.ok_or_else(|| AppError::NotFound(format!("Airlock has no record of {name}@{version}")))?;
+        self.notify(name, version, &after);
+        Ok(after)
     }
 
     /// An admin asks for the checks to run again; the version returns to `checking`
