@@ -131,6 +131,17 @@ pub struct ForgeConfig {
 pub struct AdminConfig {
     /// Accepted admin tokens (hashed), including `AIRLOCK_ADMIN_TOKEN`'s.
     pub tokens: Vec<AdminToken>,
+    /// Admin web UI users configured in the file (more live in the data directory).
+    pub users: Vec<AdminUser>,
+}
+
+/// An admin web UI user from `[[admin.users]]`.
+#[derive(Debug, Clone)]
+pub struct AdminUser {
+    /// The sign-in name.
+    pub name: String,
+    /// The argon2 PHC string; verified by the server.
+    pub password_hash: String,
 }
 
 /// `[signing]`.
@@ -466,7 +477,25 @@ impl Config {
         if let Some(plain) = overrides.admin_token {
             tokens.push(AdminToken::from_plain("admin", &plain));
         }
-        let admin = AdminConfig { tokens };
+        let mut users = Vec::new();
+        for user in raw.admin.users {
+            if user.name.is_empty() || user.name.len() > 64 || !user.name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+                return Err(ConfigError::Invalid {
+                    key: "admin.users.name",
+                    value: user.name,
+                    reason: "expected 1 to 64 letters, digits, `.`, `_` or `-`".into(),
+                });
+            }
+            if !user.password_hash.starts_with("$argon2") {
+                return Err(ConfigError::Invalid {
+                    key: "admin.users.password_hash",
+                    value: user.name,
+                    reason: "expected an argon2 PHC string ($argon2id$...) for this user".into(),
+                });
+            }
+            users.push(AdminUser { name: user.name, password_hash: user.password_hash });
+        }
+        let admin = AdminConfig { tokens, users };
 
         let signing = SigningConfig {
             key_dir: raw.signing.key_dir.map(PathBuf::from).unwrap_or_else(|| server.data_dir.join("keys")),

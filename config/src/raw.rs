@@ -162,6 +162,19 @@ pub struct RawAdmin {
     /// Admin API tokens, stored as SHA-256 hashes.
     #[serde(default)]
     pub tokens: Vec<RawAdminToken>,
+    /// Admin web UI users, with argon2 password hashes.
+    #[serde(default)]
+    pub users: Vec<RawAdminUser>,
+}
+
+/// One admin web UI user as written (`[[admin.users]]`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdminUser {
+    /// The sign-in name; recorded as `admin:<name>` on every action.
+    pub name: String,
+    /// The argon2 PHC string (`$argon2id$v=19$...`), as `airlock admin add-user NAME --print` prints it.
+    pub password_hash: String,
 }
 
 /// One admin token as written: a name for the audit log and the token's SHA-256.

@@ -156,3 +156,48 @@ fn the_admin_token_from_the_environment_is_hashed() {
     assert_eq!(config.signing.key_dir, PathBuf::from("./airlock-data/keys"));
     assert_eq!(config.forge.api_url.as_str(), "https://api.github.com/");
 }
+
+/// Every key of the example file, commented or not: `section.key`, and table headers
+/// such as `quarantine.allow`.
+fn example_keys() -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut section = String::new();
+    for line in include_str!("../airlock.toml").lines() {
+        let line = line.trim().trim_start_matches('#').trim();
+        if let Some(header) = line.strip_prefix("[[").and_then(|rest| rest.strip_suffix("]]")) {
+            keys.push(header.to_owned());
+        } else if let Some(header) = line.strip_prefix('[').and_then(|rest| rest.strip_suffix(']')) {
+            if header.contains('.') {
+                keys.push(header.to_owned());
+            } else {
+                section = header.to_owned();
+            }
+        } else if let Some((key, _)) = line.split_once(" = ") {
+            let is_identifier = !key.is_empty() && key.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+            if is_identifier && !section.is_empty() {
+                keys.push(format!("{section}.{key}"));
+            }
+        }
+    }
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+#[test]
+fn the_readme_documents_every_key_and_environment_variable() {
+    let readme = include_str!("../../README.md");
+    let keys = example_keys();
+    // Per-token entries (name, sha256, package, versions, reason) belong to their tables.
+    let documented: Vec<&String> = keys
+        .iter()
+        .filter(|key| !["name", "sha256", "package", "versions", "reason"].iter().any(|field| key.ends_with(&format!(".{field}"))))
+        .collect();
+    assert!(documented.len() > 30, "the example file lost its keys: {keys:?}");
+    for key in documented {
+        assert!(readme.contains(&format!("`{key}`")), "README.md does not document `{key}`");
+    }
+    for (variable, _) in EnvVars::ALL {
+        assert!(readme.contains(variable), "README.md does not mention {variable}");
+    }
+}
