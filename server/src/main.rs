@@ -23,6 +23,8 @@ enum Command {
     Admin(cli::admin::AdminArgs),
     /// Verify a lockfile against Airlock's signed release records (for CI).
     Verify(cli::verify::VerifyArgs),
+    /// Send every package of a lockfile through Airlock ahead of time.
+    Prefetch(cli::prefetch::PrefetchArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
         Command::Scan(args) => report("scan", cli::scan::run(args)),
         Command::Admin(args) => report("admin", cli::admin::run(args)),
         Command::Verify(args) => report("verify", cli::verify::run(args)),
+        Command::Prefetch(args) => report("prefetch", cli::prefetch::run(args)),
     }
 }
 

@@ -54,12 +54,10 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
             // A directory on either side: read both into memory and scan those.
             let current_files = match package_files(&current, &options) {
                 Ok(files) => files,
-                Err(report) => return finish(&args, &report),
+                Err(reason) => return finish(&args, &ScanReport::unscannable(reason)),
             };
-            let previous_files = match previous.as_ref().map(|previous| package_files(previous, &options)).transpose() {
-                Ok(files) => files,
-                Err(_) => None,
-            };
+            // An unreadable previous version only loses the diff, as in `scan_tarball`.
+            let previous_files = previous.as_ref().and_then(|previous| package_files(previous, &options).ok());
             airlock_scanner::scan_files(&current_files, previous_files.as_ref(), &options)
         }
     };
@@ -89,11 +87,12 @@ fn finish(args: &ScanArgs, report: &ScanReport) -> anyhow::Result<ExitCode> {
     Ok(if report.holds_at(args.min_severity) { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-fn package_files(input: &PackageInput, options: &ScanOptions) -> Result<PackageFiles, ScanReport> {
+/// The files of a package input; `Err` is the reason it is unscannable.
+fn package_files(input: &PackageInput, options: &ScanOptions) -> Result<PackageFiles, String> {
     match input {
         PackageInput::Directory(files) => Ok(files.clone()),
         PackageInput::Tarball(bytes) => {
-            airlock_scanner::read_tarball(bytes, options).map_err(|error| ScanReport::unscannable(error.to_string()))
+            airlock_scanner::read_tarball(bytes, options).map_err(|error| error.to_string())
         }
     }
 }
