@@ -16,6 +16,8 @@ impl EnvVars {
     pub const DATA_DIR: &'static str = "AIRLOCK_DATA_DIR";
     /// `upstream.url`: the registry Airlock mirrors.
     pub const UPSTREAM: &'static str = "AIRLOCK_UPSTREAM";
+    /// `upstream.token`: a token for the default upstream.
+    pub const UPSTREAM_TOKEN: &'static str = "AIRLOCK_UPSTREAM_TOKEN";
     /// `quarantine.cooling_period`: how old a version must be before it is served.
     pub const COOLING_PERIOD: &'static str = "AIRLOCK_COOLING_PERIOD";
     /// `log.format`: `text` or `json`.
@@ -38,6 +40,7 @@ impl EnvVars {
         (Self::PUBLIC_URL, "server.public_url"),
         (Self::DATA_DIR, "server.data_dir"),
         (Self::UPSTREAM, "upstream.url"),
+        (Self::UPSTREAM_TOKEN, "upstream.token"),
         (Self::COOLING_PERIOD, "quarantine.cooling_period"),
         (Self::LOG_FORMAT, "log.format"),
         (Self::LOG, "log.filter"),

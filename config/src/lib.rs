@@ -119,7 +119,7 @@ pub struct ForgeConfig {
     /// API's own host for GitHub Enterprise.
     pub repository_host: String,
     /// Optional API token.
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// Timeout of one archive download.
     pub timeout: Duration,
     /// Largest source archive accepted, in bytes.
@@ -179,6 +179,44 @@ pub struct UpstreamConfig {
     pub retry_backoff: Duration,
     /// Age after which a cached packument is revalidated.
     pub packument_max_age: Duration,
+    /// A token sent as `Authorization: Bearer` to this upstream only.
+    pub token: Option<Secret>,
+    /// Other registries for some scopes, checked before the default.
+    pub scopes: Vec<ScopedUpstream>,
+}
+
+/// A secret from the configuration: printed as `[redacted]`, read with [`Secret::expose`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret's text, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("[redacted]")
+    }
+}
+
+/// A registry that serves one scope.
+#[derive(Clone)]
+pub struct ScopedUpstream {
+    /// The scope, `@name`.
+    pub scope: String,
+    /// The registry's base URL, without a trailing `/`.
+    pub url: Url,
+    /// Its token, if any.
+    pub token: Option<Secret>,
+}
+
+impl std::fmt::Debug for ScopedUpstream {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("ScopedUpstream").field("scope", &self.scope).field("url", &self.url.as_str()).field("token", &self.token).finish()
+    }
 }
 
 /// `[quarantine]`.
@@ -252,10 +290,16 @@ pub struct Overrides {
     pub forge_token: Option<String>,
     /// `notifications.webhook_secret`.
     pub webhook_secret: Option<String>,
+    /// `upstream.token`.
+    pub upstream_token: Option<String>,
+    /// Environment variables named by `upstream.scopes[].token_env`, resolved by name.
+    pub scope_tokens: std::collections::BTreeMap<String, String>,
 }
 
 impl Overrides {
     /// Reads the overrides from an environment lookup (pass `|k| std::env::var(k).ok()`).
+    /// Scoped upstream tokens named by `token_env` are looked up later, by
+    /// [`Overrides::resolve_scope_tokens`], once the file says which variables to read.
     pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Self {
         Self {
             listen: lookup(EnvVars::LISTEN),
@@ -268,7 +312,24 @@ impl Overrides {
             admin_token: lookup(EnvVars::ADMIN_TOKEN).filter(|token| !token.is_empty()),
             forge_token: lookup(EnvVars::FORGE_TOKEN).filter(|token| !token.is_empty()),
             webhook_secret: lookup(EnvVars::WEBHOOK_SECRET).filter(|secret| !secret.is_empty()),
+            upstream_token: lookup(EnvVars::UPSTREAM_TOKEN).filter(|token| !token.is_empty()),
+            scope_tokens: std::collections::BTreeMap::new(),
         }
+    }
+
+    /// Reads the environment variables that `[[upstream.scopes]]` entries name with
+    /// `token_env`, from the TOML text (so the file stays the one source of names).
+    pub fn resolve_scope_tokens(mut self, toml_text: &str, lookup: impl Fn(&str) -> Option<String>) -> Self {
+        if let Ok(raw) = toml::from_str::<RawConfig>(toml_text) {
+            for scope in raw.upstream.scopes {
+                if let Some(variable) = scope.token_env
+                    && let Some(value) = lookup(&variable).filter(|value| !value.is_empty())
+                {
+                    self.scope_tokens.insert(variable, value);
+                }
+            }
+        }
+        self
     }
 
     /// Layers `other` on top of `self`: a value set in `other` wins.
@@ -284,6 +345,8 @@ impl Overrides {
             admin_token: other.admin_token.or(self.admin_token),
             forge_token: other.forge_token.or(self.forge_token),
             webhook_secret: other.webhook_secret.or(self.webhook_secret),
+            upstream_token: other.upstream_token.or(self.upstream_token),
+            scope_tokens: if other.scope_tokens.is_empty() { self.scope_tokens } else { other.scope_tokens },
         }
     }
 }
@@ -339,7 +402,34 @@ impl Config {
             }
         };
 
+        let mut scopes = Vec::new();
+        for scoped in raw.upstream.scopes {
+            let valid_scope = scoped.scope.len() > 1
+                && scoped.scope.starts_with('@')
+                && scoped.scope[1..].chars().all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c));
+            if !valid_scope {
+                return Err(ConfigError::Invalid {
+                    key: "upstream.scopes",
+                    value: scoped.scope,
+                    reason: "a scope looks like @mycompany".into(),
+                });
+            }
+            let token = match (&scoped.token, &scoped.token_env) {
+                (Some(token), _) => Some(Secret(token.clone())),
+                (None, Some(variable)) => Some(overrides.scope_tokens.get(variable).cloned().map(Secret).ok_or_else(|| {
+                    ConfigError::Invalid {
+                        key: "upstream.scopes",
+                        value: variable.clone(),
+                        reason: format!("the environment variable named by token_env for {} is not set", scoped.scope),
+                    }
+                })?),
+                (None, None) => None,
+            };
+            scopes.push(ScopedUpstream { scope: scoped.scope, url: parse_base_url("upstream.scopes", &scoped.url)?, token });
+        }
         let upstream = UpstreamConfig {
+            token: overrides.upstream_token.clone().or(raw.upstream.token).filter(|token| !token.is_empty()).map(Secret),
+            scopes,
             url: upstream_url,
             connect_timeout: duration("upstream.connect_timeout", raw.upstream.connect_timeout, "5s")?,
             timeout: duration("upstream.timeout", raw.upstream.timeout, "30s")?,
@@ -465,7 +555,7 @@ impl Config {
         let forge = ForgeConfig {
             api_url: forge_api,
             repository_host,
-            token: overrides.forge_token.or(raw.forge.token).filter(|token| !token.is_empty()),
+            token: overrides.forge_token.or(raw.forge.token).filter(|token| !token.is_empty()).map(Secret),
             timeout: duration("forge.timeout", raw.forge.timeout, "60s")?,
             max_archive_size: size("forge.max_archive_size", raw.forge.max_archive_size, 256 << 20)?,
         };

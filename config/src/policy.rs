@@ -66,6 +66,19 @@ impl PackageRule {
         raw.into_iter().map(|rule| PackageRule::parse(key, rule)).collect()
     }
 
+    /// A rule made at run time (the admin UI's policy page), validated like a
+    /// configured one; errors name `key`.
+    pub fn new(key: &'static str, package: &str, versions: Option<&str>, reason: Option<&str>) -> Result<PackageRule, ConfigError> {
+        PackageRule::parse(
+            key,
+            crate::raw::RawPackageRule {
+                package: package.to_owned(),
+                versions: versions.map(str::to_owned),
+                reason: reason.map(str::to_owned),
+            },
+        )
+    }
+
     fn parse(key: &'static str, raw: crate::raw::RawPackageRule) -> Result<PackageRule, ConfigError> {
         let pattern_ok = !raw.package.is_empty()
             && raw.package.len() <= 214

@@ -97,6 +97,25 @@ pub struct RawUpstream {
     pub retry_backoff: Option<String>,
     /// Cached packuments older than this are revalidated upstream.
     pub packument_max_age: Option<String>,
+    /// A token sent to the upstream (prefer the environment variable).
+    pub token: Option<String>,
+    /// Other registries for some scopes, each with its own credentials.
+    #[serde(default)]
+    pub scopes: Vec<RawScopedUpstream>,
+}
+
+/// `[[upstream.scopes]]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScopedUpstream {
+    /// The scope, such as `@mycompany`.
+    pub scope: String,
+    /// The registry that serves it.
+    pub url: String,
+    /// A token for that registry (or `token_env`).
+    pub token: Option<String>,
+    /// The name of an environment variable holding the token.
+    pub token_env: Option<String>,
 }
 
 /// `[quarantine]` as written.

@@ -153,6 +153,17 @@ fn the_admin_token_from_the_environment_is_hashed() {
     assert_eq!(config.admin.tokens[0].name, "admin");
     // The plain token is never kept, and Debug never prints the hash.
     assert!(!format!("{config:?}").contains("s3cret"));
+    let with_secrets = Config::from_toml(
+        "f",
+        "[upstream]\ntoken = \"up-secret\"\n[forge]\ntoken = \"forge-secret\"\n[notifications]\nwebhook_url = \"https://h.example/x\"\nwebhook_secret = \"hook-secret\"\n",
+        Overrides::default(),
+    )
+    .unwrap();
+    let printed = format!("{with_secrets:?}");
+    for secret in ["up-secret", "forge-secret", "hook-secret"] {
+        assert!(!printed.contains(secret), "{secret} leaked into Debug output");
+    }
+    assert_eq!(with_secrets.upstream.token.as_ref().map(Secret::expose), Some("up-secret"));
     assert_eq!(config.signing.key_dir, PathBuf::from("./airlock-data/keys"));
     assert_eq!(config.forge.api_url.as_str(), "https://api.github.com/");
 }
@@ -166,12 +177,12 @@ fn example_keys() -> Vec<String> {
         let line = line.trim().trim_start_matches('#').trim();
         if let Some(header) = line.strip_prefix("[[").and_then(|rest| rest.strip_suffix("]]")) {
             keys.push(header.to_owned());
+            section = header.to_owned();
         } else if let Some(header) = line.strip_prefix('[').and_then(|rest| rest.strip_suffix(']')) {
             if header.contains('.') {
                 keys.push(header.to_owned());
-            } else {
-                section = header.to_owned();
             }
+            section = header.to_owned();
         } else if let Some((key, _)) = line.split_once(" = ") {
             let is_identifier = !key.is_empty() && key.chars().all(|c| c.is_ascii_lowercase() || c == '_');
             if is_identifier && !section.is_empty() {
@@ -188,11 +199,8 @@ fn example_keys() -> Vec<String> {
 fn the_readme_documents_every_key_and_environment_variable() {
     let readme = include_str!("../../README.md");
     let keys = example_keys();
-    // Per-token entries (name, sha256, package, versions, reason) belong to their tables.
-    let documented: Vec<&String> = keys
-        .iter()
-        .filter(|key| !["name", "sha256", "package", "versions", "reason"].iter().any(|field| key.ends_with(&format!(".{field}"))))
-        .collect();
+    // Fields of table entries (`upstream.scopes.url`) are documented with their table.
+    let documented: Vec<&String> = keys.iter().filter(|key| key.matches('.').count() == 1).collect();
     assert!(documented.len() > 30, "the example file lost its keys: {keys:?}");
     for key in documented {
         assert!(readme.contains(&format!("`{key}`")), "README.md does not document `{key}`");
@@ -200,4 +208,20 @@ fn the_readme_documents_every_key_and_environment_variable() {
     for (variable, _) in EnvVars::ALL {
         assert!(readme.contains(variable), "README.md does not mention {variable}");
     }
+}
+
+#[test]
+fn scoped_upstreams_take_tokens_from_the_file_or_a_named_variable() {
+    let text = "[[upstream.scopes]]\nscope = \"@acme\"\nurl = \"https://npm.acme.example/\"\ntoken_env = \"ACME_TOKEN\"\n";
+    let overrides = Overrides::default().resolve_scope_tokens(text, |key| (key == "ACME_TOKEN").then(|| "t0k".to_owned()));
+    let config = Config::from_toml("f", text, overrides).unwrap();
+    assert_eq!(config.upstream.scopes[0].scope, "@acme");
+    assert_eq!(config.upstream.scopes[0].url.as_str(), "https://npm.acme.example/");
+    assert_eq!(config.upstream.scopes[0].token.as_ref().map(Secret::expose), Some("t0k"));
+    let error = Config::from_toml("f", text, Overrides::default()).unwrap_err().to_string();
+    assert_eq!(error, "invalid value for `upstream.scopes`: \"ACME_TOKEN\": the environment variable named by token_env for @acme is not set");
+    check_error(
+        "[[upstream.scopes]]\nscope = \"acme\"\nurl = \"https://x.example\"\n",
+        "invalid value for `upstream.scopes`: \"acme\": a scope looks like @mycompany",
+    );
 }

@@ -2,6 +2,7 @@
 //! `airlock` binary. This crate owns all I/O (network, disk, clock); the checks live in
 //! `airlock-scanner`, the configuration rules in `airlock-config`.
 
+pub mod admin_users;
 pub mod cli;
 pub mod client_auth;
 pub mod clock;
@@ -15,6 +16,7 @@ pub mod packument;
 pub mod quarantine;
 pub mod registry_keys;
 pub mod routes;
+pub mod sessions;
 pub mod signing;
 pub mod singleflight;
 pub mod store;

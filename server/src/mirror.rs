@@ -22,7 +22,7 @@ use crate::quarantine::{self, Policy, Released, Visibility};
 use crate::singleflight::SingleFlight;
 use crate::store::blobs::{BlobError, Blobs};
 use crate::store::{PackageRecord, Store, Transition, VersionRecord, VersionState};
-use crate::upstream::{PackumentFetch, Upstream};
+use crate::upstream::{PackumentFetch, Upstream, Upstreams};
 
 /// After an upstream failure, how long a stale packument is served before the next try.
 const RETRY_AFTER_FAILURE: chrono::Duration = chrono::Duration::seconds(30);
@@ -68,7 +68,7 @@ struct Inner {
     public_base: String,
     store: Store,
     blobs: Blobs,
-    upstream: Upstream,
+    upstreams: Upstreams,
     clock: Arc<dyn Clock>,
     cache: PackumentCache,
     // Bumped by every invalidation. A rendering started before a bump is returned but
@@ -80,7 +80,6 @@ struct Inner {
     tarball_flights: SingleFlight<String, Result<String, SharedError>>,
     // Cancelled at shutdown, after the grace period: stops fetches and checks in flight.
     stopping: tokio_util::sync::CancellationToken,
-    upstream_keys: crate::registry_keys::UpstreamKeys,
     metrics: Arc<crate::metrics::Metrics>,
 }
 
@@ -117,7 +116,7 @@ impl Mirror {
         std::fs::create_dir_all(&config.server.data_dir)?;
         let store = Store::open(&config.server.data_dir.join("metadata"))?;
         let blobs = Blobs::open(&config.server.data_dir)?;
-        let upstream = Upstream::new(&config.upstream, config.limits.max_packument_size)?;
+        let upstreams = Upstreams::new(&config.upstream, config.limits.max_packument_size)?;
         let public_base = config.server.public_url.as_str().trim_end_matches('/').to_owned();
         let cache = PackumentCache::new(config.cache.rendered_packuments_memory as usize);
         let stopping = tokio_util::sync::CancellationToken::new();
@@ -130,14 +129,13 @@ impl Mirror {
                 public_base,
                 store,
                 blobs,
-                upstream,
+                upstreams,
                 clock,
                 cache,
                 generation: std::sync::atomic::AtomicU64::new(0),
                 packument_flights: SingleFlight::new(stopping.clone()),
                 tarball_flights: SingleFlight::new(stopping.clone()),
                 stopping,
-                upstream_keys: crate::registry_keys::UpstreamKeys::new(),
                 metrics: Arc::default(),
             }),
         })
@@ -148,9 +146,14 @@ impl Mirror {
         &self.inner.config
     }
 
-    /// The upstream client.
-    pub fn upstream(&self) -> &Upstream {
-        &self.inner.upstream
+    /// The upstream that serves a package.
+    pub fn upstream_for(&self, name: &PackageName) -> &Upstream {
+        self.inner.upstreams.for_package(name)
+    }
+
+    /// The default upstream (audits, `/-/npm/v1/keys`).
+    pub fn default_upstream(&self) -> &Upstream {
+        self.inner.upstreams.default_upstream()
     }
 
     /// Cancelled when the server stops; in-flight fetches and checks end with it.
@@ -163,9 +166,9 @@ impl Mirror {
         &self.inner.metrics
     }
 
-    /// The upstream registry's signing keys (cached).
-    pub async fn upstream_registry_keys(&self) -> airlock_scanner::provenance::RegistryKeys {
-        self.inner.upstream_keys.get(&self.inner.upstream, self.now()).await
+    /// The signing keys of the registry that serves a package (cached).
+    pub async fn upstream_registry_keys(&self, name: &PackageName) -> airlock_scanner::provenance::RegistryKeys {
+        self.upstream_for(name).registry_keys(self.now()).await
     }
 
     /// A version's manifest exactly as the upstream serves it (from the stored
@@ -272,7 +275,7 @@ impl Mirror {
         let rendered = tokio::task::spawn_blocking(move || {
             let context = RenderContext {
                 public_base: &mirror.inner.public_base,
-                upstream_base: mirror.inner.upstream.base(),
+                upstream_base: mirror.inner.upstreams.for_package(&render_name).base(),
                 policy: &mirror.inner.policy,
                 airlock_key_id: &mirror.inner.airlock_key_id,
                 now,
@@ -312,7 +315,7 @@ impl Mirror {
         let inner = &self.inner;
         let etag = record.and_then(|record| record.upstream_etag.as_deref());
         let started = std::time::Instant::now();
-        let fetch = inner.upstream.fetch_packument(name, etag).await;
+        let fetch = inner.upstreams.for_package(name).fetch_packument(name, etag).await;
         let outcome = match &fetch {
             Ok(PackumentFetch::Modified { .. }) => "ok",
             Ok(PackumentFetch::NotModified) => "not_modified",
@@ -547,7 +550,7 @@ impl Mirror {
         let mut attempt = 0;
         loop {
             let started = std::time::Instant::now();
-            let response = match inner.upstream.fetch_tarball(url).await {
+            let response = match inner.upstreams.for_package(name).fetch_tarball(url).await {
                 Ok(response) => response,
                 Err(error) => {
                     inner.metrics.record_upstream("tarball", "error", started.elapsed());

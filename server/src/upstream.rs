@@ -48,31 +48,88 @@ pub enum PackumentFetch {
     NotFound,
 }
 
-/// The upstream registry client.
+/// The upstream registries: the default one and one per configured scope.
+pub struct Upstreams {
+    default: Upstream,
+    scoped: Vec<(String, Upstream)>,
+}
+
+impl Upstreams {
+    /// Builds a client per registry, each with its own credentials.
+    pub fn new(config: &UpstreamConfig, max_packument_size: u64) -> anyhow::Result<Upstreams> {
+        let default = Upstream::new(config, &config.url, config.token.as_ref(), max_packument_size)?;
+        let scoped = config
+            .scopes
+            .iter()
+            .map(|scoped| {
+                let upstream = Upstream::new(config, &scoped.url, scoped.token.as_ref(), max_packument_size)?;
+                Ok((format!("{}/", scoped.scope), upstream))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Upstreams { default, scoped })
+    }
+
+    /// The registry that serves this package.
+    pub fn for_package(&self, name: &PackageName) -> &Upstream {
+        self.scoped
+            .iter()
+            .find(|(prefix, _)| name.as_str().starts_with(prefix.as_str()))
+            .map_or(&self.default, |(_, upstream)| upstream)
+    }
+
+    /// The default registry (audits, keys of unscoped packages).
+    pub fn default_upstream(&self) -> &Upstream {
+        &self.default
+    }
+}
+
+/// One upstream registry's client.
 #[derive(Clone)]
 pub struct Upstream {
     client: reqwest::Client,
     base: String,
     config: UpstreamConfig,
     max_packument_size: u64,
+    keys: std::sync::Arc<crate::registry_keys::UpstreamKeys>,
 }
 
 impl Upstream {
     /// Builds the client. Uses rustls with the platform's certificate store, so networks
-    /// that intercept TLS with a CA in the system store work.
-    pub fn new(config: &UpstreamConfig, max_packument_size: u64) -> anyhow::Result<Upstream> {
+    /// that intercept TLS with a CA in the system store work. The token, if any, is a
+    /// default header of this client only, marked sensitive so it is never logged.
+    pub fn new(
+        config: &UpstreamConfig,
+        url: &airlock_config::Url,
+        token: Option<&airlock_config::Secret>,
+        max_packument_size: u64,
+    ) -> anyhow::Result<Upstream> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = token {
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.expose()))?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let client = reqwest::Client::builder()
             .user_agent(concat!("airlock/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(config.connect_timeout)
             .read_timeout(config.timeout)
             .pool_idle_timeout(Duration::from_secs(60))
+            .default_headers(headers)
+            // A redirect to another host must not carry the token: reqwest drops the
+            // Authorization header on cross-origin redirects.
             .build()?;
         Ok(Upstream {
             client,
-            base: config.url.as_str().trim_end_matches('/').to_owned(),
+            base: url.as_str().trim_end_matches('/').to_owned(),
             config: config.clone(),
             max_packument_size,
+            keys: std::sync::Arc::default(),
         })
+    }
+
+    /// This registry's signing keys (cached).
+    pub async fn registry_keys(&self, now: chrono::DateTime<chrono::Utc>) -> airlock_scanner::provenance::RegistryKeys {
+        self.keys.get(self, now).await
     }
 
     /// The base URL, without a trailing slash.

@@ -190,3 +190,36 @@ async fn health_readiness_metrics_and_request_ids() {
     let generated = setup.app.get_with("/-/ping", &[("x-request-id", "has spaces")]).await;
     assert_ne!(generated.headers()["x-request-id"], "has spaces");
 }
+
+#[tokio::test]
+async fn scoped_packages_come_from_their_own_upstream_with_its_credentials() {
+    use airlock_tests::{FakeRegistry, PackageVersion, TestApp, long_ago};
+    let public = FakeRegistry::start().await;
+    public.publish(PackageVersion::new("demo", "1.0.0", long_ago()));
+    // A decoy: the public registry must never be asked for the internal scope.
+    public.publish(PackageVersion::new("@acme/tool", "6.6.6", long_ago()));
+    let internal = FakeRegistry::start().await;
+    internal.publish(PackageVersion::new("@acme/tool", "1.0.0", long_ago()));
+    internal.require_token("acme-secret");
+    let data_dir = tempfile::tempdir().unwrap();
+    let options = TestAppOptions {
+        extra_toml: format!(
+            "[[upstream.scopes]]\nscope = \"@acme\"\nurl = \"{}\"\ntoken = \"acme-secret\"\n",
+            internal.url()
+        ),
+        ..TestAppOptions::default()
+    };
+    let app = TestApp::spawn(&public.url(), data_dir.path(), options).await;
+
+    let (status, body) = app.get_json("/@acme/tool").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["dist-tags"]["latest"], "1.0.0");
+    assert_eq!(body["versions"]["1.0.0"]["dist"]["tarball"], format!("{}/@acme/tool/-/tool-1.0.0.tgz", app.url()));
+    assert_eq!(app.get("/@acme/tool/-/tool-1.0.0.tgz").await.status(), 200);
+    assert_eq!(app.get_json("/demo").await.0, 200);
+
+    assert_eq!(public.requests("/@acme/tool"), 0, "the internal scope never leaks to the public upstream");
+    assert_eq!(internal.requests("/demo"), 0);
+    assert!(internal.authorizations().iter().all(|header| header.as_deref() == Some("Bearer acme-secret")));
+    assert!(public.authorizations().iter().all(Option::is_none), "the internal token never goes to the public upstream");
+}

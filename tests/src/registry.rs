@@ -128,6 +128,10 @@ struct Inner {
     requests: HashMap<String, usize>,
     /// Audit requests received.
     audits: usize,
+    /// When set, requests without `Authorization: Bearer <token>` get 401.
+    required_token: Option<String>,
+    /// The Authorization header of every request, in order.
+    authorizations: Vec<Option<String>>,
 }
 
 /// The fake upstream. Dropping it stops the server.
@@ -220,6 +224,16 @@ impl FakeRegistry {
         self.inner.lock().unwrap().requests.get(path).copied().unwrap_or(0)
     }
 
+    /// Requires `Authorization: Bearer <token>` on every request from now on.
+    pub fn require_token(&self, token: &str) {
+        self.inner.lock().unwrap().required_token = Some(token.to_owned());
+    }
+
+    /// The Authorization header of every request received, in order.
+    pub fn authorizations(&self) -> Vec<Option<String>> {
+        self.inner.lock().unwrap().authorizations.clone()
+    }
+
     /// Audit requests received.
     pub fn audits(&self) -> usize {
         self.inner.lock().unwrap().audits
@@ -307,7 +321,17 @@ async fn handle(State(state): State<FakeState>, request: Request) -> Response {
         tokio::time::sleep(Duration::from_millis(delay as u64)).await;
     }
     let path = request.uri().path().replace("%2f", "/").replace("%2F", "/");
-    state.inner.lock().unwrap().requests.entry(path.clone()).and_modify(|count| *count += 1).or_insert(1);
+    let authorization = request.headers().get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()).map(str::to_owned);
+    {
+        let mut inner = state.inner.lock().unwrap();
+        inner.requests.entry(path.clone()).and_modify(|count| *count += 1).or_insert(1);
+        inner.authorizations.push(authorization.clone());
+        if let Some(required) = &inner.required_token
+            && authorization.as_deref() != Some(format!("Bearer {required}").as_str())
+        {
+            return (StatusCode::UNAUTHORIZED, "{\"error\":\"authentication required\"}").into_response();
+        }
+    }
     if state.fail_next.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |count| count.checked_sub(1)).is_ok() {
         return (StatusCode::INTERNAL_SERVER_ERROR, "injected failure").into_response();
     }

@@ -61,6 +61,8 @@ pub enum AdminCommand {
         #[arg(long, short)]
         comment: String,
     },
+    /// Create an admin web UI user, or change its password (read from stdin).
+    AddUser(super::users::AddUserArgs),
     /// Run a version's checks again.
     Recheck {
         /// Package name.
@@ -75,6 +77,9 @@ pub enum AdminCommand {
 
 /// Runs the command.
 pub fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
+    if let AdminCommand::AddUser(add_user) = &args.command {
+        return super::users::run(add_user);
+    }
     let token = std::env::var(EnvVars::TOKEN)
         .ok()
         .filter(|token| !token.is_empty())
@@ -104,6 +109,7 @@ async fn run_async(args: AdminArgs, token: String) -> anyhow::Result<ExitCode> {
         AdminCommand::Recheck { package, version, comment } => {
             (action(&client, version_path(package, version), "recheck", comment.as_ref()), Kind::Version)
         }
+        AdminCommand::AddUser(_) => unreachable!("add-user is handled by `run` before any request"),
     };
     let response = request.bearer_auth(token).send().await.with_context(|| format!("connecting to {}", args.registry))?;
     let status = response.status();

@@ -6,4 +6,5 @@ pub mod prefetch;
 pub mod scan;
 pub mod scan_provenance;
 pub mod serve;
+pub mod users;
 pub mod verify;

@@ -44,6 +44,7 @@ pub fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
     let config = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let overrides = overrides.resolve_scope_tokens(&text, |key| std::env::var(key).ok());
             Config::from_toml(&path.display().to_string(), &text, overrides)?
         }
         None => Config::from_raw(Default::default(), overrides)?,

@@ -80,7 +80,7 @@ impl Pipeline {
         let forge = ForgeClient::new(ForgeSettings {
             api_base_url: config.forge.api_url.as_str().trim_end_matches('/').to_owned(),
             repository_host: config.forge.repository_host.clone(),
-            token: config.forge.token.clone(),
+            token: config.forge.token.as_ref().map(|token| token.expose().to_owned()),
             max_archive_bytes: config.forge.max_archive_size,
             archive_limits: ArchiveLimits::default(),
             connect_timeout: config.upstream.connect_timeout,
@@ -293,7 +293,7 @@ impl Pipeline {
 
         // Signatures, provenance and the source match (fetches keys, bundles, archives).
         let (manifest, published) = inner.mirror.upstream_manifest(name, version).await?;
-        let keys = inner.mirror.upstream_registry_keys().await;
+        let keys = inner.mirror.upstream_registry_keys(name).await;
         let previous_provenance = previous.as_ref().map(|(previous_version, _)| PreviousProvenance {
             version: previous_version.clone(),
             identity: inner
@@ -305,7 +305,7 @@ impl Pipeline {
                 .and_then(|provenance| super::provenance::stored_identity(&provenance)),
         });
         let context = super::provenance::ProvenanceContext {
-            upstream: inner.mirror.upstream(),
+            upstream: inner.mirror.upstream_for(name),
             keys: &keys,
             trust_root: &inner.trust_root,
             forge: &inner.forge,

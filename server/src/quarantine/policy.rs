@@ -1,6 +1,7 @@
 //! The quarantine policy applied to one version: deny and allow rules, the cooling
 //! period, severities and what holds.
 
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use airlock_config::{PackageRule, QuarantineConfig, SeverityLevel};
@@ -13,12 +14,34 @@ use crate::npm::PackageName;
 #[derive(Debug, Clone)]
 pub struct Policy {
     config: QuarantineConfig,
+    // Allow and deny rules added at run time by admins (the admin UI's policy page),
+    // stored in the store and loaded here at start and after each change. Shared by
+    // every clone, so the mirror and the pipeline see a change at once.
+    runtime: Arc<RwLock<RuntimeRules>>,
+}
+
+/// Allow and deny rules added at run time, in addition to the configured ones.
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeRules {
+    /// Rules that skip the cooling period.
+    pub allow: Vec<PackageRule>,
+    /// Rules that reject versions.
+    pub deny: Vec<PackageRule>,
 }
 
 impl Policy {
     /// The policy of a configuration.
     pub fn new(config: QuarantineConfig) -> Policy {
-        Policy { config }
+        Policy { config, runtime: Arc::default() }
+    }
+
+    /// Replaces the rules added at run time.
+    pub fn set_runtime_rules(&self, rules: RuntimeRules) {
+        *self.runtime.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = rules;
+    }
+
+    fn runtime(&self) -> std::sync::RwLockReadGuard<'_, RuntimeRules> {
+        self.runtime.read().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The configuration it came from.
@@ -26,14 +49,16 @@ impl Policy {
         &self.config
     }
 
-    /// The deny rule covering this version, if any.
-    pub fn denied(&self, name: &PackageName, version: &str) -> Option<&PackageRule> {
-        self.config.deny.iter().find(|rule| rule.matches(name.as_str(), version))
+    /// The deny rule covering this version, if any (configured rules first).
+    pub fn denied(&self, name: &PackageName, version: &str) -> Option<PackageRule> {
+        let configured = self.config.deny.iter().find(|rule| rule.matches(name.as_str(), version));
+        configured.cloned().or_else(|| self.runtime().deny.iter().find(|rule| rule.matches(name.as_str(), version)).cloned())
     }
 
     /// The cooling period for this version: zero when an allow rule covers it.
     pub fn cooling_period(&self, name: &PackageName, version: &str) -> Duration {
-        if self.config.allow.iter().any(|rule| rule.matches(name.as_str(), version)) {
+        let allowed = |rules: &[PackageRule]| rules.iter().any(|rule| rule.matches(name.as_str(), version));
+        if allowed(&self.config.allow) || allowed(&self.runtime().allow) {
             Duration::ZERO
         } else {
             self.config.cooling_period

@@ -16,7 +16,7 @@ use crate::npm::{PackageName, VersionSpec, quote};
 /// `npm audit signatures` verifies both signatures on every released version.
 pub(super) async fn get_npm_keys(State(state): State<AppState>) -> Json<Value> {
     let mut keys = vec![state.pipeline.signer().registry_key_json()];
-    let upstream_keys = state.mirror.upstream_registry_keys().await;
+    let upstream_keys = state.mirror.default_upstream().registry_keys(state.mirror.now()).await;
     keys.extend(upstream_keys.keys.iter().map(crate::registry_keys::key_json));
     Json(json!({ "keys": keys }))
 }

@@ -80,7 +80,7 @@ pub(super) async fn forward_audit(
         return Err(AppError::BadRequest(format!("the audit request is larger than {MAX_AUDIT_BODY} bytes")));
     }
     let header_text = |name: header::HeaderName| headers.get(name).and_then(|value| value.to_str().ok());
-    let upstream = state.mirror.upstream();
+    let upstream = state.mirror.default_upstream();
     let (status, content_type, response_body) = upstream
         .forward_post(uri.path(), header_text(header::CONTENT_TYPE), header_text(header::CONTENT_ENCODING), body)
         .await?;

@@ -2,6 +2,7 @@
 //! service, and shape the response.
 
 mod admin_api;
+mod admin_ui;
 mod airlock;
 mod meta;
 mod registry;
@@ -48,6 +49,8 @@ pub fn app(state: AppState) -> Router {
         .route("/-/airlock/api/packages/{*rest}", get(admin_api::get_package_or_version).post(admin_api::post_action))
         .route("/-/airlock/api/audit", get(admin_api::list_audit))
         .route("/-/airlock/api/policy", get(admin_api::get_policy))
+        // Used by admins in a browser: the web UI under `/-/airlock/admin/`.
+        .merge(admin_ui::router(&state))
         // Used by operators and load balancers.
         .route("/-/airlock/health", get(meta::health))
         .route("/-/airlock/ready", get(meta::ready))

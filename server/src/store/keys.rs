@@ -36,3 +36,8 @@ pub(crate) fn split_version_key(key: &[u8]) -> Option<(&str, &str)> {
     let version = std::str::from_utf8(&key[separator + 1..]).ok()?;
     Some((name, version))
 }
+
+/// Key of an admin-added policy rule: its id, big-endian, so keys sort by age.
+pub(crate) fn policy_rule(id: u64) -> [u8; 8] {
+    id.to_be_bytes()
+}

@@ -171,6 +171,8 @@ pub struct Store {
     history: sled::Tree,
     // Signed release records by version key.
     releases: sled::Tree,
+    // Allow and deny rules added in the admin UI, by big-endian id.
+    policy_rules: sled::Tree,
     database: sled::Db,
 }
 
@@ -194,6 +196,7 @@ impl Store {
             audit: database.open_tree("audit")?,
             history: database.open_tree("history")?,
             releases: database.open_tree("releases")?,
+            policy_rules: database.open_tree("policy_rules")?,
             database,
         })
     }
@@ -448,6 +451,76 @@ impl Store {
                 decode(&self.audit.get(id).ok()??)
             })
             .collect()
+    }
+}
+
+/// An allow or deny rule added in the admin UI.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredPolicyRule {
+    /// Its id (for removal).
+    pub id: u64,
+    /// `allow` or `deny`.
+    pub kind: String,
+    /// The package pattern.
+    pub package: String,
+    /// The version range, if any.
+    pub versions: Option<String>,
+    /// Why.
+    pub reason: String,
+    /// `admin:<name>`.
+    pub added_by: String,
+    /// When.
+    pub added_at: DateTime<Utc>,
+}
+
+impl Store {
+    /// The rules added in the admin UI, oldest first.
+    pub fn policy_rules(&self) -> Vec<StoredPolicyRule> {
+        self.policy_rules.iter().values().filter_map(|value| decode(&value.ok()?)).collect()
+    }
+
+    /// Adds a rule and its audit event (`policy-add`), durably. `rule.id` is assigned.
+    pub async fn add_policy_rule(&self, mut rule: StoredPolicyRule) -> sled::Result<StoredPolicyRule> {
+        rule.id = self.database.generate_id()?;
+        let comment = format!("{} {}@{}: {}", rule.kind, rule.package, rule.versions.as_deref().unwrap_or("*"), rule.reason);
+        self.policy_rules.insert(keys::policy_rule(rule.id), encode(&rule))?;
+        self.log_policy_event(&rule, &rule.added_by, "policy-add", rule.added_at, comment).await?;
+        Ok(rule)
+    }
+
+    /// Removes a rule and logs `policy-remove`; `None` when there was no such rule.
+    pub async fn remove_policy_rule(&self, id: u64, actor: &str, now: DateTime<Utc>) -> sled::Result<Option<StoredPolicyRule>> {
+        let Some(rule) = self.policy_rules.remove(keys::policy_rule(id))?.and_then(|bytes| decode::<StoredPolicyRule>(&bytes)) else {
+            return Ok(None);
+        };
+        let comment = format!("{} {}@{}: {}", rule.kind, rule.package, rule.versions.as_deref().unwrap_or("*"), rule.reason);
+        self.log_policy_event(&rule, actor, "policy-remove", now, comment).await?;
+        Ok(Some(rule))
+    }
+
+    async fn log_policy_event(
+        &self,
+        rule: &StoredPolicyRule,
+        actor: &str,
+        action: &str,
+        now: DateTime<Utc>,
+        comment: String,
+    ) -> sled::Result<()> {
+        let id = self.database.generate_id()?;
+        let event = AuditEvent {
+            id,
+            time: now,
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            package: rule.package.clone(),
+            version: rule.versions.clone().unwrap_or_else(|| "*".into()),
+            from: None,
+            to: None,
+            comment: Some(comment),
+        };
+        self.audit.insert(id.to_be_bytes(), encode(&event))?;
+        self.database.flush_async().await?;
+        Ok(())
     }
 }
 
