@@ -8,6 +8,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+/// Count and total seconds of one label set.
+type CountAndSeconds = (u64, f64);
+
 /// Every metric Airlock exports.
 #[derive(Default)]
 pub struct Metrics {
@@ -15,13 +18,13 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
     bytes_served: Mutex<BTreeMap<&'static str, u64>>,
     // (kind, outcome) → (count, total seconds). Written by the upstream client.
-    upstream: Mutex<BTreeMap<(&'static str, &'static str), (u64, f64)>>,
+    upstream: Mutex<BTreeMap<(&'static str, &'static str), CountAndSeconds>>,
     packument_cache_hits: AtomicU64,
     packument_cache_misses: AtomicU64,
     tarball_cache_hits: AtomicU64,
     tarball_downloads: AtomicU64,
     // outcome state → (count, total seconds). Written by the pipeline.
-    checks: Mutex<BTreeMap<&'static str, (u64, f64)>>,
+    checks: Mutex<BTreeMap<&'static str, CountAndSeconds>>,
     // rule → versions held with a finding of that rule at or above the hold severity.
     holds_by_rule: Mutex<BTreeMap<String, u64>>,
 }

@@ -92,7 +92,7 @@ impl Policy {
                 finding.severity = to_scanner(*level);
             }
         }
-        report.findings.sort_by(|left, right| right.severity.cmp(&left.severity));
+        report.findings.sort_by_key(|finding| std::cmp::Reverse(finding.severity));
     }
 
     /// Why a report holds the version, in one sentence, or `None` when it does not.
