@@ -240,6 +240,22 @@ pub struct QuarantineConfig {
     pub require_provenance: Vec<PackageRule>,
     /// A Sigstore trust root file replacing the embedded public-good root.
     pub sigstore_trust_root: Option<PathBuf>,
+    /// Expected provenance identities; a version without verified provenance matching
+    /// its pin is held.
+    pub provenance_pins: Vec<ProvenancePin>,
+}
+
+/// The provenance identity expected of some packages.
+#[derive(Debug, Clone)]
+pub struct ProvenancePin {
+    /// Which packages (the rule's `versions` is unused).
+    pub rule: PackageRule,
+    /// Expected repository.
+    pub repository: Option<String>,
+    /// Expected workflow file.
+    pub workflow: Option<String>,
+    /// Expected ref glob.
+    pub ref_pattern: Option<String>,
 }
 
 /// `[cache]`.
@@ -498,6 +514,26 @@ impl Config {
                 raw.quarantine.require_provenance,
             )?,
             sigstore_trust_root: raw.quarantine.sigstore_trust_root.map(PathBuf::from),
+            provenance_pins: raw
+                .quarantine
+                .provenance_pins
+                .into_iter()
+                .map(|pin| {
+                    if pin.repository.is_none() && pin.workflow.is_none() && pin.ref_pattern.is_none() {
+                        return Err(ConfigError::Invalid {
+                            key: "quarantine.provenance_pins",
+                            value: pin.package,
+                            reason: "a pin needs at least one of repository, workflow, ref".into(),
+                        });
+                    }
+                    let rule = PackageRule::parse_all(
+                        "quarantine.provenance_pins",
+                        vec![raw::RawPackageRule { package: pin.package, versions: None, reason: None }],
+                    )?
+                    .remove(0);
+                    Ok(ProvenancePin { rule, repository: pin.repository, workflow: pin.workflow, ref_pattern: pin.ref_pattern })
+                })
+                .collect::<Result<_, _>>()?,
         };
 
         let cache = CacheConfig {
@@ -569,7 +605,10 @@ impl Config {
         }
         let mut users = Vec::new();
         for user in raw.admin.users {
-            if user.name.is_empty() || user.name.len() > 64 || !user.name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+            if user.name.is_empty()
+                || user.name.len() > 64
+                || !user.name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            {
                 return Err(ConfigError::Invalid {
                     key: "admin.users.name",
                     value: user.name,

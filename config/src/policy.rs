@@ -68,7 +68,12 @@ impl PackageRule {
 
     /// A rule made at run time (the admin UI's policy page), validated like a
     /// configured one; errors name `key`.
-    pub fn new(key: &'static str, package: &str, versions: Option<&str>, reason: Option<&str>) -> Result<PackageRule, ConfigError> {
+    pub fn new(
+        key: &'static str,
+        package: &str,
+        versions: Option<&str>,
+        reason: Option<&str>,
+    ) -> Result<PackageRule, ConfigError> {
         PackageRule::parse(
             key,
             crate::raw::RawPackageRule {

@@ -144,6 +144,24 @@ pub struct RawQuarantine {
     pub require_provenance: Vec<RawPackageRule>,
     /// A Sigstore `trusted_root.json` replacing the embedded public-good root.
     pub sigstore_trust_root: Option<String>,
+    /// Expected provenance identities per package or scope.
+    #[serde(default)]
+    pub provenance_pins: Vec<RawProvenancePin>,
+}
+
+/// `[[quarantine.provenance_pins]]` as written.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvenancePin {
+    /// `name`, `@scope/*`, `prefix*` or `*`.
+    pub package: String,
+    /// The repository provenance must name (any spelling npm accepts).
+    pub repository: Option<String>,
+    /// The workflow file, such as `.github/workflows/release.yml`.
+    pub workflow: Option<String>,
+    /// A glob over the git ref, such as `refs/tags/v*`.
+    #[serde(rename = "ref")]
+    pub ref_pattern: Option<String>,
 }
 
 /// A rule that matches packages and, optionally, a version range.

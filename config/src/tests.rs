@@ -111,6 +111,10 @@ versions = "3.3.6 || >=4.0.0"
 reason = "flatmap-stream"
 [[quarantine.require_provenance]]
 package = "sigstore*"
+[[quarantine.provenance_pins]]
+package = "@mycompany/*"
+repository = "github:mycompany/packages"
+ref = "refs/tags/v*"
 "#;
     let config = Config::from_toml("f", text, Overrides::default()).unwrap();
     let quarantine = &config.quarantine;
@@ -123,6 +127,8 @@ package = "sigstore*"
     assert!(!quarantine.deny[0].matches("event-stream", "3.3.5"));
     assert!(quarantine.require_provenance[0].matches("sigstore", "1.0.0"));
     assert!(quarantine.require_provenance[0].matches_package("sigstore-js"));
+    assert!(quarantine.provenance_pins[0].rule.matches_package("@mycompany/ui"));
+    assert_eq!(quarantine.provenance_pins[0].ref_pattern.as_deref(), Some("refs/tags/v*"));
 }
 
 #[test]
@@ -138,6 +144,10 @@ fn bad_policy_is_a_startup_error_naming_the_key() {
     check_error(
         "[[quarantine.allow]]\npackage = \"a*b*\"\n",
         "invalid value for `quarantine.allow`: \"a*b*\": expected a package name, `@scope/*`, a `prefix*` or `*`",
+    );
+    check_error(
+        "[[quarantine.provenance_pins]]\npackage = \"x\"\n",
+        "invalid value for `quarantine.provenance_pins`: \"x\": a pin needs at least one of repository, workflow, ref",
     );
     check_error(
         "[[admin.tokens]]\nname = \"alice\"\nsha256 = \"abc\"\n",

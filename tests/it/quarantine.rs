@@ -453,3 +453,30 @@ async fn prefetch_sends_a_lockfile_through_the_pipeline_and_reports_what_is_held
     assert_eq!(detail["state"], "released");
     assert!(detail["checks"]["report"].is_object());
 }
+
+#[tokio::test]
+async fn a_pinned_package_without_the_pinned_provenance_is_held() {
+    let upstream = FakeRegistry::start().await;
+    upstream.publish(PackageVersion::new("@pinned/lib", "1.0.0", long_ago()));
+    upstream.publish(PackageVersion::new("free-lib", "1.0.0", long_ago()));
+    let data_dir = tempfile::tempdir().unwrap();
+    let options = TestAppOptions {
+        extra_toml: "[[quarantine.provenance_pins]]\npackage = \"@pinned/*\"\nrepository = \"github:pinned/lib\"\n".into(),
+        ..TestAppOptions::default()
+    };
+    let app = TestApp::spawn(&upstream.url(), data_dir.path(), options).await;
+    assert_eq!(app.get_json("/@pinned/lib").await.0, 200);
+    let detail = app.wait_for_decision("@pinned/lib", "1.0.0").await;
+    assert_eq!(detail["state"], "held", "{detail:#}");
+    let rules: Vec<&str> = detail["checks"]["report"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|finding| finding["severity"] == "high")
+        .map(|finding| finding["rule"].as_str().unwrap())
+        .collect();
+    assert!(rules.iter().any(|rule| rule.starts_with("provenance")), "{rules:?}");
+    // The same package without a pin is released.
+    assert_eq!(app.get_json("/free-lib").await.0, 200);
+    assert_eq!(app.wait_for_decision("free-lib", "1.0.0").await["state"], "released");
+}

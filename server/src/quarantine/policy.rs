@@ -52,7 +52,9 @@ impl Policy {
     /// The deny rule covering this version, if any (configured rules first).
     pub fn denied(&self, name: &PackageName, version: &str) -> Option<PackageRule> {
         let configured = self.config.deny.iter().find(|rule| rule.matches(name.as_str(), version));
-        configured.cloned().or_else(|| self.runtime().deny.iter().find(|rule| rule.matches(name.as_str(), version)).cloned())
+        configured
+            .cloned()
+            .or_else(|| self.runtime().deny.iter().find(|rule| rule.matches(name.as_str(), version)).cloned())
     }
 
     /// The cooling period for this version: zero when an allow rule covers it.
@@ -73,6 +75,18 @@ impl Policy {
     /// True when the package must carry valid provenance.
     pub fn requires_provenance(&self, name: &PackageName, version: &str) -> bool {
         self.config.require_provenance.iter().any(|rule| rule.matches(name.as_str(), version))
+    }
+
+    /// The provenance pins for a version: the first matching configured pin, with
+    /// `require_provenance` set when a pin or a require rule covers it.
+    pub fn provenance_pins(&self, name: &PackageName, version: &str) -> airlock_scanner::provenance::ProvenancePins {
+        let pin = self.config.provenance_pins.iter().find(|pin| pin.rule.matches_package(name.as_str()));
+        airlock_scanner::provenance::ProvenancePins {
+            repository: pin.and_then(|pin| pin.repository.clone()),
+            workflow: pin.and_then(|pin| pin.workflow.clone()),
+            ref_pattern: pin.and_then(|pin| pin.ref_pattern.clone()),
+            require_provenance: pin.is_some() || self.requires_provenance(name, version),
+        }
     }
 
     /// The severity threshold at which findings hold a version.

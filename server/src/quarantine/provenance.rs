@@ -7,7 +7,7 @@
 //! policy sets, never a silent pass.
 
 use airlock_scanner::provenance::{
-    self, ArchiveLimits, FileTree, PreviousProvenance, ProvenanceIdentity, ProvenancePins, ProvenanceResult,
+    self, ArchiveLimits, FileTree, PreviousProvenance, ProvenanceIdentity, ProvenanceResult,
     RegistryKeys, SignedVersion, SigstoreTrustRoot,
 };
 use airlock_scanner::{Finding, Severity};
@@ -54,7 +54,8 @@ pub async fn check(
     previous: Option<PreviousProvenance>,
 ) -> ProvenanceOutcome {
     let mut findings = Vec::new();
-    let requires_provenance = context.policy.requires_provenance(name, version);
+    let pins = context.policy.provenance_pins(name, version);
+    let requires_provenance = pins.require_provenance;
 
     // Registry signatures. A registry that publishes keys signs every version.
     let signatures = match SignedVersion::from_manifest(manifest, published) {
@@ -111,7 +112,6 @@ pub async fn check(
         .and_then(|tree| tree.get("package.json"))
         .and_then(|file| serde_json::from_slice::<Value>(&file.bytes).ok())
         .unwrap_or(Value::Null);
-    let pins = ProvenancePins { require_provenance: requires_provenance, ..ProvenancePins::default() };
     let identity: Option<&ProvenanceIdentity> = attestations.identity.as_ref();
     let identity_policy = provenance::check_identity_policy(identity, &package_json, previous.as_ref(), &pins);
     findings.extend(identity_policy.findings());
