@@ -1,9 +1,11 @@
 //! Scanner throughput over real package tarballs.
 //!
 //! The tarballs come from the calibration cache (`scripts/calibrate-top300.sh` fetches
-//! them into `target/calibrate-top300/tarballs/`); a missing tarball is skipped with a
-//! note, so the benchmark runs (and measures less) on a fresh checkout. Override the
-//! directory with `AIRLOCK_BENCH_TARBALLS`.
+//! them into `target/calibrate-top300/tarballs/`) and from `target/bench-tarballs/`
+//! (for typescript 5, the largest classic JavaScript package:
+//! `curl -o target/bench-tarballs/typescript-5.9.3.tgz https://registry.npmjs.org/typescript/-/typescript-5.9.3.tgz`).
+//! A missing tarball is skipped with a note, so the benchmark runs (and measures less)
+//! on a fresh checkout. Override the directory with `AIRLOCK_BENCH_TARBALLS`.
 //!
 //! Run: cargo bench -p airlock-scanner --bench scan
 
@@ -12,25 +14,37 @@ use std::path::PathBuf;
 use airlock_scanner::{ScanOptions, read_tarball, scan_tarball};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
-/// A small, a typical and the largest popular packages.
-const TARBALLS: &[&str] =
-    &["ms-2.1.3.tgz", "chalk-6.0.1.tgz", "lodash-4.18.1.tgz", "react-dom-19.3.1.tgz", "typescript-7.0.2.tgz"];
+/// A tiny, a typical, a mid-size and the largest popular JavaScript packages.
+const TARBALLS: &[&str] = &[
+    "ms-2.1.3.tgz",
+    "chalk-6.0.1.tgz",
+    "lodash-4.18.1.tgz",
+    "react-dom-19.3.1.tgz",
+    "zod-4.6.7.tgz",
+    "typescript-5.9.3.tgz",
+];
 
-fn tarball_directory() -> PathBuf {
-    std::env::var_os("AIRLOCK_BENCH_TARBALLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/calibrate-top300/tarballs"))
+fn tarball_directories() -> Vec<PathBuf> {
+    if let Some(directory) = std::env::var_os("AIRLOCK_BENCH_TARBALLS") {
+        return vec![PathBuf::from(directory)];
+    }
+    let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target");
+    vec![target.join("calibrate-top300/tarballs"), target.join("bench-tarballs")]
 }
 
-fn find_tarball(prefix: &str) -> Option<PathBuf> {
-    let exact = tarball_directory().join(prefix);
-    if exact.exists() {
-        return Some(exact);
+fn find_tarball(wanted: &str) -> Option<PathBuf> {
+    for directory in tarball_directories() {
+        let exact = directory.join(wanted);
+        if exact.exists() {
+            return Some(exact);
+        }
     }
     // Any version of the same package: the cache follows the calibration list.
-    let name = prefix.rsplit_once('-').map_or(prefix, |(name, _)| name);
-    let mut candidates: Vec<PathBuf> = std::fs::read_dir(tarball_directory())
-        .ok()?
+    let name = wanted.rsplit_once('-').map_or(wanted, |(name, _)| name);
+    let mut candidates: Vec<PathBuf> = tarball_directories()
+        .into_iter()
+        .filter_map(|directory| std::fs::read_dir(directory).ok())
+        .flatten()
         .filter_map(Result::ok)
         .map(|entry| entry.path())
         .filter(|path| {
@@ -51,7 +65,7 @@ fn bench_scan(criterion: &mut Criterion) {
     group.sample_size(10);
     for wanted in TARBALLS {
         let Some(path) = find_tarball(wanted) else {
-            eprintln!("skipping {wanted}: not in {} (run scripts/calibrate-top300.sh)", tarball_directory().display());
+            eprintln!("skipping {wanted}: not in {:?} (run scripts/calibrate-top300.sh)", tarball_directories());
             continue;
         };
         let bytes = std::fs::read(&path).expect("reading a cached tarball");

@@ -73,6 +73,7 @@ pub(crate) fn analyse_package(package: &PackageFiles, options: &ScanOptions) -> 
     let mut hosts = BTreeSet::new();
     let mut plain_code_files = 0;
     let mut minified_files = Vec::new();
+    let mut shell_scripts = Vec::new();
     for (path, file) in package.iter() {
         let install_script = targets.files.get(path).copied();
         if let Some(source_type) = source_type_for(path) {
@@ -109,6 +110,15 @@ pub(crate) fn analyse_package(package: &PackageFiles, options: &ScanOptions) -> 
                 plain_code_files += 1;
             }
             hosts.extend(file_analysis.hosts);
+            if let Some(script) = install_script {
+                // `exec('bash preinstall.sh')` from an install-time file runs that script at
+                // install time too (ua-parser-js 0.7.29).
+                for command in &file_analysis.commands {
+                    for started in manifest::files_started_by(command, package) {
+                        targets.files.entry(started).or_insert(script);
+                    }
+                }
+            }
             analysis.findings.extend(file_analysis.findings);
             if !file_analysis.indicators.is_empty() {
                 analysis.indicators.insert(path.to_owned(), file_analysis.indicators);
@@ -123,13 +133,15 @@ pub(crate) fn analyse_package(package: &PackageFiles, options: &ScanOptions) -> 
         } else if files::binary_format(&file.bytes).is_some() {
             files::check_binary(path, file, &mut analysis.findings);
         } else if files::is_shell_script(path, &file.bytes) {
-            files::check_shell_script(
-                path,
-                &String::from_utf8_lossy(&file.bytes),
-                install_script,
-                &mut analysis.findings,
-            );
+            // After the code: an install-time file may start this script.
+            shell_scripts.push(path);
         }
+    }
+
+    for path in shell_scripts {
+        let Some(file) = package.get(path) else { continue };
+        let install_script = targets.files.get(path).copied();
+        files::check_shell_script(path, &String::from_utf8_lossy(&file.bytes), install_script, &mut analysis.findings);
     }
 
     // `node -e` bodies from install scripts are code too, run at install time.

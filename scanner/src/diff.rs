@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashSet};
 use crate::analysis::PackageAnalysis;
 use crate::manifest::{DEPENDENCY_FIELDS, INSTALL_LIFECYCLE_SCRIPTS};
 use crate::report::DiffSummary;
-use crate::rules::{IndicatorKind, Rule, finding_at, quote};
+use crate::rules::{IndicatorKind, Rule, files, finding_at, quote};
 use crate::{Finding, PackageFiles, Severity};
 
 /// More findings of one rule than this are summarised in one extra finding.
@@ -59,6 +59,27 @@ pub(crate) fn diff_packages(
         location: None,
         excerpt: None,
     });
+
+    // A compiled binary appearing in a package that shipped none cannot be reviewed
+    // against the source; one replacing another is the usual platform-binary update.
+    let previous_had_binaries = previous.iter().any(|(_, file)| files::binary_format(&file.bytes).is_some());
+    let mut new_binary_findings = Vec::new();
+    for path in &summary.files_added {
+        if let Some(format) = current.get(path).and_then(|file| files::binary_format(&file.bytes)) {
+            new_binary_findings.push(finding_at(
+                Rule::DiffNewBinary,
+                if previous_had_binaries { Severity::Low } else { Severity::Medium },
+                format!(
+                    "New compiled {format} file{}.",
+                    if previous_had_binaries { "" } else { "; the previous version shipped no binaries" }
+                ),
+                path,
+                None,
+                None,
+            ));
+        }
+    }
+    push_capped(&mut findings, new_binary_findings);
 
     let empty = BTreeMap::new();
     let current_scripts = current_analysis.manifest.as_ref().map_or(&empty, |manifest| &manifest.scripts);
@@ -129,12 +150,25 @@ pub(crate) fn diff_packages(
     push_capped(&mut findings, new_dependency_findings);
 
     // Indicators: what values and which lines existed before, anywhere in the package.
+    // Lines are compared with each version's own version number blanked out: bundlers
+    // inline it (`--service=0.25.0`), and a version bump is not a new child process.
+    let version_of = |analysis: &PackageAnalysis| {
+        analysis.manifest.as_ref().map(|manifest| manifest.version.clone()).unwrap_or_default()
+    };
+    let (current_version, previous_version) = (version_of(current_analysis), version_of(previous_analysis));
+    let normalise_line = |excerpt: &str, version: &str| {
+        if version.len() >= 3 { excerpt.replace(version, "<version>") } else { excerpt.to_owned() }
+    };
     let mut previous_values = HashSet::new();
     let mut previous_lines = HashSet::new();
     for indicators in previous_analysis.indicators.values() {
         for indicator in indicators {
             previous_values.insert((indicator.kind, indicator.value.clone()));
-            previous_lines.insert((indicator.kind, indicator.value.clone(), indicator.excerpt.clone()));
+            previous_lines.insert((
+                indicator.kind,
+                indicator.value.clone(),
+                normalise_line(&indicator.excerpt, &previous_version),
+            ));
         }
     }
     let mut by_rule: BTreeMap<Rule, Vec<Finding>> = BTreeMap::new();
@@ -142,8 +176,11 @@ pub(crate) fn diff_packages(
         for indicator in indicators {
             let key = (indicator.kind, indicator.value.clone());
             let new_value = !previous_values.contains(&key);
-            let new_line =
-                !previous_lines.contains(&(indicator.kind, indicator.value.clone(), indicator.excerpt.clone()));
+            let new_line = !previous_lines.contains(&(
+                indicator.kind,
+                indicator.value.clone(),
+                normalise_line(&indicator.excerpt, &current_version),
+            ));
             let value = &indicator.value;
             let (rule, severity, message) = match indicator.kind {
                 IndicatorKind::Host if new_value => {

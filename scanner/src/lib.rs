@@ -2,6 +2,11 @@
 //!
 //! Architecture invariant: nothing here does I/O, reads the clock or spawns work. The
 //! server fetches tarballs, keys, attestations and source archives and hands over bytes.
+//!
+//! The static checks: [`scan_tarball`] reads the tarball (`tarball`, bounded by
+//! [`ScanOptions`]) into [`PackageFiles`], `analysis` runs every rule (`rules::*`: the
+//! package.json, file, JavaScript/TypeScript AST and typosquat checks) and `diff`
+//! compares with the previous version. Provenance checks live in [`provenance`].
 #![warn(missing_docs)]
 
 mod analysis;

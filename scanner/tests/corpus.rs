@@ -183,7 +183,7 @@ fn one_line_bcc_addition_is_high_with_file_line_and_excerpt() {
 }
 
 #[test]
-fn a_new_install_script_is_high_and_a_benign_refactor_is_not_held() {
+fn a_new_install_script_is_high_a_new_binary_medium_and_a_benign_refactor_is_not_held() {
     let directory = Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data/diff");
     let report =
         scan_case(&directory.join("new-install-script/current"), Some(&directory.join("new-install-script/previous")));
@@ -192,6 +192,10 @@ fn a_new_install_script_is_high_and_a_benign_refactor_is_not_held() {
             .findings
             .iter()
             .any(|finding| finding.rule == "diff-new-install-script" && finding.severity == Severity::High)
+    );
+    let report = scan_case(&directory.join("new-binary/current"), Some(&directory.join("new-binary/previous")));
+    assert!(
+        report.findings.iter().any(|finding| finding.rule == "diff-new-binary" && finding.severity == Severity::Medium)
     );
     let report =
         scan_case(&directory.join("benign-refactor/current"), Some(&directory.join("benign-refactor/previous")));

@@ -28,7 +28,8 @@ fn corpus_tarballs() -> Vec<Vec<u8>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data");
     let mut tarballs = Vec::new();
     for group in ["malicious", "benign"] {
-        let mut cases: Vec<_> = std::fs::read_dir(root.join(group)).unwrap().map(|entry| entry.unwrap().path()).collect();
+        let mut cases: Vec<_> =
+            std::fs::read_dir(root.join(group)).unwrap().map(|entry| entry.unwrap().path()).collect();
         cases.sort();
         for case in cases {
             let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());

@@ -46,6 +46,8 @@ pub(crate) struct FileAnalysis {
     pub(crate) parse_error: bool,
     pub(crate) hosts: BTreeSet<String>,
     pub(crate) minified: bool,
+    /// Literal child-process commands, to follow scripts run from install-time files.
+    pub(crate) commands: Vec<String>,
 }
 
 /// How a file should be parsed, from its name. `None`: not parsed (declaration files,
@@ -168,6 +170,7 @@ struct Collector<'text> {
     comments: Vec<(u32, u32)>,
     string_spans: Vec<(u32, u32)>,
     obfuscator_identifiers: usize,
+    string_array_rotation: bool,
     hex_escapes: usize,
     minified: bool,
     // Length and start of the longest run of consecutive variation selectors.
@@ -209,6 +212,7 @@ impl<'text> Collector<'text> {
             comments: Vec::new(),
             string_spans: Vec::new(),
             obfuscator_identifiers: 0,
+            string_array_rotation: false,
             hex_escapes: 0,
             minified: false,
             longest_selector_run: None,
@@ -337,6 +341,9 @@ impl<'text> Collector<'text> {
             }
         }
         self.hex_escapes = text.matches("\\x").count();
+        // javascript-obfuscator's string-array rotation survives any identifier renaming.
+        self.string_array_rotation =
+            text.contains("while(!![])") || (text.contains("['push'](") && text.contains("['shift']())"));
         if !text.is_ascii() {
             let mut run: Option<(usize, u32)> = None;
             for (offset, character) in text.char_indices() {
@@ -776,7 +783,15 @@ impl<'text> Collector<'text> {
 
         // Obfuscation.
         let code_length = self.source_text.len().max(1);
-        if self.obfuscator_identifiers >= 20 {
+        if self.string_array_rotation && self.obfuscator_identifiers < 20 {
+            push(
+                Rule::ObfuscatedCode,
+                Severity::High,
+                "Contains javascript-obfuscator's string-array rotation (`while(!![])` / `['push'](…['shift']())`)."
+                    .to_owned(),
+                first_offset(self.source_text, "while(!![])").max(first_offset(self.source_text, "['push'](")),
+            );
+        } else if self.obfuscator_identifiers >= 20 {
             push(
                 Rule::ObfuscatedCode,
                 Severity::High,
@@ -877,7 +892,7 @@ impl<'text> Collector<'text> {
 
         // Runtime tampering.
         let wallet_count = self.wallet_addresses.len();
-        let obfuscated = self.obfuscator_identifiers >= 20;
+        let obfuscated = self.obfuscator_identifiers >= 20 || self.string_array_rotation;
         for site in &self.sites {
             match &site.kind {
                 SiteKind::NetworkOverride(name) => {
@@ -960,6 +975,15 @@ impl<'text> Collector<'text> {
             push(Rule::InstallTimeDownload, severity, message, offset);
         }
 
+        let commands: Vec<String> = self
+            .sites
+            .iter()
+            .filter_map(|site| match &site.kind {
+                SiteKind::ChildProcess { command: Some(command) } => Some(command.clone()),
+                _ => None,
+            })
+            .collect();
+
         // Indicators for the diff against the previous version.
         let mut hosts = BTreeSet::new();
         for (index, url) in self.urls.iter().enumerate() {
@@ -991,6 +1015,7 @@ impl<'text> Collector<'text> {
             parse_error: false,
             hosts,
             minified: self.minified,
+            commands,
         }
     }
 
@@ -1174,6 +1199,12 @@ struct WalkState {
     // URL indices reached through identifiers during the current walk.
     referenced_urls: Vec<usize>,
     decoded_symbols: HashSet<SymbolId>,
+    // Objects built with all of `process.env` as a value (`{ env: process.env, … }`):
+    // serialising one serialises the environment.
+    environment_holders: HashSet<SymbolId>,
+    // Short string constants that contain an `@`: `const copy = 'x@evil.example'` then
+    // `bcc: copy` is the same hard-coded recipient.
+    string_constants: HashMap<SymbolId, String>,
     taint_frames: Vec<TaintFrame>,
 }
 
@@ -1368,7 +1399,7 @@ impl<'a> Visitor<'_, '_, '_> {
         if matches!(
             path,
             "JSON.stringify" | "Object.keys" | "Object.entries" | "Object.values" | "Object.getOwnPropertyNames"
-        ) && first_argument.and_then(|argument| self.path_of(argument)).as_deref() == Some("process.env")
+        ) && first_argument.is_some_and(|argument| self.holds_environment(argument))
         {
             self.collector.site(SiteKind::EnvBulk, offset, format!("{path}(process.env)"));
         }
@@ -1383,6 +1414,44 @@ impl<'a> Visitor<'_, '_, '_> {
             && first_argument.and_then(|argument| self.path_of(argument)).as_deref() == Some("ethereum")
         {
             self.collector.site(SiteKind::WalletProviderOverride, offset, "");
+        }
+    }
+
+    /// `process.env` itself, an object literal with it as a property value, or a
+    /// variable initialised with such an object.
+    fn holds_environment(&self, expression: &Expression<'a>) -> bool {
+        match expression {
+            Expression::ObjectExpression(object) => object.properties.iter().any(|property| match property {
+                oxc_ast::ast::ObjectPropertyKind::ObjectProperty(property) => {
+                    self.path_of(&property.value).as_deref() == Some("process.env")
+                }
+                oxc_ast::ast::ObjectPropertyKind::SpreadProperty(_) => false,
+            }),
+            Expression::Identifier(identifier) => identifier
+                .reference_id
+                .get()
+                .and_then(|reference_id| self.scoping.get_reference(reference_id).symbol_id())
+                .is_some_and(|symbol_id| self.with_state(|state| state.environment_holders.contains(&symbol_id))),
+            other => self.path_of(other).as_deref() == Some("process.env"),
+        }
+    }
+
+    /// Records hard-coded email addresses assigned to a recipient key (`bcc`, `To`, …).
+    fn record_recipients(&mut self, key: &str, value: &Expression<'a>, offset: u32) {
+        let lower = key.to_ascii_lowercase();
+        if !matches!(lower.as_str(), "bcc" | "cc" | "to" | "bccaddresses" | "ccaddresses" | "toaddresses") {
+            return;
+        }
+        let mut values = Vec::new();
+        let resolve_constant = |identifier: &oxc_ast::ast::IdentifierReference<'a>| {
+            let symbol_id = self.scoping.get_reference(identifier.reference_id.get()?).symbol_id()?;
+            self.with_state(|state| state.string_constants.get(&symbol_id).cloned())
+        };
+        collect_static_strings(value, &resolve_constant, &mut values);
+        for value in values {
+            for (email, _) in find_emails(&value) {
+                self.collector.site(SiteKind::Recipient { key: key.to_owned(), email }, offset, "");
+            }
         }
     }
 
@@ -1517,6 +1586,21 @@ impl<'a> Visit<'a> for Visitor<'_, '_, '_> {
             if is_mail_call(&path) {
                 self.collector.site(SiteKind::MailCall, declarator.span.start, path);
             }
+        }
+        if let Some(value) = static_string(init)
+            && value.contains('@')
+            && value.len() <= 300
+            && let BindingPattern::BindingIdentifier(identifier) = &declarator.id
+            && let Some(symbol_id) = identifier.symbol_id.get()
+        {
+            self.with_state(|state| state.string_constants.insert(symbol_id, value));
+        }
+        if matches!(init, Expression::ObjectExpression(_))
+            && self.holds_environment(init)
+            && let BindingPattern::BindingIdentifier(identifier) = &declarator.id
+            && let Some(symbol_id) = identifier.symbol_id.get()
+        {
+            self.with_state(|state| state.environment_holders.insert(symbol_id));
         }
         let span = declarator.span;
         if span.end - span.start <= MAX_TAINT_SPAN {
@@ -1685,6 +1769,10 @@ impl<'a> Visit<'a> for Visitor<'_, '_, '_> {
         if let Some(target) = self.assignment_target_path(&assignment.left) {
             self.record_override(&target, assignment.span.start);
         }
+        // `message.bcc = '…'` hard-codes a recipient as surely as an object literal.
+        if let AssignmentTarget::StaticMemberExpression(member) = &assignment.left {
+            self.record_recipients(member.property.name.as_str(), &assignment.right, assignment.span.start);
+        }
         walk::walk_assignment_expression(self, assignment);
     }
 
@@ -1702,15 +1790,7 @@ impl<'a> Visit<'a> for Visitor<'_, '_, '_> {
                 let after = self.collector.urls.len();
                 self.collector.contacted.extend(before..after);
             }
-            if matches!(lower.as_str(), "bcc" | "cc" | "to" | "bccaddresses" | "ccaddresses" | "toaddresses") {
-                let mut values = Vec::new();
-                collect_static_strings(&property.value, &mut values);
-                for value in values {
-                    for (email, _) in find_emails(&value) {
-                        self.collector.site(SiteKind::Recipient { key: key.clone(), email }, property.span.start, "");
-                    }
-                }
-            }
+            self.record_recipients(&key, &property.value, property.span.start);
         }
         walk::walk_object_property(self, property);
     }
@@ -1740,12 +1820,16 @@ fn static_string(expression: &Expression<'_>) -> Option<String> {
     }
 }
 
-fn collect_static_strings(expression: &Expression<'_>, values: &mut Vec<String>) {
+fn collect_static_strings<'a>(
+    expression: &Expression<'a>,
+    resolve_constant: &dyn Fn(&oxc_ast::ast::IdentifierReference<'a>) -> Option<String>,
+    values: &mut Vec<String>,
+) {
     match expression {
         Expression::ArrayExpression(array) => {
             for element in &array.elements {
                 if let Some(element) = element.as_expression() {
-                    collect_static_strings(element, values);
+                    collect_static_strings(element, resolve_constant, values);
                 }
             }
         }
@@ -1755,19 +1839,31 @@ fn collect_static_strings(expression: &Expression<'_>, values: &mut Vec<String>)
                     values.push(cooked.to_string());
                 }
             }
+            for inner in &template.expressions {
+                collect_static_strings(inner, resolve_constant, values);
+            }
         }
         Expression::BinaryExpression(binary) => {
-            collect_static_strings(&binary.left, values);
-            collect_static_strings(&binary.right, values);
+            collect_static_strings(&binary.left, resolve_constant, values);
+            collect_static_strings(&binary.right, resolve_constant, values);
         }
         // `bcc: process.env.BCC || 'x@evil.example'` still hard-codes the fallback.
         Expression::LogicalExpression(logical) => {
-            collect_static_strings(&logical.left, values);
-            collect_static_strings(&logical.right, values);
+            collect_static_strings(&logical.left, resolve_constant, values);
+            collect_static_strings(&logical.right, resolve_constant, values);
         }
         Expression::ConditionalExpression(conditional) => {
-            collect_static_strings(&conditional.consequent, values);
-            collect_static_strings(&conditional.alternate, values);
+            collect_static_strings(&conditional.consequent, resolve_constant, values);
+            collect_static_strings(&conditional.alternate, resolve_constant, values);
+        }
+        Expression::Identifier(identifier) => values.extend(resolve_constant(identifier)),
+        // SendGrid: `bcc: [{ email: '…', name: '…' }]`.
+        Expression::ObjectExpression(object) => {
+            for property in &object.properties {
+                if let oxc_ast::ast::ObjectPropertyKind::ObjectProperty(property) = property {
+                    collect_static_strings(&property.value, resolve_constant, values);
+                }
+            }
         }
         other => values.extend(static_string(other)),
     }

@@ -204,6 +204,23 @@ fn check_install_script(
     findings.push(finding_at(Rule::InstallScript, severity, message, "package.json", None, excerpt));
 }
 
+/// Package files a shell command runs: `bash x.sh`, `sh ./x`, `node x.js`, `cmd /c x.bat`,
+/// or a script path run directly.
+pub(crate) fn files_started_by(command: &str, files: &PackageFiles) -> Vec<String> {
+    let mut started = Vec::new();
+    for segment in split_shell_command(command) {
+        for word in shell_words(&segment) {
+            let looks_like_script = [".sh", ".bash", ".bat", ".cmd", ".ps1", ".js", ".cjs", ".mjs"]
+                .iter()
+                .any(|extension| word.ends_with(extension));
+            if looks_like_script && let Some(resolved) = resolve_package_file(files, &word) {
+                started.push(resolved);
+            }
+        }
+    }
+    started
+}
+
 /// `a && b || c; d | e` → its simple commands.
 fn split_shell_command(command: &str) -> Vec<String> {
     let mut segments = Vec::new();

@@ -102,6 +102,7 @@ rules! {
     DiffFiles => "diff-files": "Files added, removed and changed since the previous version.",
     DiffNewInstallScript => "diff-new-install-script": "An install script that the previous version did not have.",
     DiffNewDependency => "diff-new-dependency": "A dependency the previous version did not have.",
+    DiffNewBinary => "diff-new-binary": "A compiled executable or native add-on the previous version did not ship.",
     DiffNewHost => "diff-new-host": "A hard-coded host or URL the previous version did not contain.",
     DiffNewIp => "diff-new-ip": "A hard-coded IP address the previous version did not contain.",
     DiffNewMailRecipient => "diff-new-mail-recipient": "A hard-coded recipient in mail-sending code, new in this version.",

