@@ -263,6 +263,8 @@ pub struct ProvenancePin {
 pub struct CacheConfig {
     /// Memory budget, in bytes, for rendered packuments kept ready to serve.
     pub rendered_packuments_memory: u64,
+    /// Memory budget, in bytes, for package indexes used to serve tarballs.
+    pub package_index_memory: u64,
 }
 
 /// `[limits]`.
@@ -542,6 +544,7 @@ impl Config {
                 raw.cache.rendered_packuments_memory,
                 32 << 20,
             )?,
+            package_index_memory: size("cache.package_index_memory", raw.cache.package_index_memory, 64 << 20)?,
         };
 
         let limits = LimitsConfig {

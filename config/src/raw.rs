@@ -238,6 +238,8 @@ pub struct RawSigning {
 pub struct RawCache {
     /// Memory budget for rendered (rewritten, precompressed) packuments.
     pub rendered_packuments_memory: Option<ByteSize>,
+    /// Memory budget for package indexes (tarball name to version and integrity).
+    pub package_index_memory: Option<ByteSize>,
 }
 
 /// `[limits]` as written.

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use anyhow::Context as _;
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use rand_core::RngCore as _;
 use serde::{Deserialize, Serialize};
 
@@ -103,15 +103,14 @@ fn read_file(path: &Path) -> anyhow::Result<UserFile> {
 /// verified), so timing does not reveal which names exist. Blocking: call it from a
 /// blocking thread.
 pub fn verify(configured: &[airlock_config::AdminUser], data_dir: &Path, name: &str, password: &str) -> bool {
-    let stored = configured
-        .iter()
-        .find(|user| user.name == name)
-        .map(|user| user.password_hash.clone())
-        .or_else(|| match read_file(&users_file(data_dir)) {
-            Ok(file) => file.users.into_iter().find(|user| user.name == name).map(|user| user.password_hash),
-            Err(error) => {
-                tracing::error!(error = %format!("{error:#}"), "cannot read the admin user file");
-                None
+    let stored =
+        configured.iter().find(|user| user.name == name).map(|user| user.password_hash.clone()).or_else(|| {
+            match read_file(&users_file(data_dir)) {
+                Ok(file) => file.users.into_iter().find(|user| user.name == name).map(|user| user.password_hash),
+                Err(error) => {
+                    tracing::error!(error = %format!("{error:#}"), "cannot read the admin user file");
+                    None
+                }
             }
         });
     match stored {
@@ -166,8 +165,10 @@ mod tests {
     #[test]
     fn configured_users_can_sign_in() {
         let directory = tempfile::tempdir().unwrap();
-        let configured =
-            vec![airlock_config::AdminUser { name: "ops".into(), password_hash: hash_password("from the config file").unwrap() }];
+        let configured = vec![airlock_config::AdminUser {
+            name: "ops".into(),
+            password_hash: hash_password("from the config file").unwrap(),
+        }];
         assert!(verify(&configured, directory.path(), "ops", "from the config file"));
         assert!(!verify(&configured, directory.path(), "ops", "from the config fil"));
     }

@@ -60,7 +60,18 @@ pub async fn serve(
         // Receiver: the grace timer below. Dropped if the server ended first.
         let _ = stopping_sender.send(());
     };
-    let server = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown);
+    // Headers and a small body go out in separate writes; without TCP_NODELAY, Nagle's
+    // algorithm holds the body for the client's delayed ACK (40 ms per request on a
+    // reused connection).
+    use axum::serve::ListenerExt as _;
+    let listener = listener.tap_io(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    });
+    // The client address is attached for the admin sign-in rate limit.
+    let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(shutdown);
     let server = std::pin::pin!(server.into_future());
     let result = tokio::select! {
         result = server => result.context("serving HTTP"),

@@ -38,7 +38,13 @@ fn main() -> ExitCode {
                 }
             };
             airlock_server::init_logging(&config.log);
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+            // Blocking work is file reads, parsing and checks: a few dozen threads keep the
+            // disk busy; hundreds would only multiply per-thread memory.
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .max_blocking_threads(32)
+                .build()
+                .expect("tokio runtime");
             match runtime.block_on(cli::serve::run(config)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {

@@ -17,7 +17,7 @@ use futures_util::StreamExt as _;
 use crate::clock::Clock;
 use crate::error::{AppError, AppResult};
 use crate::npm::{Integrity, PackageName, TarballFileName};
-use crate::packument::{self, Document, RenderContext, Rendered};
+use crate::packument::{self, Document, PackageIndex, RenderContext, Rendered, VersionView};
 use crate::quarantine::{self, Policy, Released, Visibility};
 use crate::singleflight::SingleFlight;
 use crate::store::blobs::{BlobError, Blobs};
@@ -43,12 +43,24 @@ impl CachedPackument {
 
 /// A verified tarball on disk, authorised for serving.
 pub struct TarballFile {
-    /// The blob file.
-    pub path: PathBuf,
-    /// Its sha512 in hex (the entity tag).
-    pub sha512_hex: String,
+    /// The blob file, when its name is known (it may not be downloaded yet).
+    pub path: Option<PathBuf>,
     /// What was authorised.
     pub released: Released,
+    /// Where the upstream serves it, if it must be downloaded.
+    upstream_url: String,
+}
+
+/// What the tarball route may do with a version.
+pub enum TarballAccess {
+    /// Authorised: serve it.
+    Ready(TarballFile),
+    /// Listed but not decided yet (never checked, or just out of its cooling period):
+    /// the pipeline must settle it first.
+    NeedsSettle {
+        /// The version.
+        version: String,
+    },
 }
 
 /// The mirror service. Cheap to clone.
@@ -70,7 +82,11 @@ struct Inner {
     blobs: Blobs,
     upstreams: Upstreams,
     clock: Arc<dyn Clock>,
-    cache: PackumentCache,
+    cache: WeightedCache<CachedPackument>,
+    // File name → version, integrity and upstream URL per package, for tarballs.
+    indexes: WeightedCache<PackageIndex>,
+    // Bounds concurrent renders (CPU and transient memory); held across one render.
+    render_permits: tokio::sync::Semaphore,
     // Bumped by every invalidation. A rendering started before a bump is returned but
     // not cached, so a decision is never papered over by a slower, older render.
     generation: std::sync::atomic::AtomicU64,
@@ -118,7 +134,8 @@ impl Mirror {
         let blobs = Blobs::open(&config.server.data_dir)?;
         let upstreams = Upstreams::new(&config.upstream, config.limits.max_packument_size)?;
         let public_base = config.server.public_url.as_str().trim_end_matches('/').to_owned();
-        let cache = PackumentCache::new(config.cache.rendered_packuments_memory as usize);
+        let cache = WeightedCache::new(config.cache.rendered_packuments_memory as usize);
+        let indexes = WeightedCache::new(config.cache.package_index_memory as usize);
         let stopping = tokio_util::sync::CancellationToken::new();
         Ok(Mirror {
             inner: Arc::new(Inner {
@@ -132,7 +149,9 @@ impl Mirror {
                 upstreams,
                 clock,
                 cache,
+                indexes,
                 generation: std::sync::atomic::AtomicU64::new(0),
+                render_permits: tokio::sync::Semaphore::new(4),
                 packument_flights: SingleFlight::new(stopping.clone()),
                 tarball_flights: SingleFlight::new(stopping.clone()),
                 stopping,
@@ -270,6 +289,13 @@ impl Mirror {
         };
 
         let records: HashMap<String, VersionRecord> = inner.store.versions(name)?.into_iter().collect();
+        // Parsing and rendering a large packument takes tens of MB for a moment; a few
+        // at a time keeps peak memory bounded under a cold install of hundreds.
+        let _render_permit = inner
+            .render_permits
+            .acquire()
+            .await
+            .map_err(|_| AppError::Internal(anyhow::anyhow!("render permits closed")))?;
         let mirror = self.clone();
         let render_name = name.clone();
         let rendered = tokio::task::spawn_blocking(move || {
@@ -286,6 +312,9 @@ impl Mirror {
         .map_err(|error| AppError::Internal(anyhow::anyhow!("rendering panicked: {error}")))?;
 
         let cached = Arc::new(CachedPackument { rendered, revalidate_at });
+        // The index holds no decisions (tarballs are authorised against the stored
+        // record), so it is cached whatever happened meanwhile.
+        inner.indexes.insert(name.clone(), Arc::clone(&cached.rendered.index));
         if inner.generation.load(std::sync::atomic::Ordering::SeqCst) == generation {
             inner.cache.insert(name.clone(), Arc::clone(&cached));
         }
@@ -442,58 +471,62 @@ impl Mirror {
         Ok(())
     }
 
-    /// What a tarball file name resolves to, and its visibility now.
-    pub async fn resolve_tarball(&self, name: &PackageName, file_name: &TarballFileName) -> AppResult<(String, Visibility)> {
-        let packument = self.packument(name).await?;
-        let rendered = &packument.rendered;
-        let version = rendered.tarballs.get(file_name.as_str()).ok_or_else(|| {
-            AppError::NotFound(format!("{name} has no version with the tarball {}", file_name.as_str()))
-        })?;
-        let view = rendered
-            .versions
-            .get(version)
-            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("tarball index names unknown version {version}")))?;
-        let visibility = match (&view.record, &view.integrity) {
-            (Some(record), Some(integrity)) => {
-                quarantine::decide(name, version, record, integrity, &self.inner.policy, self.now())
-            }
-            _ => view.visibility.clone(),
+    /// The version a tarball file name belongs to, its view, and its stored record.
+    ///
+    /// Uses the cached package index even when the packument is due for revalidation:
+    /// a known version's integrity and decision do not depend on the upstream's latest
+    /// word, and revalidating inside every tarball request would make warm installs
+    /// wait on the upstream. An unknown file name falls back to a fresh packument.
+    async fn lookup_tarball(
+        &self,
+        name: &PackageName,
+        file_name: &TarballFileName,
+    ) -> AppResult<(String, VersionView, Option<VersionRecord>)> {
+        let index = match self.inner.indexes.get(name) {
+            Some(index) if index.tarballs.contains_key(file_name.as_str()) => index,
+            _ => Arc::clone(&self.packument(name).await?.rendered.index),
         };
-        Ok((version.clone(), visibility))
-    }
-
-    /// Authorises and, if needed, downloads a tarball. Reads the version's record from
-    /// the store, not the cached rendering, so a decision made a moment ago counts.
-    pub async fn tarball(&self, name: &PackageName, file_name: &TarballFileName) -> AppResult<TarballFile> {
-        let packument = self.packument(name).await?;
-        let rendered = &packument.rendered;
-        let version = rendered.tarballs.get(file_name.as_str()).ok_or_else(|| {
+        let version = index.tarballs.get(file_name.as_str()).ok_or_else(|| {
             AppError::NotFound(format!("{name} has no version with the tarball {}", file_name.as_str()))
         })?;
-        let view = rendered
+        let view = index
             .versions
             .get(version)
             .ok_or_else(|| AppError::Internal(anyhow::anyhow!("tarball index names unknown version {version}")))?;
         let record = self.inner.store.version(name, version)?;
+        Ok((version.clone(), view.clone(), record))
+    }
+
+    /// Authorises a tarball at this moment, against the version's stored record (not
+    /// a cached rendering, so a decision made a moment ago counts). Does no disk I/O:
+    /// the route opens the blob and asks for [`Mirror::download_released`] if missing.
+    pub async fn tarball(&self, name: &PackageName, file_name: &TarballFileName) -> AppResult<TarballAccess> {
+        let (version, view, record) = self.lookup_tarball(name, file_name).await?;
         let (Some(record), Some(integrity)) = (&record, &view.integrity) else {
-            return Err(AppError::Quarantined(view.visibility.explain(name, version)));
+            return Err(AppError::Quarantined(view.visibility.explain(name, &version)));
         };
-        let released = quarantine::authorize(
-            name,
-            version,
-            record,
-            integrity,
-            &self.inner.policy,
-            self.now(),
-            &self.admin_url(name, version),
-        )?;
-        let sha512_hex = self.fetch_blob(name, version, released.integrity(), &view.upstream_tarball).await?;
-        let path = self
-            .inner
-            .blobs
-            .path(&sha512_hex)
-            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("malformed blob name {sha512_hex}")))?;
-        Ok(TarballFile { path, sha512_hex, released })
+        let now = self.now();
+        if quarantine::decide(name, &version, record, integrity, &self.inner.policy, now) == Visibility::Provisional {
+            return Ok(TarballAccess::NeedsSettle { version });
+        }
+        let released =
+            quarantine::authorize(name, &version, record, integrity, &self.inner.policy, now, &self.admin_url(name, &version))?;
+        let known_sha512 = integrity.sha512_hex().or_else(|| record.blob_sha512.clone());
+        let path = known_sha512.and_then(|hex| self.inner.blobs.path(&hex));
+        Ok(TarballAccess::Ready(TarballFile { path, released, upstream_url: view.upstream_tarball }))
+    }
+
+    /// Downloads and verifies a released tarball that is not on disk yet; returns its
+    /// path. Concurrent callers share one download.
+    pub async fn download_released(&self, tarball: &TarballFile) -> AppResult<PathBuf> {
+        let released = &tarball.released;
+        let hex = self.fetch_blob(released.name(), released.version(), released.integrity(), &tarball.upstream_url).await?;
+        self.inner.blobs.path(&hex).ok_or_else(|| AppError::Internal(anyhow::anyhow!("malformed blob name {hex}")))
+    }
+
+    /// Counts a tarball served from disk (hit) or downloaded first (miss).
+    pub fn record_tarball_cache(&self, hit: bool) {
+        self.inner.metrics.record_tarball_cache(hit);
     }
 
     /// The bytes of a version's tarball, downloaded and verified if needed, for the
@@ -525,10 +558,8 @@ impl Mirror {
             && let Some(path) = self.inner.blobs.path(&hex)
             && tokio::fs::try_exists(&path).await?
         {
-            self.inner.metrics.record_tarball_cache(true);
             return Ok(hex);
         }
-        self.inner.metrics.record_tarball_cache(false);
         let mirror = self.clone();
         let (task_name, task_version, task_integrity) = (name.clone(), version.to_owned(), integrity.clone());
         let url = upstream_url.to_owned();
@@ -619,44 +650,64 @@ fn first_sighting(
     }
 }
 
-/// Rendered packuments in memory, least recently used evicted past a byte budget.
-struct PackumentCache {
-    budget: usize,
-    state: Mutex<CacheState>,
+/// Something whose memory a [`WeightedCache`] can budget.
+trait Weighed {
+    fn weight(&self) -> usize;
 }
 
-struct CacheState {
-    entries: lru::LruCache<PackageName, Arc<CachedPackument>>,
+impl Weighed for CachedPackument {
+    fn weight(&self) -> usize {
+        self.rendered.weight()
+    }
+}
+
+impl Weighed for PackageIndex {
+    fn weight(&self) -> usize {
+        PackageIndex::weight(self)
+    }
+}
+
+/// An LRU map evicting past a byte budget. Used for rendered packuments and, with its
+/// own budget, for package indexes (so a large working set of tarballs does not force
+/// re-rendering documents nobody asked for).
+struct WeightedCache<V> {
+    budget: usize,
+    // Locked for a lookup or an insert only; never across an await.
+    state: Mutex<CacheState<V>>,
+}
+
+struct CacheState<V> {
+    entries: lru::LruCache<PackageName, Arc<V>>,
     weight: usize,
 }
 
-impl PackumentCache {
-    fn new(budget: usize) -> PackumentCache {
-        PackumentCache { budget, state: Mutex::new(CacheState { entries: lru::LruCache::unbounded(), weight: 0 }) }
+impl<V: Weighed> WeightedCache<V> {
+    fn new(budget: usize) -> WeightedCache<V> {
+        WeightedCache { budget, state: Mutex::new(CacheState { entries: lru::LruCache::unbounded(), weight: 0 }) }
     }
 
     fn remove(&self, name: &PackageName) {
         let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(removed) = state.entries.pop(name) {
-            state.weight -= removed.rendered.weight();
+            state.weight -= removed.weight();
         }
     }
 
-    fn get(&self, name: &PackageName) -> Option<Arc<CachedPackument>> {
+    fn get(&self, name: &PackageName) -> Option<Arc<V>> {
         let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         state.entries.get(name).cloned()
     }
 
-    fn insert(&self, name: PackageName, entry: Arc<CachedPackument>) {
+    fn insert(&self, name: PackageName, entry: Arc<V>) {
         let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        state.weight += entry.rendered.weight();
+        state.weight += entry.weight();
         if let Some(previous) = state.entries.put(name, entry) {
-            state.weight -= previous.rendered.weight();
+            state.weight -= previous.weight();
         }
         // Keep at least the newest entry even when it alone exceeds the budget.
         while state.weight > self.budget && state.entries.len() > 1 {
             if let Some((_, evicted)) = state.entries.pop_lru() {
-                state.weight -= evicted.rendered.weight();
+                state.weight -= evicted.weight();
             }
         }
     }

@@ -162,20 +162,35 @@ pub struct Rendered {
     pub abbreviated: Encoded,
     /// The recomputed dist-tags, as JSON.
     pub dist_tags: Bytes,
-    /// Every version the upstream lists, visible or not.
-    pub versions: HashMap<String, VersionView>,
-    /// Tarball file name to version, for every version.
-    pub tarballs: HashMap<String, String>,
+    /// What the tarball route needs, cached apart from the (much larger) documents.
+    pub index: std::sync::Arc<PackageIndex>,
     /// The `npm-notice` text when versions are hidden.
     pub notice: Option<String>,
     /// When the rendering goes out of date by itself (a cooling period ends).
     pub valid_until: Option<DateTime<Utc>>,
 }
 
+/// Every version of a package with where its tarball lives: enough to serve tarballs
+/// without the rendered documents.
+#[derive(Debug)]
+pub struct PackageIndex {
+    /// Every version the upstream lists, visible or not.
+    pub versions: HashMap<String, VersionView>,
+    /// Tarball file name to version, for every version.
+    pub tarballs: HashMap<String, String>,
+}
+
+impl PackageIndex {
+    /// Approximate memory held, for the cache budget.
+    pub fn weight(&self) -> usize {
+        self.versions.len() * 320
+    }
+}
+
 impl Rendered {
     /// Approximate memory held, for the cache budget.
     pub fn weight(&self) -> usize {
-        self.full.weight() + self.abbreviated.weight() + self.dist_tags.len() + self.versions.len() * 256
+        self.full.weight() + self.abbreviated.weight() + self.dist_tags.len() + self.index.weight()
     }
 }
 
@@ -297,8 +312,7 @@ pub fn render(
         full: Encoded::new(serde_json::to_vec(&full).unwrap_or_default()),
         abbreviated: Encoded::new(serde_json::to_vec(&abbreviated).unwrap_or_default()),
         dist_tags: serde_json::to_vec(&dist_tags).unwrap_or_default().into(),
-        versions: views,
-        tarballs,
+        index: std::sync::Arc::new(PackageIndex { versions: views, tarballs }),
         notice,
         valid_until,
     }

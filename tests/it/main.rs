@@ -1,6 +1,7 @@
 //! End-to-end tests: the real server between a fake upstream and real clients, all on
 //! loopback. One test binary (see matklad's "Delete Cargo Integration Tests").
 
+mod admin_ui;
 mod clients;
 mod cooling;
 mod forge;

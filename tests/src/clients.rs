@@ -6,7 +6,8 @@
 //! `tests/clients/package-lock.json`, installed with `npm ci --prefix tests/clients`).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
@@ -225,11 +226,10 @@ impl ClientProject {
         command
     }
 
-    /// Runs the client; returns its output whatever the exit status.
+    /// Runs the client; returns its output whatever the exit status. Panics, with what
+    /// it printed so far, if it runs longer than [`CLIENT_TIMEOUT`].
     pub fn run(&self, arguments: &[&str]) -> Output {
-        self.command(arguments)
-            .output()
-            .unwrap_or_else(|error| panic!("running {} {arguments:?}: {error}", self.client.label()))
+        output_within(self.command(arguments), &format!("{} {arguments:?}", self.client.label()))
     }
 
     /// Runs the client and panics with its output unless it succeeded.
@@ -257,7 +257,7 @@ impl ClientProject {
         let mut command = Command::new("node");
         command.arg("-e").arg(script).args(path).current_dir(self.dir());
         hermetic_env(&mut command, self.home());
-        let output = command.output().expect("node must be installed");
+        let output = output_within(command, &format!("node resolving {path:?}"));
         assert!(output.status.success(), "resolving {path:?}: {}", combined(&output));
         String::from_utf8_lossy(&output.stdout).trim().to_owned()
     }
@@ -267,7 +267,7 @@ impl ClientProject {
         let mut command = Command::new(self.dir().join("node_modules/.bin").join(name));
         command.current_dir(self.dir());
         hermetic_env(&mut command, self.home());
-        let output = command.output().unwrap_or_else(|error| panic!("running the {name} bin: {error}"));
+        let output = output_within(command, &format!("the {name} bin"));
         assert!(output.status.success(), "the {name} bin failed: {}", combined(&output));
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
@@ -298,6 +298,52 @@ impl ClientProject {
             Client::YarnBerry => &["install", "--immutable"],
         }
     }
+}
+
+/// How long one client command may take. Installs here take about a second; a client
+/// waiting on a response that never comes must fail the test, not hang CI.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs `command` (in its own process group) with captured output; after
+/// [`CLIENT_TIMEOUT`] kills the group and panics with the output so far.
+fn output_within(mut command: Command, what: &str) -> Output {
+    use std::io::Read as _;
+    use std::os::unix::process::CommandExt as _;
+    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+    let mut child = command.spawn().unwrap_or_else(|error| panic!("starting {what}: {error}"));
+    let read = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = read(Box::new(child.stdout.take().unwrap()));
+    let stderr = read(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + CLIENT_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap_or_else(|error| panic!("waiting for {what}: {error}")) {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            // The whole group: clients start helpers (node workers, lifecycle shells).
+            let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status();
+            let _ = child.kill();
+            let status = child.wait().unwrap();
+            let output = Output { status, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() };
+            // A client that hangs is almost always waiting on a server that stopped
+            // answering; a test runtime whose workers are stuck cannot shut down, so a
+            // panic would hang the whole run. Fail the run now, loudly.
+            eprintln!(
+                "{what} did not finish within {CLIENT_TIMEOUT:?} and was killed; exiting the test binary \
+                 (a hung client usually means a hung Airlock: rerun with AIRLOCK_TEST_LOG=debug):\n{}",
+                combined(&output)
+            );
+            std::process::exit(101);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output { status, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() }
 }
 
 fn remove(path: &Path) {
@@ -387,4 +433,16 @@ pub fn publish_client_tree(upstream: &FakeRegistry) {
 pub fn publish_fresh_package(upstream: &FakeRegistry) {
     upstream.publish(PackageVersion::new("fresh-pkg", "1.0.0", long_ago()));
     upstream.publish(PackageVersion::new("fresh-pkg", "2.0.0", chrono::Utc::now()));
+}
+
+/// Runs the machine's `npm` (not a pinned one: npm comes with node) in `home` with an
+/// isolated cache and user config, against `registry`; returns its output whatever the
+/// exit status.
+pub fn npm(home: &Path, registry: &str, arguments: &[&str]) -> Output {
+    let registry = format!("{}/", registry.trim_end_matches('/'));
+    let mut command = Command::new("npm");
+    command.args(arguments).args(["--registry", &registry]).arg("--cache").arg(home.join("npm-cache")).current_dir(home);
+    hermetic_env(&mut command, home);
+    command.env("npm_config_update_notifier", "false");
+    output_within(command, &format!("npm {arguments:?}"))
 }

@@ -19,8 +19,8 @@ pub struct AddUserArgs {
     /// The configuration file, to find the data directory.
     #[arg(long, short)]
     pub config: Option<PathBuf>,
-    /// The data directory (overrides the configuration).
-    #[arg(long, env = "AIRLOCK_DATA_DIR")]
+    /// The data directory (overrides the configuration and `AIRLOCK_DATA_DIR`).
+    #[arg(long)]
     pub data_dir: Option<String>,
     /// Print a `[[admin.users]]` TOML entry instead of writing the user file.
     #[arg(long)]
@@ -40,7 +40,8 @@ pub fn run(args: &AddUserArgs) -> anyhow::Result<ExitCode> {
         writeln!(stdout, "[[admin.users]]\nname = \"{}\"\npassword_hash = \"{hash}\"", args.name)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let overrides = Overrides { data_dir: args.data_dir.clone(), ..Overrides::default() };
+    let environment = Overrides::from_env(|key| std::env::var(key).ok());
+    let overrides = environment.then(Overrides { data_dir: args.data_dir.clone(), ..Overrides::default() });
     let config = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;

@@ -125,8 +125,8 @@ fn young_versions_are_hidden_and_tags_move_to_the_newest_older_visible_version()
     );
     assert_eq!(rendered.valid_until, Some(Utc.with_ymd_and_hms(2026, 11, 23, 0, 0, 0).unwrap()));
     // Hidden versions still resolve to a tarball so the client gets a reason, not a 404.
-    assert_eq!(rendered.tarballs.get("demo-2.0.0.tgz").map(String::as_str), Some("2.0.0"));
-    assert!(matches!(rendered.versions["2.0.0"].visibility, Visibility::Cooling { .. }));
+    assert_eq!(rendered.index.tarballs.get("demo-2.0.0.tgz").map(String::as_str), Some("2.0.0"));
+    assert!(matches!(rendered.index.versions["2.0.0"].visibility, Visibility::Cooling { .. }));
 }
 
 #[test]
@@ -190,11 +190,11 @@ fn changed_integrity_hides_the_version() {
         now: now(),
     };
     let rendered = render(&name("demo"), &document, &records, &context);
-    assert!(matches!(rendered.versions["1.0.0"].visibility, Visibility::IntegrityChanged { .. }));
+    assert!(matches!(rendered.index.versions["1.0.0"].visibility, Visibility::IntegrityChanged { .. }));
     // A version with no record (appeared after the last fetch was stored) is hidden too.
     document["versions"].as_object_mut().unwrap().insert("9.9.9".into(), manifest("9.9.9"));
     let rendered = render(&name("demo"), &document, &records, &context);
-    assert!(matches!(rendered.versions["9.9.9"].visibility, Visibility::Unusable { .. }));
+    assert!(matches!(rendered.index.versions["9.9.9"].visibility, Visibility::Unusable { .. }));
 }
 
 #[test]

@@ -252,6 +252,7 @@ impl Pipeline {
         let packument = inner.mirror.packument(name).await?;
         let view = packument
             .rendered
+            .index
             .versions
             .get(version)
             .ok_or_else(|| AppError::NotFound(format!("the upstream no longer lists {name}@{version}")))?;
@@ -274,7 +275,7 @@ impl Pipeline {
         let tarball = inner.mirror.fetch_tarball_bytes(name, version, &recorded_integrity, &view.upstream_tarball).await?;
         let previous = match self.previous_released(name, version) {
             Some((previous_version, previous_record)) => {
-                let previous_view = packument.rendered.versions.get(&previous_version);
+                let previous_view = packument.rendered.index.versions.get(&previous_version);
                 match (Integrity::from_dist(Some(&previous_record.integrity), None), previous_view) {
                     (Ok(integrity), Some(previous_view)) => {
                         match inner.mirror.fetch_tarball_bytes(name, &previous_version, &integrity, &previous_view.upstream_tarball).await {

@@ -43,6 +43,8 @@ const SIGN_IN_COOKIE: &str = "airlock_admin_sign_in";
 const MAX_COMMENT: usize = 4096;
 /// Recent decisions shown on the queue.
 const RECENT_DECISIONS: usize = 50;
+/// Checking versions shown on the unfiltered queue.
+const CHECKING_SHOWN: usize = 10;
 /// Rows shown per queue section and on the audit page.
 const MAX_ROWS: usize = 500;
 /// Changed files diffed on the version page, and diff lines shown in all.
@@ -52,10 +54,23 @@ const MAX_DIFF_LINES: usize = 4000;
 const MAX_DIFF_FILE_BYTES: usize = 512 * 1024;
 
 /// What the UI keeps between requests. One per `app()`; dropped with the router.
-#[derive(Default)]
 struct Ui {
     sessions: Sessions,
     limiter: SignInLimiter,
+    // Bounds concurrent argon2 verifications (each takes ~19 MiB and tens of
+    // milliseconds), so a flood of sign-ins cannot exhaust memory or the blocking pool.
+    // A permit is held by `post_sign_in` for the verification only.
+    verifications: tokio::sync::Semaphore,
+}
+
+impl Default for Ui {
+    fn default() -> Ui {
+        Ui {
+            sessions: Sessions::default(),
+            limiter: SignInLimiter::default(),
+            verifications: tokio::sync::Semaphore::new(4),
+        }
+    }
 }
 
 /// The UI's routes. Also loads the admin-added policy rules from the store into the
@@ -80,6 +95,11 @@ pub(super) fn router(state: &AppState) -> Router<AppState> {
         .route(paths::KEYS, get(get_keys))
         .route(paths::STYLESHEET, get(|| async { asset("text/css; charset=utf-8", airlock_admin_ui::STYLESHEET) }))
         .route(paths::SCRIPT, get(|| async { asset("text/javascript; charset=utf-8", airlock_admin_ui::SCRIPT) }))
+        // Anything else under the UI is a page that does not exist, with the same headers.
+        .route(
+            "/-/airlock/admin/{*rest}",
+            get(|| async { error_page(None, StatusCode::NOT_FOUND, "Not found", "There is no such admin page.") }),
+        )
         .layer(axum::Extension(ui))
         .layer(axum::middleware::from_fn(security_headers))
 }
@@ -89,7 +109,8 @@ pub(super) fn router(state: &AppState) -> Router<AppState> {
 async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(airlock_admin_ui::CONTENT_SECURITY_POLICY));
+    headers
+        .insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(airlock_admin_ui::CONTENT_SECURITY_POLICY));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
@@ -98,11 +119,7 @@ async fn security_headers(request: Request, next: Next) -> Response {
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
-    (
-        [(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "public, max-age=300")],
-        body,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "public, max-age=300")], body).into_response()
 }
 
 fn html(status: StatusCode, body: String) -> Response {
@@ -132,7 +149,8 @@ fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
 /// A cookie scoped to the UI. `Secure` when Airlock's public URL is https.
 fn set_cookie(state: &AppState, name: &str, value: &str, max_age_seconds: i64) -> (header::HeaderName, HeaderValue) {
     let secure = if state.mirror.public_base().starts_with("https://") { "; Secure" } else { "" };
-    let text = format!("{name}={value}; Path={}; HttpOnly; SameSite=Strict; Max-Age={max_age_seconds}{secure}", paths::BASE);
+    let text =
+        format!("{name}={value}; Path={}; HttpOnly; SameSite=Strict; Max-Age={max_age_seconds}{secure}", paths::BASE);
     // Names and values are ours (base64url tokens), so the header is always valid.
     (header::SET_COOKIE, HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("")))
 }
@@ -201,14 +219,20 @@ impl SignedIn {
         format!("admin:{}", self.session.user)
     }
 
-    /// Checks a form's CSRF token against the session's, in constant time.
-    fn check_csrf(&self, form: &HashMap<String, String>) -> Result<(), Response> {
+    /// Checks a form's CSRF token against the session's, in constant time; returns the
+    /// refusal when it does not match.
+    fn csrf_refusal(&self, form: &HashMap<String, String>) -> Option<Response> {
         let presented = form.get("csrf").map(String::as_str).unwrap_or("");
         if secrets_equal(presented, &self.session.csrf) {
-            Ok(())
+            None
         } else {
             tracing::warn!(admin = %self.session.user, "admin UI form without a valid CSRF token");
-            Err(error_page(Some(self), StatusCode::FORBIDDEN, "Refused", "The form's security token is missing or stale. Reload the page and try again."))
+            Some(error_page(
+                Some(self),
+                StatusCode::FORBIDDEN,
+                "Refused",
+                "The form's security token is missing or stale. Reload the page and try again.",
+            ))
         }
     }
 }
@@ -217,7 +241,11 @@ impl FromRequestParts<AppState> for SignedIn {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<SignedIn, Response> {
-        let ui = parts.extensions.get::<Arc<Ui>>().cloned().ok_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.into_response())?;
+        let ui = parts
+            .extensions
+            .get::<Arc<Ui>>()
+            .cloned()
+            .ok_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.into_response())?;
         let session = cookie_value(&parts.headers, SESSION_COOKIE)
             .and_then(|id| ui.sessions.get(&id, state.mirror.now()).map(|session| (id, session)));
         match session {
@@ -230,7 +258,10 @@ impl FromRequestParts<AppState> for SignedIn {
 
 fn error_page(signed_in: Option<&SignedIn>, status: StatusCode, title: &str, message: &str) -> Response {
     let chrome = signed_in.map(|signed_in| signed_in.chrome("")).unwrap_or_default();
-    html(status, airlock_admin_ui::render_error(&views::ErrorPage { chrome, title: title.into(), message: message.into() }))
+    html(
+        status,
+        airlock_admin_ui::render_error(&views::ErrorPage { chrome, title: title.into(), message: message.into() }),
+    )
 }
 
 fn app_error_page(signed_in: &SignedIn, error: AppError) -> Response {
@@ -248,8 +279,13 @@ fn app_error_page(signed_in: &SignedIn, error: AppError) -> Response {
 
 // Sign-in and sign-out.
 
-async fn get_sign_in(State(state): State<AppState>, headers: HeaderMap, axum::Extension(ui): axum::Extension<Arc<Ui>>) -> Response {
-    let signed_in = cookie_value(&headers, SESSION_COOKIE).is_some_and(|id| ui.sessions.get(&id, state.mirror.now()).is_some());
+async fn get_sign_in(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::Extension(ui): axum::Extension<Arc<Ui>>,
+) -> Response {
+    let signed_in =
+        cookie_value(&headers, SESSION_COOKIE).is_some_and(|id| ui.sessions.get(&id, state.mirror.now()).is_some());
     if signed_in {
         return redirect(paths::QUEUE);
     }
@@ -300,10 +336,13 @@ async fn post_sign_in(
     let configured = state.mirror.config().admin.users.clone();
     let data_dir = state.mirror.config().server.data_dir.clone();
     let (check_name, check_password) = (name.clone(), password);
-    let valid = admin_users::validate_name(&name).is_ok()
-        && tokio::task::spawn_blocking(move || admin_users::verify(&configured, &data_dir, &check_name, &check_password))
+    let valid = admin_users::validate_name(&name).is_ok() && {
+        // The semaphore is never closed, so acquiring only waits.
+        let _permit = ui.verifications.acquire().await;
+        tokio::task::spawn_blocking(move || admin_users::verify(&configured, &data_dir, &check_name, &check_password))
             .await
-            .unwrap_or(false);
+            .unwrap_or(false)
+    };
     if !valid {
         ui.limiter.record_failure(&name, &address, now);
         tracing::warn!(admin = %name, client.address = %address, "admin sign-in failed");
@@ -318,7 +357,9 @@ async fn post_sign_in(
     tracing::info!(admin = %name, "admin signed in");
     let mut response = redirect(paths::QUEUE);
     let session_seconds = crate::sessions::SESSION_MAX.num_seconds();
-    for (key, value) in [set_cookie(&state, SESSION_COOKIE, &session_id, session_seconds), set_cookie(&state, SIGN_IN_COOKIE, "", 0)] {
+    for (key, value) in
+        [set_cookie(&state, SESSION_COOKIE, &session_id, session_seconds), set_cookie(&state, SIGN_IN_COOKIE, "", 0)]
+    {
         response.headers_mut().append(key, value);
     }
     response
@@ -326,8 +367,8 @@ async fn post_sign_in(
 
 async fn post_sign_out(State(state): State<AppState>, signed_in: SignedIn, body: Bytes) -> Response {
     let form = parse_form(&body);
-    if let Err(response) = signed_in.check_csrf(&form) {
-        return response;
+    if let Some(refusal) = signed_in.csrf_refusal(&form) {
+        return refusal;
     }
     signed_in.ui.sessions.remove(&signed_in.session_id);
     let mut response = redirect(paths::SIGN_IN);
@@ -372,7 +413,11 @@ fn summarize(checks: Option<&CheckRecord>) -> (Option<Severity>, Vec<(Severity, 
         .filter(|(_, count)| *count > 0)
         .collect();
     let mut seen = HashSet::new();
-    let rules = findings.iter().filter(|finding| seen.insert(finding.rule.clone())).map(|finding| finding.rule.clone()).collect();
+    let rules = findings
+        .iter()
+        .filter(|finding| seen.insert(finding.rule.clone()))
+        .map(|finding| finding.rule.clone())
+        .collect();
     (checks.report.max_severity(), counts, rules)
 }
 
@@ -407,7 +452,8 @@ async fn get_queue(State(state): State<AppState>, signed_in: SignedIn, Query(que
             selected: query.state == *name,
         })
         .collect();
-    let mut known_rules: Vec<String> = listed.iter().flat_map(|item| item.rules.iter().cloned()).collect::<HashSet<_>>().into_iter().collect();
+    let mut known_rules: Vec<String> =
+        listed.iter().flat_map(|item| item.rules.iter().cloned()).collect::<HashSet<_>>().into_iter().collect();
     known_rules.sort();
 
     let minimum = Severity::parse(&query.severity);
@@ -417,7 +463,11 @@ async fn get_queue(State(state): State<AppState>, signed_in: SignedIn, Query(que
         (query.state.is_empty() || item.record.state.as_str() == query.state)
             && minimum.is_none_or(|minimum| item.top.is_some_and(|top| top >= minimum))
             && (query.rule.is_empty() || item.rules.contains(&query.rule))
-            && (scope.is_empty() || item.name.starts_with(&format!("{}/", if scope.starts_with('@') { scope.clone() } else { format!("@{scope}") })))
+            && (scope.is_empty()
+                || item.name.starts_with(&format!(
+                    "{}/",
+                    if scope.starts_with('@') { scope.clone() } else { format!("@{scope}") }
+                )))
             && (package_filter.is_empty() || item.name.to_ascii_lowercase().contains(&package_filter))
     };
     let filtered: Vec<&Listed> = listed.iter().filter(wanted).collect();
@@ -433,10 +483,15 @@ async fn get_queue(State(state): State<AppState>, signed_in: SignedIn, Query(que
         href: paths::version(&item.name, &item.version),
         package_href: paths::package(&item.name),
     };
-    let since = |time: Option<DateTime<Utc>>| time.map(|time| format!("{} ago", human_duration(now - time))).unwrap_or_default();
+    let since = |time: Option<DateTime<Utc>>| {
+        time.map(|time| format!("{} ago", human_duration(now - time))).unwrap_or_default()
+    };
 
-    let mut held: Vec<&Listed> = filtered.iter().copied().filter(|item| item.record.state == VersionState::Held).collect();
-    held.sort_by(|left, right| right.top.cmp(&left.top).then_with(|| right.record.state_changed_at.cmp(&left.record.state_changed_at)));
+    let mut held: Vec<&Listed> =
+        filtered.iter().copied().filter(|item| item.record.state == VersionState::Held).collect();
+    held.sort_by(|left, right| {
+        right.top.cmp(&left.top).then_with(|| right.record.state_changed_at.cmp(&left.record.state_changed_at))
+    });
     let mut cooling: Vec<(&Listed, DateTime<Utc>)> = filtered
         .iter()
         .copied()
@@ -449,31 +504,46 @@ async fn get_queue(State(state): State<AppState>, signed_in: SignedIn, Query(que
         })
         .collect();
     cooling.sort_by_key(|(_, until)| *until);
-    let mut checking: Vec<&Listed> = filtered.iter().copied().filter(|item| item.record.state == VersionState::Checking).collect();
-    checking.sort_by(|left, right| right.record.first_seen.cmp(&left.record.first_seen));
+    let mut checking: Vec<&Listed> =
+        filtered.iter().copied().filter(|item| item.record.state == VersionState::Checking).collect();
+    checking.sort_by(|left, right| {
+        left.name.cmp(&right.name).then_with(|| {
+            match (semver::Version::parse(&left.version), semver::Version::parse(&right.version)) {
+                (Ok(left), Ok(right)) => right.cmp(&left),
+                _ => right.version.cmp(&left.version),
+            }
+        })
+    });
     let mut decided: Vec<&Listed> = filtered
         .iter()
         .copied()
         .filter(|item| matches!(item.record.state, VersionState::Released | VersionState::Rejected))
         .collect();
-    decided.sort_by(|left, right| right.record.state_changed_at.cmp(&left.record.state_changed_at));
+    decided.sort_by_key(|item| std::cmp::Reverse(item.record.state_changed_at));
     let decided_limit = if query.state.is_empty() { RECENT_DECISIONS } else { MAX_ROWS };
 
     let mut sections = vec![views::QueueSection {
         title: "Held — a person must decide".into(),
-        rows: held.iter().take(MAX_ROWS).map(|item| row(item, format!("held {}", since(item.record.state_changed_at)))).collect(),
+        rows: held
+            .iter()
+            .take(MAX_ROWS)
+            .map(|item| row(item, format!("held {}", since(item.record.state_changed_at))))
+            .collect(),
+        more: held.len().saturating_sub(MAX_ROWS),
     }];
     sections.push(views::QueueSection {
         title: "Cooling".into(),
         rows: cooling
             .iter()
             .take(MAX_ROWS)
-            .map(|(item, until)| row(item, if *until > now { format!("{} left", human_duration(*until - now)) } else { "due now".into() }))
+            .map(|(item, until)| {
+                row(
+                    item,
+                    if *until > now { format!("{} left", human_duration(*until - now)) } else { "due now".into() },
+                )
+            })
             .collect(),
-    });
-    sections.push(views::QueueSection {
-        title: "Checking".into(),
-        rows: checking.iter().take(MAX_ROWS).map(|item| row(item, format!("seen {}", since(Some(item.record.first_seen))))).collect(),
+        more: cooling.len().saturating_sub(MAX_ROWS),
     });
     sections.push(views::QueueSection {
         title: "Recent decisions".into(),
@@ -485,11 +555,28 @@ async fn get_queue(State(state): State<AppState>, signed_in: SignedIn, Query(que
                 row(item, format!("{} by {by}", since(item.record.state_changed_at)))
             })
             .collect(),
+        more: decided.len().saturating_sub(decided_limit),
+    });
+    // Established versions wait here for their first download; they matter less than
+    // decisions, so they come last and, unfiltered, only the first few.
+    let checking_limit = if query.state.is_empty() { CHECKING_SHOWN } else { MAX_ROWS };
+    sections.push(views::QueueSection {
+        title: "Checking".into(),
+        rows: checking
+            .iter()
+            .take(checking_limit)
+            .map(|item| row(item, format!("seen {}", since(Some(item.record.first_seen)))))
+            .collect(),
+        more: checking.len().saturating_sub(checking_limit),
     });
     if !query.state.is_empty() {
         sections.retain(|section| !section.rows.is_empty());
         if sections.is_empty() {
-            sections.push(views::QueueSection { title: format!("No {} versions match", query.state), rows: Vec::new() });
+            sections.push(views::QueueSection {
+                title: format!("No {} versions match", query.state),
+                rows: Vec::new(),
+                more: 0,
+            });
         }
     }
     let page = views::QueuePage {
@@ -538,27 +625,39 @@ fn parse_target(package: &str, version: &str) -> Result<(PackageName, String), A
     Ok((name, version))
 }
 
-async fn get_version(State(state): State<AppState>, signed_in: SignedIn, Query(query): Query<VersionQuery>) -> Response {
-    let notice = match query.done.as_str() {
-        "approve" => Some(format!("Approved {}@{}: it is installable now.", query.package, query.version)),
-        "reject" => Some(format!("Rejected {}@{}: it will never be installable.", query.package, query.version)),
-        "recheck" => Some(format!("Checked {}@{} again.", query.package, query.version)),
-        _ => None,
-    };
+async fn get_version(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Query(query): Query<VersionQuery>,
+) -> Response {
     match version_page(&state, &signed_in, &query.package, &query.version).await {
         Ok(mut page) => {
-            page.chrome.notice = notice;
+            // The notice names the version the page shows (validated, from the store),
+            // never text from the query.
+            let spec = format!("{}@{}", page.package, page.version);
+            page.chrome.notice = match query.done.as_str() {
+                "approve" => Some(format!("Approved {spec}: it is installable now.")),
+                "reject" => Some(format!("Rejected {spec}: it will never be installable.")),
+                "recheck" => Some(format!("Checked {spec} again.")),
+                _ => None,
+            };
             html(StatusCode::OK, airlock_admin_ui::render_version(&page))
         }
         Err(error) => app_error_page(&signed_in, error),
     }
 }
 
-async fn version_page(state: &AppState, signed_in: &SignedIn, package: &str, version: &str) -> Result<views::VersionPage, AppError> {
+async fn version_page(
+    state: &AppState,
+    signed_in: &SignedIn,
+    package: &str,
+    version: &str,
+) -> Result<views::VersionPage, AppError> {
     let (name, version) = parse_target(package, version)?;
     let store = state.mirror.store();
-    let record =
-        store.version(&name, &version)?.ok_or_else(|| AppError::NotFound(format!("Airlock has no record of {name}@{version}")))?;
+    let record = store
+        .version(&name, &version)?
+        .ok_or_else(|| AppError::NotFound(format!("Airlock has no record of {name}@{version}")))?;
     let checks: Option<CheckRecord> = store.checks(&name, &version)?;
     let history = store.history(&name, &version);
     let now = state.mirror.now();
@@ -574,22 +673,39 @@ async fn version_page(state: &AppState, signed_in: &SignedIn, package: &str, ver
         },
         None => Err(String::new()),
     };
-    let changed: Vec<String> =
-        checks.as_ref().and_then(|checks| checks.report.diff.as_ref()).map(|diff| diff.files_changed.clone()).unwrap_or_default();
+    let changed: Vec<String> = checks
+        .as_ref()
+        .and_then(|checks| checks.report.diff.as_ref())
+        .map(|diff| diff.files_changed.clone())
+        .unwrap_or_default();
     let findings: Vec<Finding> = checks.as_ref().map(|checks| checks.report.findings.clone()).unwrap_or_default();
     let (finding_views, file_diffs, diff_note) = tokio::task::spawn_blocking(move || {
         let options = airlock_scanner::ScanOptions::default();
         let current = current_bytes.as_ref().ok().and_then(|bytes| airlock_scanner::read_tarball(bytes, &options).ok());
-        let previous = previous_bytes.as_ref().ok().and_then(|bytes| airlock_scanner::read_tarball(bytes, &options).ok());
-        let finding_views: Vec<(Severity, views::FindingView)> =
-            findings.iter().map(|finding| (finding.severity, finding_view(finding, current.as_ref()))).collect();
+        let previous =
+            previous_bytes.as_ref().ok().and_then(|bytes| airlock_scanner::read_tarball(bytes, &options).ok());
+        // The code around a place is shown once, with the first (most severe) finding
+        // there; later findings at the same place refer to it by their location.
+        let mut shown = HashSet::new();
+        let finding_views: Vec<(Severity, views::FindingView)> = findings
+            .iter()
+            .map(|finding| {
+                let mut view = finding_view(finding, current.as_ref());
+                if !view.location.is_empty() && !shown.insert(view.location.clone()) {
+                    view.excerpt.clear();
+                }
+                (finding.severity, view)
+            })
+            .collect();
         let (file_diffs, mut note) = match (&current, &previous) {
             (Some(current), Some(previous)) => file_diffs(previous, current, &changed),
             _ => (Vec::new(), String::new()),
         };
         if note.is_empty() && !changed.is_empty() && (current.is_none() || previous.is_none()) {
             note = match (&current_bytes, &previous_bytes) {
-                (Err(error), _) | (_, Err(error)) if !error.is_empty() => format!("File diffs are unavailable: {error}."),
+                (Err(error), _) | (_, Err(error)) if !error.is_empty() => {
+                    format!("File diffs are unavailable: {error}.")
+                }
                 _ => "File diffs are unavailable: a tarball could not be read.".into(),
             };
         }
@@ -616,7 +732,7 @@ async fn version_page(state: &AppState, signed_in: &SignedIn, package: &str, ver
     let when = match record.state {
         VersionState::Cooling => {
             let until = state.mirror.policy().cooling_until(&name, &version, record.effective_published);
-            format!("cooling until {} ({} left)", until.to_rfc3339(), human_duration(until - now))
+            format!("cooling until {} ({} left)", time_text(until), human_duration(until - now))
         }
         _ => record.state_changed_at.map(|time| format!("{} ago", human_duration(now - time))).unwrap_or_default(),
     };
@@ -646,7 +762,12 @@ fn findings_of(checks: Option<&CheckRecord>) -> impl Iterator<Item = &Finding> {
     checks.into_iter().flat_map(|checks| checks.report.findings.iter())
 }
 
-async fn tarball_bytes(state: &AppState, name: &PackageName, version: &str, record: &VersionRecord) -> Result<Vec<u8>, String> {
+async fn tarball_bytes(
+    state: &AppState,
+    name: &PackageName,
+    version: &str,
+    record: &VersionRecord,
+) -> Result<Vec<u8>, String> {
     let integrity = Integrity::from_dist(Some(&record.integrity), None).map_err(|error| error.to_string())?;
     // The blob is on disk once the version was checked; the URL is only a fallback
     // (the mirror downloads from its own upstream and verifies the integrity).
@@ -688,7 +809,12 @@ fn finding_view(finding: &Finding, files: Option<&airlock_scanner::PackageFiles>
             .excerpt
             .iter()
             .map(|excerpt| views::ExcerptLine {
-                number: finding.location.as_ref().and_then(|location| location.line).map(|line| line.to_string()).unwrap_or_default(),
+                number: finding
+                    .location
+                    .as_ref()
+                    .and_then(|location| location.line)
+                    .map(|line| line.to_string())
+                    .unwrap_or_default(),
                 text: shorten(excerpt, 240),
                 highlight: true,
             })
@@ -721,7 +847,8 @@ fn file_diffs(
             skipped.push(format!("{path} (binary)"));
             continue;
         };
-        if diffs.len() >= MAX_DIFF_FILES || lines_left == 0 || old_text.len().max(new_text.len()) > MAX_DIFF_FILE_BYTES {
+        if diffs.len() >= MAX_DIFF_FILES || lines_left == 0 || old_text.len().max(new_text.len()) > MAX_DIFF_FILE_BYTES
+        {
             skipped.push(path.clone());
             continue;
         }
@@ -761,7 +888,10 @@ fn diff_lines(unified: &str, lines_left: &mut usize) -> Vec<views::DiffLine> {
 
 /// What a reviewer must not miss in a diff: new hosts, recipients, scripts and
 /// dependencies (from the diff findings), and the file lists.
-fn diff_callouts<'a>(summary: &airlock_scanner::DiffSummary, findings: impl Iterator<Item = &'a Finding>) -> Vec<views::Callout> {
+fn diff_callouts<'a>(
+    summary: &airlock_scanner::DiffSummary,
+    findings: impl Iterator<Item = &'a Finding>,
+) -> Vec<views::Callout> {
     let mut by_rule: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for finding in findings {
         let Some(kind) = finding.rule.strip_prefix("diff-new-") else { continue };
@@ -794,18 +924,36 @@ fn text_of(value: &Value) -> String {
     match value {
         Value::String(text) => text.clone(),
         Value::Null => String::new(),
+        // Tagged results (`{"status": "no-provenance", ...}`) read best as their tag.
+        Value::Object(object) if object.get("status").is_some_and(Value::is_string) => {
+            let status = object["status"].as_str().unwrap_or_default().replace('-', " ");
+            let details: Vec<String> = object
+                .iter()
+                .filter(|(key, value)| key.as_str() != "status" && value.is_string())
+                .map(|(key, value)| format!("{key} {}", value.as_str().unwrap_or_default()))
+                .collect();
+            if details.is_empty() { status } else { format!("{status} ({})", details.join(", ")) }
+        }
         other => shorten(&other.to_string(), 300),
     }
 }
 
 fn source_match_view(source_match: Option<&Value>) -> views::SourceMatchView {
     let Some(value) = source_match else {
-        return views::SourceMatchView { status: "not run".into(), summary: "The source match did not run for this version.".into(), ..Default::default() };
+        return views::SourceMatchView {
+            status: "not run".into(),
+            summary: "The source match did not run for this version.".into(),
+            ..Default::default()
+        };
     };
     let status = value["status"].as_str().unwrap_or("unknown").to_owned();
     if status != "compared" {
         let reason = match &value["reason"] {
-            Value::Object(object) => object.get("detail").or_else(|| object.get("kind")).map(text_of).unwrap_or_else(|| text_of(&value["reason"])),
+            Value::Object(object) => object
+                .get("detail")
+                .or_else(|| object.get("kind"))
+                .map(text_of)
+                .unwrap_or_else(|| text_of(&value["reason"])),
             other => text_of(other),
         };
         return views::SourceMatchView { status, summary: format!("Not compared: {reason}"), ..Default::default() };
@@ -844,7 +992,11 @@ fn source_match_view(source_match: Option<&Value>) -> views::SourceMatchView {
     let summary = format!(
         "Compared with {repository_text} at {}{}: {} identical, {} differing.",
         text_of(&value["fetched_ref"]),
-        result["package_directory"].as_str().filter(|directory| !directory.is_empty()).map(|directory| format!(" (directory {directory})")).unwrap_or_default(),
+        result["package_directory"]
+            .as_str()
+            .filter(|directory| !directory.is_empty())
+            .map(|directory| format!(" (directory {directory})"))
+            .unwrap_or_default(),
         identical_count,
         differing.len()
     );
@@ -899,14 +1051,20 @@ fn continuity(provenance: &Value) -> String {
     if policy.is_null() {
         return "not checked".into();
     }
-    let regressions: Vec<String> = policy["regressions"].as_array().map(|values| values.iter().map(text_of).collect()).unwrap_or_default();
-    let violations: Vec<String> = policy["pin_violations"].as_array().map(|values| values.iter().map(text_of).collect()).unwrap_or_default();
+    let regressions: Vec<String> =
+        policy["regressions"].as_array().map(|values| values.iter().map(text_of).collect()).unwrap_or_default();
+    let violations: Vec<String> =
+        policy["pin_violations"].as_array().map(|values| values.iter().map(text_of).collect()).unwrap_or_default();
     let repository = text_of(&policy["repository"]);
     let mut parts = Vec::new();
     if !repository.is_empty() {
         parts.push(format!("repository: {repository}"));
     }
-    parts.push(if regressions.is_empty() { "no regression from the previous version".into() } else { format!("regressions: {}", regressions.join(", ")) });
+    parts.push(if regressions.is_empty() {
+        "no regression from the previous version".into()
+    } else {
+        format!("regressions: {}", regressions.join(", "))
+    });
     if !violations.is_empty() {
         parts.push(format!("pin violations: {}", violations.join(", ")));
     }
@@ -915,23 +1073,34 @@ fn continuity(provenance: &Value) -> String {
 
 fn metadata_facts(record: &VersionRecord, checks: Option<&CheckRecord>) -> Vec<views::Fact> {
     let mut facts = vec![
-        fact("Published (claimed)", record.claimed_published.map(|time| time.to_rfc3339()).unwrap_or_else(|| "unknown".into())),
-        fact("Cooling counts from", record.effective_published.to_rfc3339()),
-        fact("First seen", record.first_seen.to_rfc3339()),
+        fact("Published (claimed)", record.claimed_published.map(time_text).unwrap_or_else(|| "unknown".into())),
+        fact("Cooling counts from", time_text(record.effective_published)),
+        fact("First seen", time_text(record.first_seen)),
         fact("Integrity", record.integrity.clone()),
     ];
     if let Some(checks) = checks {
-        facts.push(fact("Checked", format!("{} ({} ms)", checks.completed_at.to_rfc3339(), checks.duration_ms)));
+        facts.push(fact("Checked", format!("{} ({} ms)", time_text(checks.completed_at), checks.duration_ms)));
         if let airlock_scanner::Verdict::Unscannable { reason } = &checks.report.verdict {
             facts.push(fact("Unscannable", reason.clone()));
         }
         if let Some(summary) = &checks.report.summary {
             facts.push(fact("Files", format!("{} ({} bytes unpacked)", summary.files, summary.bytes)));
-            facts.push(fact("JavaScript", format!("{} files, {} bytes, {} parse errors", summary.javascript_files, summary.javascript_bytes, summary.parse_errors)));
+            facts.push(fact(
+                "JavaScript",
+                format!(
+                    "{} files, {} bytes, {} parse errors",
+                    summary.javascript_files, summary.javascript_bytes, summary.parse_errors
+                ),
+            ));
             let scripts = if summary.install_scripts.is_empty() {
                 "none".into()
             } else {
-                summary.install_scripts.iter().map(|(name, command)| format!("{name}: {command}")).collect::<Vec<_>>().join("; ")
+                summary
+                    .install_scripts
+                    .iter()
+                    .map(|(name, command)| format!("{name}: {command}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
             };
             facts.push(fact("Install scripts", scripts));
             if !summary.hosts.is_empty() {
@@ -947,6 +1116,11 @@ fn metadata_facts(record: &VersionRecord, checks: Option<&CheckRecord>) -> Vec<v
     facts
 }
 
+/// `2026-11-24 02:16:11 UTC`: to the second, in one zone, short enough for a column.
+fn time_text(time: DateTime<Utc>) -> String {
+    time.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
 fn change_text(event: &AuditEvent) -> String {
     match (event.from, event.to) {
         (Some(from), Some(to)) => format!("{} → {}", from.as_str(), to.as_str()),
@@ -956,7 +1130,7 @@ fn change_text(event: &AuditEvent) -> String {
 
 fn history_row(event: &AuditEvent) -> views::HistoryRow {
     views::HistoryRow {
-        time: event.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        time: time_text(event.time),
         actor: event.actor.clone(),
         action: event.action.clone(),
         change: change_text(event),
@@ -968,8 +1142,8 @@ fn history_row(event: &AuditEvent) -> views::HistoryRow {
 
 async fn post_action(State(state): State<AppState>, signed_in: SignedIn, body: Bytes) -> Response {
     let form = parse_form(&body);
-    if let Err(response) = signed_in.check_csrf(&form) {
-        return response;
+    if let Some(refusal) = signed_in.csrf_refusal(&form) {
+        return refusal;
     }
     let field = |key: &str| form.get(key).map(|value| value.trim().to_owned()).unwrap_or_default();
     let (package, version, action, comment) = (field("package"), field("version"), field("action"), field("comment"));
@@ -1016,10 +1190,16 @@ async fn post_action(State(state): State<AppState>, signed_in: SignedIn, body: B
         }
         "reject" => state.pipeline.reject(&name, &version, &admin, &comment).await.map(|_| ()),
         "recheck" => state.pipeline.recheck(&name, &version, &admin, Some(comment)).await,
-        other => Err(AppError::BadRequest(format!("unknown action {}; expected approve, reject or recheck", crate::npm::quote(other)))),
+        other => Err(AppError::BadRequest(format!(
+            "unknown action {}; expected approve, reject or recheck",
+            crate::npm::quote(other)
+        ))),
     };
     match result {
-        Ok(()) => redirect(&paths::with_query(paths::VERSION, &[("package", name.as_str()), ("version", &version), ("done", &action)])),
+        Ok(()) => redirect(&paths::with_query(
+            paths::VERSION,
+            &[("package", name.as_str()), ("version", &version), ("done", &action)],
+        )),
         Err(error @ AppError::Internal(_)) => app_error_page(&signed_in, error),
         Err(error) => refuse(error.to_string()).await,
     }
@@ -1033,7 +1213,11 @@ struct PackageQuery {
     package: String,
 }
 
-async fn get_package(State(state): State<AppState>, signed_in: SignedIn, Query(query): Query<PackageQuery>) -> Response {
+async fn get_package(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Query(query): Query<PackageQuery>,
+) -> Response {
     let result = (|| -> Result<views::PackagePage, AppError> {
         let name = PackageName::parse(query.package.trim())?;
         let store = state.mirror.store();
@@ -1050,18 +1234,25 @@ async fn get_package(State(state): State<AppState>, signed_in: SignedIn, Query(q
         let mut previous_identity: Option<(String, String)> = None;
         for (version, record) in &versions {
             let checks: Option<CheckRecord> = store.checks(&name, version).ok().flatten();
-            let identity = checks.as_ref().and_then(|checks| checks.provenance.as_ref()).map(|provenance| &provenance["identity"]);
+            let identity =
+                checks.as_ref().and_then(|checks| checks.provenance.as_ref()).map(|provenance| &provenance["identity"]);
             let identity_text = match identity {
                 Some(Value::Object(identity)) => {
                     let field = |key: &str| identity.get(key).map(text_of).unwrap_or_default();
                     let workflow = field("workflow_path");
-                    format!("{}{}", field("source_repository_uri"), if workflow.is_empty() { String::new() } else { format!(" · {workflow}") })
+                    format!(
+                        "{}{}",
+                        field("source_repository_uri"),
+                        if workflow.is_empty() { String::new() } else { format!(" · {workflow}") }
+                    )
                 }
                 _ => "none".into(),
             };
             let continuity = match &previous_identity {
                 None => "first version seen".into(),
-                Some((previous_version, previous)) if *previous == identity_text => format!("same as {previous_version}"),
+                Some((previous_version, previous)) if *previous == identity_text => {
+                    format!("same as {previous_version}")
+                }
                 Some((previous_version, previous)) if previous != "none" && identity_text == "none" => {
                     format!("provenance dropped since {previous_version}")
                 }
@@ -1074,7 +1265,7 @@ async fn get_package(State(state): State<AppState>, signed_in: SignedIn, Query(q
                 top_severity: top.map(|severity| severity.as_str().to_owned()).unwrap_or_default(),
                 reason: record.reason.clone().unwrap_or_default(),
                 decided_by: record.decided_by.clone().unwrap_or_default(),
-                first_seen: record.first_seen.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                first_seen: time_text(record.first_seen),
                 identity: identity_text.clone(),
                 continuity,
                 href: paths::version(name.as_str(), version),
@@ -1116,7 +1307,8 @@ impl AuditQuery {
 
 /// Matching events, newest first.
 fn audit_events(state: &AppState, query: &AuditQuery) -> Vec<AuditEvent> {
-    let mut events: Vec<AuditEvent> = state.mirror.store().audit_events().filter(|event| query.matches(event)).collect();
+    let mut events: Vec<AuditEvent> =
+        state.mirror.store().audit_events().filter(|event| query.matches(event)).collect();
     events.reverse();
     events
 }
@@ -1127,10 +1319,11 @@ async fn get_audit(State(state): State<AppState>, signed_in: SignedIn, Query(que
         .iter()
         .take(MAX_ROWS)
         .map(|event| {
-            let is_version = event.from.is_some() || PackageName::parse(&event.package).is_ok() && !event.action.starts_with("policy-");
+            let is_version = event.from.is_some()
+                || PackageName::parse(&event.package).is_ok() && !event.action.starts_with("policy-");
             views::AuditRow {
                 id: event.id.to_string(),
-                time: event.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                time: time_text(event.time),
                 actor: event.actor.clone(),
                 action: event.action.clone(),
                 package: event.package.clone(),
@@ -1143,7 +1336,11 @@ async fn get_audit(State(state): State<AppState>, signed_in: SignedIn, Query(que
         .collect();
     let page = views::AuditPage {
         chrome: signed_in.chrome("audit"),
-        filters: views::AuditFilters { actor: query.actor.clone(), action: query.action.clone(), package: query.package.clone() },
+        filters: views::AuditFilters {
+            actor: query.actor.clone(),
+            action: query.action.clone(),
+            package: query.package.clone(),
+        },
         rows,
         total: events.len(),
         jsonl_href: paths::with_query(paths::AUDIT_JSONL, &query.parameters()),
@@ -1153,18 +1350,15 @@ async fn get_audit(State(state): State<AppState>, signed_in: SignedIn, Query(que
 }
 
 fn download(content_type: &'static str, file_name: &'static str, body: String) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, content_type),
-            (header::CONTENT_DISPOSITION, file_name),
-        ],
-        body,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, content_type), (header::CONTENT_DISPOSITION, file_name)], body).into_response()
 }
 
 /// The audit log as JSON lines, oldest first (the order of the log).
-async fn get_audit_jsonl(State(state): State<AppState>, _signed_in: SignedIn, Query(query): Query<AuditQuery>) -> Response {
+async fn get_audit_jsonl(
+    State(state): State<AppState>,
+    _signed_in: SignedIn,
+    Query(query): Query<AuditQuery>,
+) -> Response {
     let mut events = audit_events(&state, &query);
     events.reverse();
     let mut body = String::new();
@@ -1176,10 +1370,15 @@ async fn get_audit_jsonl(State(state): State<AppState>, _signed_in: SignedIn, Qu
 }
 
 /// The audit log as CSV, oldest first; every cell is quoted and formula-safe.
-async fn get_audit_csv(State(state): State<AppState>, _signed_in: SignedIn, Query(query): Query<AuditQuery>) -> Response {
+async fn get_audit_csv(
+    State(state): State<AppState>,
+    _signed_in: SignedIn,
+    Query(query): Query<AuditQuery>,
+) -> Response {
     let mut events = audit_events(&state, &query);
     events.reverse();
-    let mut body = airlock_admin_ui::csv_line(["id", "time", "actor", "action", "package", "version", "from", "to", "comment"]);
+    let mut body =
+        airlock_admin_ui::csv_line(["id", "time", "actor", "action", "package", "version", "from", "to", "comment"]);
     for event in &events {
         let (id, time) = (event.id.to_string(), event.time.to_rfc3339());
         let from = event.from.map(VersionState::as_str).unwrap_or("");
@@ -1207,7 +1406,12 @@ async fn get_audit_csv(State(state): State<AppState>, _signed_in: SignedIn, Quer
 fn reload_policy_rules(state: &AppState) {
     let mut rules = RuntimeRules::default();
     for stored in state.mirror.store().policy_rules() {
-        match airlock_config::PackageRule::new("policy rule", &stored.package, stored.versions.as_deref(), Some(&stored.reason)) {
+        match airlock_config::PackageRule::new(
+            "policy rule",
+            &stored.package,
+            stored.versions.as_deref(),
+            Some(&stored.reason),
+        ) {
             Ok(rule) if stored.kind == "deny" => rules.deny.push(rule),
             Ok(rule) => rules.allow.push(rule),
             Err(error) => tracing::error!(%error, rule.id = stored.id, "skipping an admin-added policy rule"),
@@ -1244,7 +1448,8 @@ fn policy_page(state: &AppState, signed_in: &SignedIn) -> views::PolicyPage {
         settings.push(fact(&format!("Severity of {rule}"), level.as_str()));
     }
     for rule in &config.require_provenance {
-        settings.push(fact("Provenance required", format!("{}@{}", rule.package, rule.versions.as_deref().unwrap_or("*"))));
+        settings
+            .push(fact("Provenance required", format!("{}@{}", rule.package, rule.versions.as_deref().unwrap_or("*"))));
     }
     let configured = |kind: &str, rules: &[airlock_config::PackageRule]| -> Vec<views::RuleView> {
         rules
@@ -1266,7 +1471,7 @@ fn policy_page(state: &AppState, signed_in: &SignedIn) -> views::PolicyPage {
         package: rule.package,
         versions: rule.versions.unwrap_or_else(|| "*".into()),
         reason: rule.reason,
-        source: format!("{} at {}", rule.added_by, rule.added_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        source: format!("{} at {}", rule.added_by, time_text(rule.added_at)),
         id: rule.id.to_string(),
     }));
     views::PolicyPage {
@@ -1286,8 +1491,8 @@ fn policy_error(state: &AppState, signed_in: &SignedIn, message: String) -> Resp
 
 async fn post_policy_add(State(state): State<AppState>, signed_in: SignedIn, body: Bytes) -> Response {
     let form = parse_form(&body);
-    if let Err(response) = signed_in.check_csrf(&form) {
-        return response;
+    if let Some(refusal) = signed_in.csrf_refusal(&form) {
+        return refusal;
     }
     let field = |key: &str| form.get(key).map(|value| value.trim().to_owned()).unwrap_or_default();
     let (kind, package, versions, reason) = (field("kind"), field("package"), field("versions"), field("reason"));
@@ -1323,8 +1528,8 @@ async fn post_policy_add(State(state): State<AppState>, signed_in: SignedIn, bod
 
 async fn post_policy_remove(State(state): State<AppState>, signed_in: SignedIn, body: Bytes) -> Response {
     let form = parse_form(&body);
-    if let Err(response) = signed_in.check_csrf(&form) {
-        return response;
+    if let Some(refusal) = signed_in.csrf_refusal(&form) {
+        return refusal;
     }
     let Ok(id) = form.get("id").map(String::as_str).unwrap_or("").parse::<u64>() else {
         return policy_error(&state, &signed_in, "No such rule.".into());
@@ -1389,7 +1594,10 @@ mod tests {
     #[test]
     fn cookies_are_found_by_exact_name() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::COOKIE, HeaderValue::from_static("other_airlock_admin_session=x; airlock_admin_session=abc"));
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("other_airlock_admin_session=x; airlock_admin_session=abc"),
+        );
         assert_eq!(cookie_value(&headers, SESSION_COOKIE).as_deref(), Some("abc"));
         assert_eq!(cookie_value(&headers, SIGN_IN_COOKIE), None);
     }

@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::AppState;
 use crate::error::{AppError, AppResult};
 use crate::npm::{PackageName, TarballFileName, VersionSpec, quote};
+use crate::mirror::TarballAccess;
 use crate::packument::{Encoded, Rendered};
 
 /// The media type of npm's abbreviated packument.
@@ -213,7 +214,7 @@ async fn get_version_manifest(state: &AppState, name: &PackageName, spec: &Versi
         Some(tagged) => tagged.to_owned(),
         None => spec.as_str().to_owned(),
     };
-    match rendered.versions.get(&version) {
+    match rendered.index.versions.get(&version) {
         None => {
             return Err(AppError::NotFound(format!("version not found: {name}@{}", spec.as_str())));
         }
@@ -255,12 +256,21 @@ async fn get_tarball(
 ) -> AppResult<Response> {
     // A listed version that was never checked (or just finished cooling) is settled
     // here, inside the request: no byte is served before its checks passed.
-    let (version, visibility) = state.mirror.resolve_tarball(name, file_name).await?;
-    if visibility == crate::quarantine::Visibility::Provisional {
-        state.pipeline.settle(name, &version).await?;
-    }
-    let tarball = state.mirror.tarball(name, file_name).await?;
-    let etag = format!("\"{}\"", &tarball.sha512_hex[..64]);
+    let tarball = match state.mirror.tarball(name, file_name).await? {
+        TarballAccess::Ready(tarball) => tarball,
+        TarballAccess::NeedsSettle { version } => {
+            state.pipeline.settle(name, &version).await?;
+            match state.mirror.tarball(name, file_name).await? {
+                TarballAccess::Ready(tarball) => tarball,
+                TarballAccess::NeedsSettle { version } => {
+                    return Err(AppError::Quarantined(format!(
+                        "{name}@{version} is in quarantine: Airlock is still checking it; try again in a minute"
+                    )));
+                }
+            }
+        }
+    };
+    let etag = format!("\"{}\"", tarball.released.integrity());
     let mut response = if headers
         .get(header::IF_NONE_MATCH)
         .and_then(|value| value.to_str().ok())
@@ -268,15 +278,23 @@ async fn get_tarball(
     {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        // Streams from disk in fixed chunks: memory per download is constant.
-        let file = tokio::fs::File::open(&tarball.path).await?;
-        let length = file.metadata().await?.len();
-        let stream = tokio_util::io::ReaderStream::with_capacity(file, TARBALL_CHUNK);
-        let mut response = Response::new(Body::from_stream(stream));
-        let response_headers = response.headers_mut();
-        response_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-        response_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-        response
+        let served = match &tarball.path {
+            Some(path) => tarball_body(path).await?,
+            None => None,
+        };
+        match served {
+            Some(response) => {
+                state.mirror.record_tarball_cache(true);
+                response
+            }
+            None => {
+                state.mirror.record_tarball_cache(false);
+                let path = state.mirror.download_released(&tarball).await?;
+                tarball_body(&path)
+                    .await?
+                    .ok_or_else(|| AppError::Internal(anyhow::anyhow!("a verified tarball vanished from disk")))?
+            }
+        }
     };
     if let Ok(value) = HeaderValue::from_str(&etag) {
         response.headers_mut().insert(header::ETAG, value);
@@ -287,6 +305,48 @@ async fn get_tarball(
         "tarball served"
     );
     Ok(response)
+}
+
+/// Tarballs up to this size are read in one blocking call and sent from memory; larger
+/// ones stream. Most npm tarballs are far smaller.
+const READ_WHOLE_TARBALL: u64 = 1 << 20;
+
+/// The response for a blob file, or `None` when it is not on disk yet: one trip to the
+/// blocking pool for open, size and (for small files) read, instead of one per step;
+/// large files stream in fixed chunks, so memory per download stays bounded either way.
+async fn tarball_body(path: &std::path::Path) -> AppResult<Option<Response>> {
+    let path = path.to_owned();
+    let opened = tokio::task::spawn_blocking(move || -> std::io::Result<Option<(u64, Result<Vec<u8>, std::fs::File>)>> {
+        use std::io::Read as _;
+        let mut file = match std::fs::File::open(&path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        let length = file.metadata()?.len();
+        if length <= READ_WHOLE_TARBALL {
+            let mut bytes = Vec::with_capacity(length as usize);
+            file.read_to_end(&mut bytes)?;
+            Ok(Some((length, Ok(bytes))))
+        } else {
+            Ok(Some((length, Err(file))))
+        }
+    })
+    .await
+    .map_err(|error| AppError::Internal(anyhow::anyhow!("reading a tarball panicked: {error}")))??;
+    let Some(opened) = opened else { return Ok(None) };
+    let (length, body) = match opened {
+        (_, Ok(bytes)) => (bytes.len() as u64, Body::from(bytes)),
+        (length, Err(file)) => {
+            let stream = tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(file), TARBALL_CHUNK);
+            (length, Body::from_stream(stream))
+        }
+    };
+    let mut response = Response::new(body);
+    let response_headers = response.headers_mut();
+    response_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    response_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    Ok(Some(response))
 }
 
 /// A JSON body with the right content type.

@@ -482,18 +482,27 @@ impl Store {
     /// Adds a rule and its audit event (`policy-add`), durably. `rule.id` is assigned.
     pub async fn add_policy_rule(&self, mut rule: StoredPolicyRule) -> sled::Result<StoredPolicyRule> {
         rule.id = self.database.generate_id()?;
-        let comment = format!("{} {}@{}: {}", rule.kind, rule.package, rule.versions.as_deref().unwrap_or("*"), rule.reason);
+        let comment =
+            format!("{} {}@{}: {}", rule.kind, rule.package, rule.versions.as_deref().unwrap_or("*"), rule.reason);
         self.policy_rules.insert(keys::policy_rule(rule.id), encode(&rule))?;
         self.log_policy_event(&rule, &rule.added_by, "policy-add", rule.added_at, comment).await?;
         Ok(rule)
     }
 
     /// Removes a rule and logs `policy-remove`; `None` when there was no such rule.
-    pub async fn remove_policy_rule(&self, id: u64, actor: &str, now: DateTime<Utc>) -> sled::Result<Option<StoredPolicyRule>> {
-        let Some(rule) = self.policy_rules.remove(keys::policy_rule(id))?.and_then(|bytes| decode::<StoredPolicyRule>(&bytes)) else {
+    pub async fn remove_policy_rule(
+        &self,
+        id: u64,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> sled::Result<Option<StoredPolicyRule>> {
+        let Some(rule) =
+            self.policy_rules.remove(keys::policy_rule(id))?.and_then(|bytes| decode::<StoredPolicyRule>(&bytes))
+        else {
             return Ok(None);
         };
-        let comment = format!("{} {}@{}: {}", rule.kind, rule.package, rule.versions.as_deref().unwrap_or("*"), rule.reason);
+        let comment =
+            format!("{} {}@{}: {}", rule.kind, rule.package, rule.versions.as_deref().unwrap_or("*"), rule.reason);
         self.log_policy_event(&rule, actor, "policy-remove", now, comment).await?;
         Ok(Some(rule))
     }
