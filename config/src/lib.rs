@@ -215,7 +215,12 @@ pub struct ScopedUpstream {
 
 impl std::fmt::Debug for ScopedUpstream {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.debug_struct("ScopedUpstream").field("scope", &self.scope).field("url", &self.url.as_str()).field("token", &self.token).finish()
+        formatter
+            .debug_struct("ScopedUpstream")
+            .field("scope", &self.scope)
+            .field("url", &self.url.as_str())
+            .field("token", &self.token)
+            .finish()
     }
 }
 
@@ -265,6 +270,8 @@ pub struct CacheConfig {
     pub rendered_packuments_memory: u64,
     /// Memory budget, in bytes, for package indexes used to serve tarballs.
     pub package_index_memory: u64,
+    /// Memory budget, in bytes, for small hot tarballs (0 disables).
+    pub tarball_memory: u64,
 }
 
 /// `[limits]`.
@@ -434,19 +441,33 @@ impl Config {
             }
             let token = match (&scoped.token, &scoped.token_env) {
                 (Some(token), _) => Some(Secret(token.clone())),
-                (None, Some(variable)) => Some(overrides.scope_tokens.get(variable).cloned().map(Secret).ok_or_else(|| {
-                    ConfigError::Invalid {
-                        key: "upstream.scopes",
-                        value: variable.clone(),
-                        reason: format!("the environment variable named by token_env for {} is not set", scoped.scope),
-                    }
-                })?),
+                (None, Some(variable)) => {
+                    Some(overrides.scope_tokens.get(variable).cloned().map(Secret).ok_or_else(|| {
+                        ConfigError::Invalid {
+                            key: "upstream.scopes",
+                            value: variable.clone(),
+                            reason: format!(
+                                "the environment variable named by token_env for {} is not set",
+                                scoped.scope
+                            ),
+                        }
+                    })?)
+                }
                 (None, None) => None,
             };
-            scopes.push(ScopedUpstream { scope: scoped.scope, url: parse_base_url("upstream.scopes", &scoped.url)?, token });
+            scopes.push(ScopedUpstream {
+                scope: scoped.scope,
+                url: parse_base_url("upstream.scopes", &scoped.url)?,
+                token,
+            });
         }
         let upstream = UpstreamConfig {
-            token: overrides.upstream_token.clone().or(raw.upstream.token).filter(|token| !token.is_empty()).map(Secret),
+            token: overrides
+                .upstream_token
+                .clone()
+                .or(raw.upstream.token)
+                .filter(|token| !token.is_empty())
+                .map(Secret),
             scopes,
             url: upstream_url,
             connect_timeout: duration("upstream.connect_timeout", raw.upstream.connect_timeout, "5s")?,
@@ -533,7 +554,12 @@ impl Config {
                         vec![raw::RawPackageRule { package: pin.package, versions: None, reason: None }],
                     )?
                     .remove(0);
-                    Ok(ProvenancePin { rule, repository: pin.repository, workflow: pin.workflow, ref_pattern: pin.ref_pattern })
+                    Ok(ProvenancePin {
+                        rule,
+                        repository: pin.repository,
+                        workflow: pin.workflow,
+                        ref_pattern: pin.ref_pattern,
+                    })
                 })
                 .collect::<Result<_, _>>()?,
         };
@@ -545,6 +571,7 @@ impl Config {
                 32 << 20,
             )?,
             package_index_memory: size("cache.package_index_memory", raw.cache.package_index_memory, 64 << 20)?,
+            tarball_memory: size("cache.tarball_memory", raw.cache.tarball_memory, 16 << 20)?,
         };
 
         let limits = LimitsConfig {
@@ -675,7 +702,10 @@ impl Config {
         }
         let notifications = NotificationsConfig {
             webhook_url,
-            webhook_secret: overrides.webhook_secret.or(raw.notifications.webhook_secret).filter(|secret| !secret.is_empty()),
+            webhook_secret: overrides
+                .webhook_secret
+                .or(raw.notifications.webhook_secret)
+                .filter(|secret| !secret.is_empty()),
             webhook_attempts,
         };
 

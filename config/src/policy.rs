@@ -146,12 +146,10 @@ impl std::fmt::Debug for AdminToken {
 
 impl AdminToken {
     pub(crate) fn from_hash(key: &'static str, name: &str, hex_text: &str) -> Result<AdminToken, ConfigError> {
-        let invalid = |reason: &str| ConfigError::Invalid {
-            key,
-            value: format!("{name}: {hex_text}"),
-            reason: reason.into(),
-        };
-        if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c)) {
+        let invalid =
+            |reason: &str| ConfigError::Invalid { key, value: format!("{name}: {hex_text}"), reason: reason.into() };
+        if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
+        {
             return Err(invalid("the name must be 1-64 letters, digits or -_.@"));
         }
         let bytes = hex_decode(hex_text.trim()).ok_or_else(|| invalid("sha256 must be 64 hex digits"))?;

@@ -240,6 +240,8 @@ pub struct RawCache {
     pub rendered_packuments_memory: Option<ByteSize>,
     /// Memory budget for package indexes (tarball name to version and integrity).
     pub package_index_memory: Option<ByteSize>,
+    /// Memory budget for small, frequently served tarballs.
+    pub tarball_memory: Option<ByteSize>,
 }
 
 /// `[limits]` as written.

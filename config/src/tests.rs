@@ -137,10 +137,17 @@ fn bad_policy_is_a_startup_error_naming_the_key() {
         "[quarantine]\nhold_severity = \"severe\"\n",
         "invalid value for `quarantine.hold_severity`: \"severe\": expected info, low, medium, high or critical",
     );
-    let error = Config::from_toml("f", "[[quarantine.deny]]\npackage = \"x\"\nversions = \"not a range!\"\n", Overrides::default())
-        .unwrap_err()
-        .to_string();
-    assert!(error.starts_with("invalid value for `quarantine.deny`: \"not a range!\": not an npm version range"), "{error}");
+    let error = Config::from_toml(
+        "f",
+        "[[quarantine.deny]]\npackage = \"x\"\nversions = \"not a range!\"\n",
+        Overrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.starts_with("invalid value for `quarantine.deny`: \"not a range!\": not an npm version range"),
+        "{error}"
+    );
     check_error(
         "[[quarantine.allow]]\npackage = \"a*b*\"\n",
         "invalid value for `quarantine.allow`: \"a*b*\": expected a package name, `@scope/*`, a `prefix*` or `*`",
@@ -222,14 +229,19 @@ fn the_readme_documents_every_key_and_environment_variable() {
 
 #[test]
 fn scoped_upstreams_take_tokens_from_the_file_or_a_named_variable() {
-    let text = "[[upstream.scopes]]\nscope = \"@acme\"\nurl = \"https://npm.acme.example/\"\ntoken_env = \"ACME_TOKEN\"\n";
-    let overrides = Overrides::default().resolve_scope_tokens(text, |key| (key == "ACME_TOKEN").then(|| "t0k".to_owned()));
+    let text =
+        "[[upstream.scopes]]\nscope = \"@acme\"\nurl = \"https://npm.acme.example/\"\ntoken_env = \"ACME_TOKEN\"\n";
+    let overrides =
+        Overrides::default().resolve_scope_tokens(text, |key| (key == "ACME_TOKEN").then(|| "t0k".to_owned()));
     let config = Config::from_toml("f", text, overrides).unwrap();
     assert_eq!(config.upstream.scopes[0].scope, "@acme");
     assert_eq!(config.upstream.scopes[0].url.as_str(), "https://npm.acme.example/");
     assert_eq!(config.upstream.scopes[0].token.as_ref().map(Secret::expose), Some("t0k"));
     let error = Config::from_toml("f", text, Overrides::default()).unwrap_err().to_string();
-    assert_eq!(error, "invalid value for `upstream.scopes`: \"ACME_TOKEN\": the environment variable named by token_env for @acme is not set");
+    assert_eq!(
+        error,
+        "invalid value for `upstream.scopes`: \"ACME_TOKEN\": the environment variable named by token_env for @acme is not set"
+    );
     check_error(
         "[[upstream.scopes]]\nscope = \"acme\"\nurl = \"https://x.example\"\n",
         "invalid value for `upstream.scopes`: \"acme\": a scope looks like @mycompany",

@@ -82,7 +82,15 @@ impl IntoResponse for AppError {
             }
             other => other.to_string(),
         };
-        json_error(status, &message)
+        let mut response = json_error(status, &message);
+        if status == StatusCode::FORBIDDEN {
+            // pnpm, yarn and bun print the status line of a failed tarball download but
+            // not its body: put the one-sentence reason into the reason phrase too.
+            if let Ok(phrase) = hyper::ext::ReasonPhrase::try_from(reason_phrase(&message)) {
+                response.extensions_mut().insert(phrase);
+            }
+        }
+        response
     }
 }
 
@@ -92,4 +100,14 @@ pub fn json_error(status: StatusCode, message: &str) -> Response {
     let mut response = (status, body).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
+}
+
+/// `Forbidden: <message>`, reduced to what a reason phrase may hold (visible ASCII and
+/// spaces, bounded length).
+fn reason_phrase(message: &str) -> Vec<u8> {
+    let mut phrase: Vec<u8> = b"Forbidden: ".to_vec();
+    phrase.extend(
+        message.bytes().map(|byte| if byte.is_ascii_graphic() || byte == b' ' { byte } else { b'?' }).take(400),
+    );
+    phrase
 }

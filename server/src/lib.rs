@@ -36,7 +36,8 @@ pub use routes::{AppState, app};
 /// client) and starts the check pipeline, which resumes unfinished checks. Must run
 /// inside a tokio runtime.
 pub fn open_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
-    let signer = Arc::new(signing::Signer::load_or_create(&config.signing.key_dir).context("loading the signing keys")?);
+    let signer =
+        Arc::new(signing::Signer::load_or_create(&config.signing.key_dir).context("loading the signing keys")?);
     let mirror = mirror::Mirror::open(config, clock, signer.registry_key_id().to_owned())
         .context("opening the data directory")?;
     let pipeline = quarantine::pipeline::Pipeline::start(mirror.clone(), signer)?;

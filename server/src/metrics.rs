@@ -96,21 +96,43 @@ impl Metrics {
         for (route, bytes) in lock(&self.bytes_served).iter() {
             writeln!(out, "airlock_http_response_bytes_total{{route=\"{route}\"}} {bytes}")?;
         }
-        writeln!(out, "# HELP airlock_upstream_requests_total Requests to the upstream registry, by kind and outcome.")?;
+        writeln!(
+            out,
+            "# HELP airlock_upstream_requests_total Requests to the upstream registry, by kind and outcome."
+        )?;
         writeln!(out, "# TYPE airlock_upstream_requests_total counter")?;
         writeln!(out, "# HELP airlock_upstream_request_seconds_total Time spent waiting for the upstream.")?;
         writeln!(out, "# TYPE airlock_upstream_request_seconds_total counter")?;
         for ((kind, outcome), (count, seconds)) in lock(&self.upstream).iter() {
             writeln!(out, "airlock_upstream_requests_total{{kind=\"{kind}\",outcome=\"{outcome}\"}} {count}")?;
-            writeln!(out, "airlock_upstream_request_seconds_total{{kind=\"{kind}\",outcome=\"{outcome}\"}} {seconds:.6}")?;
+            writeln!(
+                out,
+                "airlock_upstream_request_seconds_total{{kind=\"{kind}\",outcome=\"{outcome}\"}} {seconds:.6}"
+            )?;
         }
         writeln!(out, "# HELP airlock_cache_requests_total Cache lookups, by cache and result.")?;
         writeln!(out, "# TYPE airlock_cache_requests_total counter")?;
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        writeln!(out, "airlock_cache_requests_total{{cache=\"packument\",result=\"hit\"}} {}", load(&self.packument_cache_hits))?;
-        writeln!(out, "airlock_cache_requests_total{{cache=\"packument\",result=\"miss\"}} {}", load(&self.packument_cache_misses))?;
-        writeln!(out, "airlock_cache_requests_total{{cache=\"tarball\",result=\"hit\"}} {}", load(&self.tarball_cache_hits))?;
-        writeln!(out, "airlock_cache_requests_total{{cache=\"tarball\",result=\"miss\"}} {}", load(&self.tarball_downloads))?;
+        writeln!(
+            out,
+            "airlock_cache_requests_total{{cache=\"packument\",result=\"hit\"}} {}",
+            load(&self.packument_cache_hits)
+        )?;
+        writeln!(
+            out,
+            "airlock_cache_requests_total{{cache=\"packument\",result=\"miss\"}} {}",
+            load(&self.packument_cache_misses)
+        )?;
+        writeln!(
+            out,
+            "airlock_cache_requests_total{{cache=\"tarball\",result=\"hit\"}} {}",
+            load(&self.tarball_cache_hits)
+        )?;
+        writeln!(
+            out,
+            "airlock_cache_requests_total{{cache=\"tarball\",result=\"miss\"}} {}",
+            load(&self.tarball_downloads)
+        )?;
         writeln!(out, "# HELP airlock_versions Versions Airlock knows, by quarantine state.")?;
         writeln!(out, "# TYPE airlock_versions gauge")?;
         for (state, count) in &gauges.versions_by_state {

@@ -24,6 +24,9 @@ use crate::store::blobs::{BlobError, Blobs};
 use crate::store::{PackageRecord, Store, Transition, VersionRecord, VersionState};
 use crate::upstream::{PackumentFetch, Upstream, Upstreams};
 
+/// Largest tarball kept in the hot cache.
+const MAX_HOT_TARBALL: usize = 256 << 10;
+
 /// After an upstream failure, how long a stale packument is served before the next try.
 const RETRY_AFTER_FAILURE: chrono::Duration = chrono::Duration::seconds(30);
 
@@ -85,6 +88,9 @@ struct Inner {
     cache: WeightedCache<CachedPackument>,
     // File name → version, integrity and upstream URL per package, for tarballs.
     indexes: WeightedCache<PackageIndex>,
+    // Small, frequently served tarballs by blob path, so the hottest ones skip the
+    // blocking pool. Bounded by `cache.tarball_memory`; everything else streams from disk.
+    hot_tarballs: Mutex<(lru::LruCache<PathBuf, bytes::Bytes>, usize)>,
     // Bounds concurrent renders (CPU and transient memory); held across one render.
     render_permits: tokio::sync::Semaphore,
     // Bumped by every invalidation. A rendering started before a bump is returned but
@@ -150,6 +156,7 @@ impl Mirror {
                 clock,
                 cache,
                 indexes,
+                hot_tarballs: Mutex::new((lru::LruCache::unbounded(), 0)),
                 generation: std::sync::atomic::AtomicU64::new(0),
                 render_permits: tokio::sync::Semaphore::new(4),
                 packument_flights: SingleFlight::new(stopping.clone()),
@@ -192,7 +199,11 @@ impl Mirror {
 
     /// A version's manifest exactly as the upstream serves it (from the stored
     /// packument), with the publish time the packument claims.
-    pub async fn upstream_manifest(&self, name: &PackageName, version: &str) -> AppResult<(serde_json::Value, Option<DateTime<Utc>>)> {
+    pub async fn upstream_manifest(
+        &self,
+        name: &PackageName,
+        version: &str,
+    ) -> AppResult<(serde_json::Value, Option<DateTime<Utc>>)> {
         let document = self.stored_document(name).await?;
         let manifest = document
             .get("versions")
@@ -385,7 +396,11 @@ impl Mirror {
                             first_sighting(known_package, fact.claimed_published, integrity.to_string(), now),
                         )),
                         Some(known) if known.integrity != integrity.to_string() => {
-                            changed_integrity.push((fact.version.clone(), known.integrity.clone(), integrity.to_string()));
+                            changed_integrity.push((
+                                fact.version.clone(),
+                                known.integrity.clone(),
+                                integrity.to_string(),
+                            ));
                         }
                         Some(_) => {}
                     }
@@ -509,8 +524,15 @@ impl Mirror {
         if quarantine::decide(name, &version, record, integrity, &self.inner.policy, now) == Visibility::Provisional {
             return Ok(TarballAccess::NeedsSettle { version });
         }
-        let released =
-            quarantine::authorize(name, &version, record, integrity, &self.inner.policy, now, &self.admin_url(name, &version))?;
+        let released = quarantine::authorize(
+            name,
+            &version,
+            record,
+            integrity,
+            &self.inner.policy,
+            now,
+            &self.admin_url(name, &version),
+        )?;
         let known_sha512 = integrity.sha512_hex().or_else(|| record.blob_sha512.clone());
         let path = known_sha512.and_then(|hex| self.inner.blobs.path(&hex));
         Ok(TarballAccess::Ready(TarballFile { path, released, upstream_url: view.upstream_tarball }))
@@ -520,8 +542,35 @@ impl Mirror {
     /// path. Concurrent callers share one download.
     pub async fn download_released(&self, tarball: &TarballFile) -> AppResult<PathBuf> {
         let released = &tarball.released;
-        let hex = self.fetch_blob(released.name(), released.version(), released.integrity(), &tarball.upstream_url).await?;
+        let hex =
+            self.fetch_blob(released.name(), released.version(), released.integrity(), &tarball.upstream_url).await?;
         self.inner.blobs.path(&hex).ok_or_else(|| AppError::Internal(anyhow::anyhow!("malformed blob name {hex}")))
+    }
+
+    /// A small tarball's bytes, if they are in the hot cache.
+    pub fn hot_tarball(&self, path: &std::path::Path) -> Option<bytes::Bytes> {
+        let mut hot = self.inner.hot_tarballs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        hot.0.get(path).cloned()
+    }
+
+    /// Keeps a small tarball's bytes (read from its verified blob) in the hot cache.
+    pub fn remember_tarball(&self, path: &std::path::Path, bytes: bytes::Bytes) {
+        let budget = self.inner.config.cache.tarball_memory as usize;
+        if bytes.len() > MAX_HOT_TARBALL || bytes.len() > budget {
+            return;
+        }
+        let mut hot = self.inner.hot_tarballs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (entries, weight) = &mut *hot;
+        *weight += bytes.len();
+        if let Some(previous) = entries.put(path.to_owned(), bytes) {
+            *weight -= previous.len();
+        }
+        while *weight > budget {
+            match entries.pop_lru() {
+                Some((_, evicted)) => *weight -= evicted.len(),
+                None => break,
+            }
+        }
     }
 
     /// Counts a tarball served from disk (hit) or downloaded first (miss).
@@ -549,7 +598,13 @@ impl Mirror {
 
     /// Returns the sha512 of the stored blob with this integrity, downloading and
     /// verifying it first when it is not on disk.
-    async fn fetch_blob(&self, name: &PackageName, version: &str, integrity: &Integrity, upstream_url: &str) -> AppResult<String> {
+    async fn fetch_blob(
+        &self,
+        name: &PackageName,
+        version: &str,
+        integrity: &Integrity,
+        upstream_url: &str,
+    ) -> AppResult<String> {
         let known_sha512 = match integrity.sha512_hex() {
             Some(hex) => Some(hex),
             None => self.inner.store.version(name, version)?.and_then(|record| record.blob_sha512),

@@ -102,7 +102,8 @@ impl Signer {
     /// npm's registry signature over `name@version:integrity`: base64 DER ECDSA P-256.
     pub fn registry_signature(&self, name: &PackageName, version: &str, integrity: &str) -> String {
         let message = format!("{name}@{version}:{integrity}");
-        let signature: p256::ecdsa::Signature = p256::ecdsa::signature::Signer::sign(&self.registry_key, message.as_bytes());
+        let signature: p256::ecdsa::Signature =
+            p256::ecdsa::signature::Signer::sign(&self.registry_key, message.as_bytes());
         STANDARD.encode(signature.to_der().as_bytes())
     }
 
@@ -134,12 +135,7 @@ impl Signer {
 
     /// Signs a release record for a version whose tarball has this digest
     /// (`("sha512", hex)` normally).
-    pub fn release_record(
-        &self,
-        name: &PackageName,
-        digest: (&str, &str),
-        predicate: &ReleasePredicate,
-    ) -> Vec<u8> {
+    pub fn release_record(&self, name: &PackageName, digest: (&str, &str), predicate: &ReleasePredicate) -> Vec<u8> {
         let statement = serde_json::json!({
             "_type": "https://in-toto.io/Statement/v1",
             "subject": [{
@@ -154,7 +150,10 @@ impl Signer {
         let envelope = Envelope {
             payload_type: PAYLOAD_TYPE.into(),
             payload: STANDARD.encode(&payload),
-            signatures: vec![EnvelopeSignature { keyid: self.release_key_id.clone(), sig: STANDARD.encode(signature.to_bytes()) }],
+            signatures: vec![EnvelopeSignature {
+                keyid: self.release_key_id.clone(),
+                sig: STANDARD.encode(signature.to_bytes()),
+            }],
         };
         serde_json::to_vec(&envelope).unwrap_or_default()
     }
@@ -179,12 +178,14 @@ pub fn ed25519_key_id(public_key: &[u8]) -> String {
 
 /// A statement verified offline against a pinned Ed25519 key.
 pub fn verify_release_record(envelope_json: &[u8], public_key: &[u8; 32]) -> Result<serde_json::Value, String> {
-    let envelope: Envelope = serde_json::from_slice(envelope_json).map_err(|error| format!("not a DSSE envelope: {error}"))?;
+    let envelope: Envelope =
+        serde_json::from_slice(envelope_json).map_err(|error| format!("not a DSSE envelope: {error}"))?;
     if envelope.payload_type != PAYLOAD_TYPE {
         return Err(format!("unexpected payload type {:?}", envelope.payload_type));
     }
     let payload = STANDARD.decode(&envelope.payload).map_err(|_| "the payload is not base64".to_owned())?;
-    let key = ed25519_dalek::VerifyingKey::from_bytes(public_key).map_err(|error| format!("invalid public key: {error}"))?;
+    let key =
+        ed25519_dalek::VerifyingKey::from_bytes(public_key).map_err(|error| format!("invalid public key: {error}"))?;
     let expected_id = ed25519_key_id(public_key);
     let verified = envelope.signatures.iter().any(|signature| {
         signature.keyid == expected_id
@@ -300,7 +301,10 @@ mod tests {
         payload[position] = b'1';
         envelope.payload = STANDARD.encode(&payload);
         let tampered = serde_json::to_vec(&envelope).unwrap();
-        assert_eq!(verify_release_record(&tampered, &public_key).unwrap_err(), "no signature by the pinned key verifies");
+        assert_eq!(
+            verify_release_record(&tampered, &public_key).unwrap_err(),
+            "no signature by the pinned key verifies"
+        );
         let other_key = [7u8; 32];
         assert!(verify_release_record(&record, &other_key).is_err());
     }

@@ -52,10 +52,7 @@ fn assert_client_tree(project: &ClientProject, airlock: &str) {
         }
         // Yarn classic and bun record full tarball URLs: they must be Airlock's.
         Client::YarnClassic => {
-            assert!(
-                lockfile.contains(&format!("resolved \"{airlock}/@acme/logger/-/logger-1.1.0.tgz#")),
-                "{lockfile}"
-            );
+            assert!(lockfile.contains(&format!("resolved \"{airlock}/@acme/logger/-/logger-1.1.0.tgz#")), "{lockfile}");
             assert!(lockfile.contains(&format!("resolved \"{airlock}/chain-c/-/chain-c-2.0.1.tgz#")), "{lockfile}");
         }
         Client::Bun => {
@@ -79,7 +76,8 @@ async fn installs_then_reinstalls_from_the_lockfile_with_the_upstream_down(clien
     run_ok(&project, &["install"]).await;
     assert_client_tree(&project, &app.url());
     let lockfile = project.lockfile();
-    for path in ["/@acme/logger/-/logger-1.1.0.tgz", "/chain-c/-/chain-c-2.0.1.tgz", "/hello-cli/-/hello-cli-1.0.0.tgz"] {
+    for path in ["/@acme/logger/-/logger-1.1.0.tgz", "/chain-c/-/chain-c-2.0.1.tgz", "/hello-cli/-/hello-cli-1.0.0.tgz"]
+    {
         assert_eq!(upstream.requests(path), 1, "{}: Airlock fetched {path} once", client.label());
     }
 
@@ -287,19 +285,27 @@ async fn sends_the_client_token(client: Client) {
     let data_dir = tempfile::tempdir().unwrap();
     let hash = hex::encode(sha2::Sha256::digest(CLIENT_TOKEN.as_bytes()));
     let options = TestAppOptions {
-        extra_toml: format!("[clients]\nrate_limit_per_second = 1000\n[[clients.tokens]]\nname = \"dev\"\nsha256 = \"{hash}\"\n"),
+        extra_toml: format!(
+            "[clients]\nrate_limit_per_second = 1000\n[[clients.tokens]]\nname = \"dev\"\nsha256 = \"{hash}\"\n"
+        ),
         ..TestAppOptions::default()
     };
     let app = TestApp::spawn(&upstream.url(), data_dir.path(), options).await;
     let label = client.label();
 
-    let anonymous = Arc::new(ClientProject::new(client, &RegistryConfig::anonymous(&app.url()), client_tree_dependencies()));
+    let anonymous =
+        Arc::new(ClientProject::new(client, &RegistryConfig::anonymous(&app.url()), client_tree_dependencies()));
     let output = run(&anonymous, &["install"]).await;
     assert!(!output.status.success(), "{label}: installed without a token:\n{}", combined(&output));
-    assert!(combined(&output).contains("401"), "{label}: {}", combined(&output));
+    let expected = match client {
+        // Yarn classic prints the JSON `error` of a refused packument.
+        Client::YarnClassic => "this registry requires a token",
+        Client::YarnBerry => "Invalid authentication (as an anonymous user)",
+        Client::Pnpm | Client::Bun => "401",
+    };
+    assert!(combined(&output).contains(expected), "{label}: expected {expected:?} in:\n{}", combined(&output));
 
-    let with_token =
-        RegistryConfig { url: app.url(), token: Some(CLIENT_TOKEN.into()), always_auth: true };
+    let with_token = RegistryConfig { url: app.url(), token: Some(CLIENT_TOKEN.into()), always_auth: true };
     let project = Arc::new(ClientProject::new(client, &with_token, client_tree_dependencies()));
     run_ok(&project, &["install"]).await;
     assert_client_tree(&project, &app.url());
@@ -332,9 +338,9 @@ async fn bun_sends_the_client_token() {
 /// Many first downloads at once against a cold Airlock, as bun and pnpm fetch: every
 /// one settles its version inside the request. Repeated on fresh servers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "stress reproduction of the parallel first-download hang (see the clients report)"]
 async fn parallel_first_downloads_all_complete() {
-    for round in 0..30 {
+    // Regression: sled's flush_async deadlocked against transactions under this load.
+    for round in 0..10 {
         let upstream = FakeRegistry::start().await;
         publish_client_tree(&upstream);
         let data_dir = tempfile::tempdir().unwrap();

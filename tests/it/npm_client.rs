@@ -217,13 +217,18 @@ async fn npm_verifies_airlocks_registry_signatures_and_detects_a_wrong_key() {
     let cache = home.path().join("verify-cache");
     let (registry_url, cache_path) = (registry.clone(), cache.clone());
     let verified =
-        tokio::task::spawn_blocking(move || verify_with_npm_pacote(&registry_url, false, &specs, &cache_path)).await.unwrap();
+        tokio::task::spawn_blocking(move || verify_with_npm_pacote(&registry_url, false, &specs, &cache_path))
+            .await
+            .unwrap();
     assert_eq!(
         verified,
         "chain-a@1.0.0 verified 1\nchain-b@1.2.0 verified 1\nchain-c@2.0.1 verified 1\n@acme/logger@1.1.0 verified 1\n"
     );
     let registry_url = registry.clone();
-    let tampered = tokio::task::spawn_blocking(move || verify_with_npm_pacote(&registry_url, true, &specs[..2], &cache)).await.unwrap();
+    let tampered =
+        tokio::task::spawn_blocking(move || verify_with_npm_pacote(&registry_url, true, &specs[..2], &cache))
+            .await
+            .unwrap();
     assert_eq!(tampered, "chain-a@1.0.0 failed EINTEGRITYSIGNATURE\nchain-b@1.2.0 failed EINTEGRITYSIGNATURE\n");
 
     // `airlock verify package-lock.json` with the pinned release key: every locked
@@ -259,9 +264,13 @@ async fn npm_verifies_airlocks_registry_signatures_and_detects_a_wrong_key() {
     assert_eq!(reasons[1].0, "chain-c");
     assert!(reasons[1].1.starts_with("the lockfile's integrity differs from the one Airlock released"), "{reasons:?}");
     let outcome = verify_packages(&registry, Some([9u8; 32]), None, packages, 4).await.unwrap();
-    assert!(outcome.failures.iter().all(|(_, reason)| reason == "no signature by the pinned key verifies"
-        || reason == "no release record: Airlock did not release this version"
-        || reason.starts_with("invalid public key")), "{:?}", outcome.failures);
+    assert!(
+        outcome.failures.iter().all(|(_, reason)| reason == "no signature by the pinned key verifies"
+            || reason == "no release record: Airlock did not release this version"
+            || reason.starts_with("invalid public key")),
+        "{:?}",
+        outcome.failures
+    );
     assert_eq!(outcome.failures.len(), 4);
 }
 
@@ -273,7 +282,9 @@ async fn npm_installs_with_a_client_token_and_is_refused_without_one() {
     let data_dir = tempfile::tempdir().unwrap();
     let hash = hex::encode(sha2::Sha256::digest(b"ci-read-token"));
     let options = TestAppOptions {
-        extra_toml: format!("[clients]\nrate_limit_per_second = 1000\n[[clients.tokens]]\nname = \"ci\"\nsha256 = \"{hash}\"\n"),
+        extra_toml: format!(
+            "[clients]\nrate_limit_per_second = 1000\n[[clients.tokens]]\nname = \"ci\"\nsha256 = \"{hash}\"\n"
+        ),
         ..TestAppOptions::default()
     };
     let app = TestApp::spawn(&upstream.url(), data_dir.path(), options).await;

@@ -44,7 +44,9 @@ fn malicious_source() -> String {
 
 fn mail_version(version: &str, source: String, published: chrono::DateTime<chrono::Utc>) -> PackageVersion {
     PackageVersion::new(PACKAGE, version, published)
-        .with_manifest(serde_json::json!({"description": "Send email from your agent", "repository": "github:acme/mail-mcp"}))
+        .with_manifest(
+            serde_json::json!({"description": "Send email from your agent", "repository": "github:acme/mail-mcp"}),
+        )
         .with_file("index.js", source.as_bytes())
 }
 
@@ -78,7 +80,11 @@ async fn postmark_scenario_with(extra_toml: String) -> Scenario {
         repository.commit(&format!("release {version}"));
         repository.tag(&format!("v{version}"));
         if patch <= 15 {
-            upstream.publish(mail_version(&version, clean_source(&version), long_ago() + chrono::Duration::days(patch)));
+            upstream.publish(mail_version(
+                &version,
+                clean_source(&version),
+                long_ago() + chrono::Duration::days(patch),
+            ));
         }
     }
     forge.add_repository("acme", "mail-mcp", &repository);
@@ -125,7 +131,8 @@ async fn the_sixteenth_version_with_a_hidden_bcc_is_held_and_then_rejected() {
     assert_eq!(mismatch["severity"], "high");
     assert_eq!(mismatch["location"]["file"], "index.js");
     assert_eq!(mismatch["location"]["line"], 14);
-    let finding = finding_for(&detail, "records@inbox-archive.net").unwrap_or_else(|| panic!("no finding names the BCC line: {detail:#}"));
+    let finding = finding_for(&detail, "records@inbox-archive.net")
+        .unwrap_or_else(|| panic!("no finding names the BCC line: {detail:#}"));
     assert!(matches!(finding["severity"].as_str(), Some("high" | "critical")), "{finding:#}");
     assert_eq!(finding["location"]["file"], "index.js");
     assert_eq!(finding["location"]["line"], 14);
@@ -150,7 +157,10 @@ async fn the_sixteenth_version_with_a_hidden_bcc_is_held_and_then_rejected() {
     let (status, _) = app.admin_post(&format!("/-/airlock/api/packages/{PACKAGE}/versions/1.0.16/reject"), None).await;
     assert_eq!(status, 400);
     let (status, detail) = app
-        .admin_post(&format!("/-/airlock/api/packages/{PACKAGE}/versions/1.0.16/reject"), Some("exfiltrates every email via BCC"))
+        .admin_post(
+            &format!("/-/airlock/api/packages/{PACKAGE}/versions/1.0.16/reject"),
+            Some("exfiltrates every email via BCC"),
+        )
         .await;
     assert_eq!(status, 200, "{detail:#}");
     assert_eq!(detail["state"], "rejected");
@@ -194,8 +204,12 @@ async fn an_admin_approval_releases_the_held_version_with_a_signed_record() {
     let scenario = postmark_scenario().await;
     let app = &scenario.app;
     assert_eq!(app.wait_for_decision(PACKAGE, "1.0.16").await["state"], "held");
-    let (status, detail) =
-        app.admin_post(&format!("/-/airlock/api/packages/{PACKAGE}/versions/1.0.16/approve"), Some("reviewed: the BCC is ours")).await;
+    let (status, detail) = app
+        .admin_post(
+            &format!("/-/airlock/api/packages/{PACKAGE}/versions/1.0.16/approve"),
+            Some("reviewed: the BCC is ours"),
+        )
+        .await;
     assert_eq!(status, 200, "{detail:#}");
     assert_eq!(detail["state"], "released");
 
@@ -245,7 +259,8 @@ async fn admin_api_tokens_missing_wrong_and_right() {
     assert_eq!(wrong.status(), 403);
     let right = app.client.get(&url).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
     assert_eq!(right.status(), 200);
-    let action = app.client.post(format!("{}/-/airlock/api/packages/x/versions/1.0.0/approve", app.url())).send().await.unwrap();
+    let action =
+        app.client.post(format!("{}/-/airlock/api/packages/x/versions/1.0.0/approve", app.url())).send().await.unwrap();
     assert_eq!(action.status(), 401, "no action without a token");
 }
 
@@ -294,7 +309,12 @@ async fn deny_and_allow_rules() {
     assert_eq!(body["dist-tags"]["latest"], "3.3.5");
     let (status, error) = app.get_json("/event-stream/-/event-stream-3.3.6.tgz").await;
     assert_eq!(status, 403);
-    assert!(error["error"].as_str().unwrap().contains("rejected by policy and cannot be installed: flatmap-stream backdoor"));
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .contains("rejected by policy and cannot be installed: flatmap-stream backdoor")
+    );
     assert_eq!(app.get("/event-stream/-/event-stream-3.3.5.tgz").await.status(), 200);
 
     // The allow rule skips the cooling period; the checks still run first.
@@ -363,11 +383,19 @@ async fn decisions_are_posted_to_the_webhook_signed_and_retried() {
         .route(
             "/hook",
             axum::routing::post(
-                |axum::extract::State((received, failures_left)): axum::extract::State<(Received, Arc<std::sync::atomic::AtomicUsize>)>,
+                |axum::extract::State((received, failures_left)): axum::extract::State<(
+                    Received,
+                    Arc<std::sync::atomic::AtomicUsize>,
+                )>,
                  headers: axum::http::HeaderMap,
                  body: axum::body::Bytes| async move {
                     // The first delivery fails: Airlock must retry.
-                    if failures_left.fetch_update(std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+                    if failures_left
+                        .fetch_update(std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst, |n| {
+                            n.checked_sub(1)
+                        })
+                        .is_ok()
+                    {
                         return axum::http::StatusCode::SERVICE_UNAVAILABLE;
                     }
                     let signature = headers["x-airlock-signature"].to_str().unwrap().to_owned();
@@ -382,12 +410,15 @@ async fn decisions_are_posted_to_the_webhook_signed_and_retried() {
     let hook_url = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, receiver).await });
 
-    let scenario =
-        postmark_scenario_with(format!("[notifications]\nwebhook_url = \"{hook_url}\"\nwebhook_secret = \"hook-secret\"\n")).await;
+    let scenario = postmark_scenario_with(format!(
+        "[notifications]\nwebhook_url = \"{hook_url}\"\nwebhook_secret = \"hook-secret\"\n"
+    ))
+    .await;
     let app = &scenario.app;
     assert_eq!(app.wait_for_decision(PACKAGE, "1.0.16").await["state"], "held");
-    let (status, _) =
-        app.admin_post(&format!("/-/airlock/api/packages/{PACKAGE}/versions/1.0.16/reject"), Some("exfiltration")).await;
+    let (status, _) = app
+        .admin_post(&format!("/-/airlock/api/packages/{PACKAGE}/versions/1.0.16/reject"), Some("exfiltration"))
+        .await;
     assert_eq!(status, 200);
     for _ in 0..100 {
         if received.lock().unwrap().len() >= 2 {
@@ -461,7 +492,8 @@ async fn a_pinned_package_without_the_pinned_provenance_is_held() {
     upstream.publish(PackageVersion::new("free-lib", "1.0.0", long_ago()));
     let data_dir = tempfile::tempdir().unwrap();
     let options = TestAppOptions {
-        extra_toml: "[[quarantine.provenance_pins]]\npackage = \"@pinned/*\"\nrepository = \"github:pinned/lib\"\n".into(),
+        extra_toml: "[[quarantine.provenance_pins]]\npackage = \"@pinned/*\"\nrepository = \"github:pinned/lib\"\n"
+            .into(),
         ..TestAppOptions::default()
     };
     let app = TestApp::spawn(&upstream.url(), data_dir.path(), options).await;

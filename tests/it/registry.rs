@@ -170,7 +170,10 @@ async fn unknown_packages_are_404() {
 async fn health_readiness_metrics_and_request_ids() {
     let setup = setup(TestAppOptions::default()).await;
     assert_eq!(setup.app.get_json("/-/airlock/health").await.0, 200);
-    assert_eq!(setup.app.get_json("/-/airlock/ready").await, (reqwest::StatusCode::OK, serde_json::json!({"status": "ready"})));
+    assert_eq!(
+        setup.app.get_json("/-/airlock/ready").await,
+        (reqwest::StatusCode::OK, serde_json::json!({"status": "ready"}))
+    );
     assert_eq!(setup.app.get("/demo").await.status(), 200);
     assert_eq!(setup.app.get("/demo").await.status(), 200);
     assert_eq!(setup.app.get("/demo/-/demo-1.0.0.tgz").await.status(), 200);
@@ -221,5 +224,8 @@ async fn scoped_packages_come_from_their_own_upstream_with_its_credentials() {
     assert_eq!(public.requests("/@acme/tool"), 0, "the internal scope never leaks to the public upstream");
     assert_eq!(internal.requests("/demo"), 0);
     assert!(internal.authorizations().iter().all(|header| header.as_deref() == Some("Bearer acme-secret")));
-    assert!(public.authorizations().iter().all(Option::is_none), "the internal token never goes to the public upstream");
+    assert!(
+        public.authorizations().iter().all(Option::is_none),
+        "the internal token never goes to the public upstream"
+    );
 }

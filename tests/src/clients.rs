@@ -104,7 +104,8 @@ impl ClientProject {
     /// A project with a `package.json` depending on `dependencies`, configured so the
     /// client uses `registry` and keeps every cache in its temporary home.
     pub fn new(client: Client, registry: &RegistryConfig, dependencies: serde_json::Value) -> ClientProject {
-        let project = ClientProject { client, home: tempfile::tempdir().unwrap(), project: tempfile::tempdir().unwrap() };
+        let project =
+            ClientProject { client, home: tempfile::tempdir().unwrap(), project: tempfile::tempdir().unwrap() };
         std::fs::write(
             project.dir().join("package.json"),
             serde_json::to_string_pretty(&json!({
@@ -334,11 +335,13 @@ fn output_within(mut command: Command, what: &str) -> Output {
             // A client that hangs is almost always waiting on a server that stopped
             // answering; a test runtime whose workers are stuck cannot shut down, so a
             // panic would hang the whole run. Fail the run now, loudly.
-            eprintln!(
-                "{what} did not finish within {CLIENT_TIMEOUT:?} and was killed; exiting the test binary \
-                 (a hung client usually means a hung Airlock: rerun with AIRLOCK_TEST_LOG=debug):\n{}",
+            // Straight to stderr: the test harness's capture would swallow `eprintln!`.
+            let message = format!(
+                "\n{what} did not finish within {CLIENT_TIMEOUT:?} and was killed; exiting the test binary \
+                 (a hung client usually means a hung Airlock: rerun with AIRLOCK_TEST_LOG=debug):\n{}\n",
                 combined(&output)
             );
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), message.as_bytes());
             std::process::exit(101);
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -441,7 +444,12 @@ pub fn publish_fresh_package(upstream: &FakeRegistry) {
 pub fn npm(home: &Path, registry: &str, arguments: &[&str]) -> Output {
     let registry = format!("{}/", registry.trim_end_matches('/'));
     let mut command = Command::new("npm");
-    command.args(arguments).args(["--registry", &registry]).arg("--cache").arg(home.join("npm-cache")).current_dir(home);
+    command
+        .args(arguments)
+        .args(["--registry", &registry])
+        .arg("--cache")
+        .arg(home.join("npm-cache"))
+        .current_dir(home);
     hermetic_env(&mut command, home);
     command.env("npm_config_update_notifier", "false");
     output_within(command, &format!("npm {arguments:?}"))

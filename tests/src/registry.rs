@@ -321,7 +321,8 @@ async fn handle(State(state): State<FakeState>, request: Request) -> Response {
         tokio::time::sleep(Duration::from_millis(delay as u64)).await;
     }
     let path = request.uri().path().replace("%2f", "/").replace("%2F", "/");
-    let authorization = request.headers().get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()).map(str::to_owned);
+    let authorization =
+        request.headers().get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()).map(str::to_owned);
     {
         let mut inner = state.inner.lock().unwrap();
         inner.requests.entry(path.clone()).and_modify(|count| *count += 1).or_insert(1);

@@ -91,7 +91,9 @@ pub fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
 async fn run_async(args: AdminArgs, token: String) -> anyhow::Result<ExitCode> {
     let base = format!("{}/-/airlock/api", args.registry.trim_end_matches('/'));
     let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(120)).build()?;
-    let version_path = |package: &str, version: &str| format!("{base}/packages/{}/versions/{version}", package.replacen('/', "%2f", 1));
+    let version_path = |package: &str, version: &str| {
+        format!("{base}/packages/{}/versions/{version}", package.replacen('/', "%2f", 1))
+    };
     let (request, kind) = match &args.command {
         AdminCommand::List { state, package } => {
             let mut url = airlock_config::Url::parse(&format!("{base}/versions")).context("invalid --registry URL")?;
@@ -104,14 +106,19 @@ async fn run_async(args: AdminArgs, token: String) -> anyhow::Result<ExitCode> {
             (client.get(url.as_str()), Kind::List)
         }
         AdminCommand::Show { package, version } => (client.get(version_path(package, version)), Kind::Version),
-        AdminCommand::Approve { package, version, comment } => (action(&client, version_path(package, version), "approve", Some(comment)), Kind::Version),
-        AdminCommand::Reject { package, version, comment } => (action(&client, version_path(package, version), "reject", Some(comment)), Kind::Version),
+        AdminCommand::Approve { package, version, comment } => {
+            (action(&client, version_path(package, version), "approve", Some(comment)), Kind::Version)
+        }
+        AdminCommand::Reject { package, version, comment } => {
+            (action(&client, version_path(package, version), "reject", Some(comment)), Kind::Version)
+        }
         AdminCommand::Recheck { package, version, comment } => {
             (action(&client, version_path(package, version), "recheck", comment.as_ref()), Kind::Version)
         }
         AdminCommand::AddUser(_) => unreachable!("add-user is handled by `run` before any request"),
     };
-    let response = request.bearer_auth(token).send().await.with_context(|| format!("connecting to {}", args.registry))?;
+    let response =
+        request.bearer_auth(token).send().await.with_context(|| format!("connecting to {}", args.registry))?;
     let status = response.status();
     let bytes = response.bytes().await?;
     let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
@@ -164,7 +171,12 @@ fn print_version(out: &mut impl std::io::Write, detail: &Value) -> std::io::Resu
     writeln!(out, "  reason:     {}", text(&detail["reason"]))?;
     writeln!(out, "  decided by: {}", text(&detail["decided_by"]))?;
     writeln!(out, "  integrity:  {}", text(&detail["integrity"]))?;
-    writeln!(out, "  published:  {} (cooling until {})", text(&detail["effective_published"]), text(&detail["cooling_until"]))?;
+    writeln!(
+        out,
+        "  published:  {} (cooling until {})",
+        text(&detail["effective_published"]),
+        text(&detail["cooling_until"])
+    )?;
     let findings = detail["checks"]["report"]["findings"].as_array().cloned().unwrap_or_default();
     writeln!(out, "  findings:   {}", findings.len())?;
     for finding in findings {
@@ -173,7 +185,13 @@ fn print_version(out: &mut impl std::io::Write, detail: &Value) -> std::io::Resu
             (Some(file), None) => format!(" {file}"),
             _ => String::new(),
         };
-        writeln!(out, "    [{}] {}{location}: {}", text(&finding["severity"]), text(&finding["rule"]), text(&finding["message"]))?;
+        writeln!(
+            out,
+            "    [{}] {}{location}: {}",
+            text(&finding["severity"]),
+            text(&finding["rule"]),
+            text(&finding["message"])
+        )?;
         if let Some(excerpt) = finding["excerpt"].as_str() {
             for line in excerpt.lines().take(3) {
                 writeln!(out, "        | {line}")?;

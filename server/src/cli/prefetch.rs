@@ -38,12 +38,16 @@ pub enum Outcome {
 
 /// Runs the command.
 pub fn run(args: PrefetchArgs) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(&args.lockfile).with_context(|| format!("reading {}", args.lockfile.display()))?;
+    let text =
+        std::fs::read_to_string(&args.lockfile).with_context(|| format!("reading {}", args.lockfile.display()))?;
     let packages: Vec<LockedPackage> = parse_lockfile(&args.lockfile, &text)?
         .into_iter()
         .filter(|package| {
             !package.version.is_empty()
-                && package.resolved.as_deref().is_none_or(|resolved| resolved.starts_with("http://") || resolved.starts_with("https://"))
+                && package
+                    .resolved
+                    .as_deref()
+                    .is_none_or(|resolved| resolved.starts_with("http://") || resolved.starts_with("https://"))
         })
         .collect();
     let token = std::env::var(airlock_config::EnvVars::TOKEN).ok().filter(|token| !token.is_empty());

@@ -50,7 +50,8 @@ pub struct LockedPackage {
 
 /// Runs the command.
 pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(&args.lockfile).with_context(|| format!("reading {}", args.lockfile.display()))?;
+    let text =
+        std::fs::read_to_string(&args.lockfile).with_context(|| format!("reading {}", args.lockfile.display()))?;
     let packages = parse_lockfile(&args.lockfile, &text)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(verify_all(&args, packages))
@@ -102,7 +103,12 @@ fn parse_package_lock(text: &str) -> anyhow::Result<Vec<LockedPackage>> {
 
 fn locked(name: String, entry: &serde_json::Value) -> LockedPackage {
     let text = |key: &str| entry.get(key).and_then(serde_json::Value::as_str).map(str::to_owned);
-    LockedPackage { name, version: text("version").unwrap_or_default(), integrity: text("integrity"), resolved: text("resolved") }
+    LockedPackage {
+        name,
+        version: text("version").unwrap_or_default(),
+        integrity: text("integrity"),
+        resolved: text("resolved"),
+    }
 }
 
 /// yarn.lock v1: blocks of `"name@range", name@range:` followed by indented fields.
@@ -122,7 +128,8 @@ fn parse_yarn_lock(text: &str) -> anyhow::Result<Vec<LockedPackage>> {
             // The name is everything before the last `@` that is not the scope's.
             let split = first[1..].find('@').map(|position| position + 1);
             let name = split.map(|position| &first[..position]).unwrap_or(first);
-            current = Some(LockedPackage { name: name.to_owned(), version: String::new(), integrity: None, resolved: None });
+            current =
+                Some(LockedPackage { name: name.to_owned(), version: String::new(), integrity: None, resolved: None });
             continue;
         }
         let Some(package) = current.as_mut() else { continue };
@@ -163,7 +170,10 @@ async fn verify_all(args: &VerifyArgs, packages: Vec<LockedPackage>) -> anyhow::
     let mut stdout = std::io::stdout().lock();
     let (total, key_id) = (outcome.total, &outcome.key_id);
     if outcome.failures.is_empty() {
-        writeln!(stdout, "{total} packages verified: every one has a release record signed by Airlock ({key_id}) for the locked integrity")?;
+        writeln!(
+            stdout,
+            "{total} packages verified: every one has a release record signed by Airlock ({key_id}) for the locked integrity"
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
     writeln!(stdout, "{} of {total} packages failed verification against Airlock ({key_id}):", outcome.failures.len())?;
@@ -191,7 +201,8 @@ pub async fn verify_packages(
         value.set_sensitive(true);
         headers.insert(reqwest::header::AUTHORIZATION, value);
     }
-    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).default_headers(headers).build()?;
+    let client =
+        reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).default_headers(headers).build()?;
     let public_key = match public_key {
         Some(key) => key,
         None => fetch_key(&client, &registry).await?,
@@ -215,7 +226,12 @@ pub async fn verify_packages(
     Ok(VerifyOutcome { total, failures, key_id: signing::ed25519_key_id(&public_key) })
 }
 
-async fn verify_one(client: &reqwest::Client, registry: &str, public_key: &[u8; 32], package: &LockedPackage) -> Result<(), String> {
+async fn verify_one(
+    client: &reqwest::Client,
+    registry: &str,
+    public_key: &[u8; 32],
+    package: &LockedPackage,
+) -> Result<(), String> {
     if package.version.is_empty() {
         return Err("the lockfile has no version for it".into());
     }
@@ -225,7 +241,8 @@ async fn verify_one(client: &reqwest::Client, registry: &str, public_key: &[u8; 
         return Err(format!("installed from {resolved}, not from a registry; Airlock cannot vouch for it"));
     }
     let url = format!("{registry}/-/airlock/attestations/{}@{}", package.name.replacen('/', "%2f", 1), package.version);
-    let response = client.get(&url).send().await.map_err(|error| format!("cannot fetch the release record: {error}"))?;
+    let response =
+        client.get(&url).send().await.map_err(|error| format!("cannot fetch the release record: {error}"))?;
     if response.status() == reqwest::StatusCode::NOT_FOUND {
         return Err("no release record: Airlock did not release this version".into());
     }
@@ -247,7 +264,9 @@ async fn verify_one(client: &reqwest::Client, registry: &str, public_key: &[u8; 
         Some(hex) if subject["digest"]["sha512"].as_str() == Some(hex.as_str()) => Ok(()),
         Some(_) => Err(format!("the lockfile's integrity differs from the one Airlock released ({signed_integrity})")),
         None if integrity.split_whitespace().any(|entry| entry == signed_integrity) => Ok(()),
-        None => Err(format!("the lockfile's integrity {integrity} differs from the one Airlock released ({signed_integrity})")),
+        None => Err(format!(
+            "the lockfile's integrity {integrity} differs from the one Airlock released ({signed_integrity})"
+        )),
     }
 }
 
@@ -272,8 +291,10 @@ fn read_key_file(path: &Path) -> anyhow::Result<[u8; 32]> {
 
 async fn fetch_key(client: &reqwest::Client, registry: &str) -> anyhow::Result<[u8; 32]> {
     let url = format!("{registry}/-/airlock/keys");
-    let body = client.get(&url).send().await.with_context(|| format!("fetching {url}"))?.error_for_status()?.bytes().await?;
-    let json: serde_json::Value = serde_json::from_slice(&body).with_context(|| format!("{url} did not answer JSON"))?;
+    let body =
+        client.get(&url).send().await.with_context(|| format!("fetching {url}"))?.error_for_status()?.bytes().await?;
+    let json: serde_json::Value =
+        serde_json::from_slice(&body).with_context(|| format!("{url} did not answer JSON"))?;
     decode_key(json["release_records"]["public_key"].as_str().context("no release_records.public_key")?)
 }
 
@@ -296,7 +317,8 @@ mod tests {
             "node_modules/local": {"resolved": "packages/local", "link": true}
         }}"#;
         let packages = parse_lockfile(Path::new("package-lock.json"), text).unwrap();
-        let names: Vec<(&str, &str)> = packages.iter().map(|package| (package.name.as_str(), package.version.as_str())).collect();
+        let names: Vec<(&str, &str)> =
+            packages.iter().map(|package| (package.name.as_str(), package.version.as_str())).collect();
         // The workspace folder and the link to it are not registry packages.
         assert_eq!(names, [("@s/b", "2.0.0"), ("a", "1.0.0")]);
     }
@@ -314,7 +336,12 @@ mod tests {
                     integrity: Some("sha512-BB==".into()),
                     resolved: Some("http://r/@s/b/-/b-2.0.1.tgz#abc".into())
                 },
-                LockedPackage { name: "a".into(), version: "1.0.0".into(), integrity: Some("sha512-AA==".into()), resolved: None },
+                LockedPackage {
+                    name: "a".into(),
+                    version: "1.0.0".into(),
+                    integrity: Some("sha512-AA==".into()),
+                    resolved: None
+                },
             ]
         );
         assert!(parse_lockfile(Path::new("yarn.lock"), "__metadata:\n  version: 6\n").is_err());

@@ -35,7 +35,8 @@ pub struct CheckRecord {
 impl CheckRecord {
     /// A one-line summary for release records and listings.
     pub fn summary(&self) -> serde_json::Value {
-        let count = |severity: Severity| self.report.findings.iter().filter(|finding| finding.severity == severity).count();
+        let count =
+            |severity: Severity| self.report.findings.iter().filter(|finding| finding.severity == severity).count();
         serde_json::json!({
             "verdict": match &self.report.verdict {
                 airlock_scanner::Verdict::Scanned => "scanned",
@@ -68,7 +69,12 @@ pub struct CheckInputs {
 }
 
 /// Runs the static checks and applies the policy's overrides.
-pub fn run(inputs: CheckInputs, policy: &Policy, started: DateTime<Utc>, now: impl Fn() -> DateTime<Utc>) -> CheckRecord {
+pub fn run(
+    inputs: CheckInputs,
+    policy: &Policy,
+    started: DateTime<Utc>,
+    now: impl Fn() -> DateTime<Utc>,
+) -> CheckRecord {
     let options = ScanOptions::default();
     let previous_bytes = inputs.previous.as_ref().map(|(_, bytes)| bytes.as_slice());
     let mut report = airlock_scanner::scan_tarball(&inputs.tarball, previous_bytes, &options);

@@ -127,9 +127,9 @@ impl Visibility {
                 "{name}@{version} is in quarantine: it is younger than the cooling period and can be installed from {} if its checks pass, unless an Airlock admin approves it sooner",
                 time(until)
             ),
-            Visibility::Checking => format!(
-                "{name}@{version} is in quarantine: Airlock is still checking it; try again in a minute"
-            ),
+            Visibility::Checking => {
+                format!("{name}@{version} is in quarantine: Airlock is still checking it; try again in a minute")
+            }
             Visibility::Held { reason } => {
                 format!("{name}@{version} is held in quarantine until an Airlock admin decides: {reason}")
             }

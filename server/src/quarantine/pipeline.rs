@@ -21,8 +21,8 @@ use super::checks::{self, CheckInputs, CheckRecord};
 use super::{Policy, Visibility};
 use crate::error::{AppError, AppResult};
 use crate::forge::{ForgeClient, ForgeSettings};
-use crate::notifications::{Event, Notifier};
 use crate::mirror::{Mirror, SharedError};
+use crate::notifications::{Event, Notifier};
 use crate::npm::{Integrity, PackageName};
 use crate::signing::{ReleasePredicate, Signer};
 use crate::singleflight::SingleFlight;
@@ -154,7 +154,8 @@ impl Pipeline {
         while !self.inner.stop.is_cancelled() {
             for (name, version) in self.inner.store.queued() {
                 let key = (name.clone(), version.clone());
-                let newly_dispatched = self.inner.dispatched.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(key.clone());
+                let newly_dispatched =
+                    self.inner.dispatched.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(key.clone());
                 if !newly_dispatched {
                     continue;
                 }
@@ -185,7 +186,8 @@ impl Pipeline {
             .filter(|(_, _, record)| record.state == VersionState::Cooling)
             .filter_map(|(name, version, record)| {
                 let package = PackageName::parse(&name).ok()?;
-                (self.inner.policy.cooling_until(&package, &version, record.effective_published) <= now).then_some((name, version))
+                (self.inner.policy.cooling_until(&package, &version, record.effective_published) <= now)
+                    .then_some((name, version))
             })
             .collect();
         for (name, version) in due {
@@ -209,10 +211,21 @@ impl Pipeline {
                     return Ok(());
                 }
                 let checks: Option<CheckRecord> = self.inner.store.checks(name, version)?;
-                let transition = self.release_transition(name, version, &record, "pipeline", "released", "the checks passed and the cooling period is over".into(), checks.as_ref(), now);
+                let transition = self.release_transition(
+                    name,
+                    version,
+                    &record,
+                    "pipeline",
+                    "released",
+                    "the checks passed and the cooling period is over".into(),
+                    checks.as_ref(),
+                    now,
+                );
                 self.inner
                     .store
-                    .transition(name, version, now, |current| (current.state == VersionState::Cooling).then(|| transition.clone()))
+                    .transition(name, version, now, |current| {
+                        (current.state == VersionState::Cooling).then(|| transition.clone())
+                    })
                     .await?;
                 self.inner.mirror.invalidate(name);
                 Ok(())
@@ -245,7 +258,8 @@ impl Pipeline {
             inner.store.dequeue(name, version)?;
             return Ok(());
         }
-        let _permit = inner.permits.acquire().await.map_err(|_| AppError::Internal(anyhow::anyhow!("pipeline closed")))?;
+        let _permit =
+            inner.permits.acquire().await.map_err(|_| AppError::Internal(anyhow::anyhow!("pipeline closed")))?;
         let started = inner.mirror.now();
         tracing::info!(package.name = %name, package.version = version, "checking");
 
@@ -272,13 +286,18 @@ impl Pipeline {
         }
 
         // The bytes that were recorded at first sight, never the upstream's new claim.
-        let tarball = inner.mirror.fetch_tarball_bytes(name, version, &recorded_integrity, &view.upstream_tarball).await?;
+        let tarball =
+            inner.mirror.fetch_tarball_bytes(name, version, &recorded_integrity, &view.upstream_tarball).await?;
         let previous = match self.previous_released(name, version) {
             Some((previous_version, previous_record)) => {
                 let previous_view = packument.rendered.index.versions.get(&previous_version);
                 match (Integrity::from_dist(Some(&previous_record.integrity), None), previous_view) {
                     (Ok(integrity), Some(previous_view)) => {
-                        match inner.mirror.fetch_tarball_bytes(name, &previous_version, &integrity, &previous_view.upstream_tarball).await {
+                        match inner
+                            .mirror
+                            .fetch_tarball_bytes(name, &previous_version, &integrity, &previous_view.upstream_tarball)
+                            .await
+                        {
                             Ok(bytes) => Some((previous_version, bytes)),
                             Err(error) => {
                                 incomplete.push(format!("diff against {previous_version}: {error}"));
@@ -313,15 +332,17 @@ impl Pipeline {
             policy: &inner.policy,
         };
         let provenance_outcome =
-            super::provenance::check(&context, name, version, &manifest, published, &tarball, previous_provenance).await;
+            super::provenance::check(&context, name, version, &manifest, published, &tarball, previous_provenance)
+                .await;
         extra_findings.extend(provenance_outcome.findings);
 
         let policy = inner.policy.clone();
         let mirror = inner.mirror.clone();
         let inputs = CheckInputs { tarball, previous, extra_findings, incomplete };
-        let mut check_record = tokio::task::spawn_blocking(move || checks::run(inputs, &policy, started, || mirror.now()))
-            .await
-            .map_err(|error| AppError::Internal(anyhow::anyhow!("the checks panicked: {error}")))?;
+        let mut check_record =
+            tokio::task::spawn_blocking(move || checks::run(inputs, &policy, started, || mirror.now()))
+                .await
+                .map_err(|error| AppError::Internal(anyhow::anyhow!("the checks panicked: {error}")))?;
         check_record.provenance = Some(provenance_outcome.provenance);
         check_record.source_match = Some(provenance_outcome.source_match);
         inner.store.save_checks(name, version, &check_record)?;
@@ -338,8 +359,8 @@ impl Pipeline {
                 (!admin_decided).then(|| transition.clone())
             })
             .await?;
-        inner.store.dequeue(name, version)?;
         inner.mirror.invalidate(name);
+        inner.store.dequeue(name, version)?;
         if let Some((_, after)) = &applied
             && matches!(after.state, VersionState::Held | VersionState::Rejected)
         {
@@ -347,7 +368,13 @@ impl Pipeline {
         }
         let threshold = inner.policy.hold_severity();
         let holding_rules: Vec<String> = if decided_state == VersionState::Held {
-            check_record.report.findings.iter().filter(|finding| finding.severity >= threshold).map(|finding| finding.rule.clone()).collect()
+            check_record
+                .report
+                .findings
+                .iter()
+                .filter(|finding| finding.severity >= threshold)
+                .map(|finding| finding.rule.clone())
+                .collect()
         } else {
             Vec::new()
         };
@@ -386,9 +413,23 @@ impl Pipeline {
             return plain_transition(VersionState::Held, "pipeline", "held", reason);
         }
         if policy.cooling_until(name, version, record.effective_published) > now {
-            return plain_transition(VersionState::Cooling, "pipeline", "checked", "the checks passed; waiting for the cooling period".into());
+            return plain_transition(
+                VersionState::Cooling,
+                "pipeline",
+                "checked",
+                "the checks passed; waiting for the cooling period".into(),
+            );
         }
-        self.release_transition(name, version, record, "pipeline", "released", "the checks passed".into(), Some(checks), now)
+        self.release_transition(
+            name,
+            version,
+            record,
+            "pipeline",
+            "released",
+            "the checks passed".into(),
+            Some(checks),
+            now,
+        )
     }
 
     /// A transition to `Released`, signed.
@@ -405,7 +446,10 @@ impl Pipeline {
         now: DateTime<Utc>,
     ) -> Transition {
         let signer = &self.inner.signer;
-        let digest = match (Integrity::from_dist(Some(&record.integrity), None).ok().and_then(|integrity| integrity.sha512_hex()), &record.blob_sha512) {
+        let digest = match (
+            Integrity::from_dist(Some(&record.integrity), None).ok().and_then(|integrity| integrity.sha512_hex()),
+            &record.blob_sha512,
+        ) {
             (Some(hex), _) => ("sha512".to_owned(), hex),
             (None, Some(hex)) => ("sha512".to_owned(), hex.clone()),
             (None, None) => ("integrity".to_owned(), record.integrity.clone()),
@@ -458,16 +502,32 @@ impl Pipeline {
     }
 
     /// An admin releases a version now, whatever its age and findings.
-    pub async fn approve(&self, name: &PackageName, version: &str, admin: &str, comment: &str) -> AppResult<VersionRecord> {
+    pub async fn approve(
+        &self,
+        name: &PackageName,
+        version: &str,
+        admin: &str,
+        comment: &str,
+    ) -> AppResult<VersionRecord> {
         let now = self.inner.mirror.now();
         let record = self.record(name, version)?;
         let checks: Option<CheckRecord> = self.inner.store.checks(name, version)?;
         let actor = format!("admin:{admin}");
-        let transition = self.release_transition(name, version, &record, &actor, "approve", comment.to_owned(), checks.as_ref(), now);
+        let transition = self.release_transition(
+            name,
+            version,
+            &record,
+            &actor,
+            "approve",
+            comment.to_owned(),
+            checks.as_ref(),
+            now,
+        );
         let result = self.inner.store.transition(name, version, now, |_| Some(transition.clone())).await?;
-        self.inner.store.dequeue(name, version)?;
         self.inner.mirror.invalidate(name);
-        let (_, after) = result.ok_or_else(|| AppError::NotFound(format!("Airlock has no record of {name}@{version}")))?;
+        self.inner.store.dequeue(name, version)?;
+        let (_, after) =
+            result.ok_or_else(|| AppError::NotFound(format!("Airlock has no record of {name}@{version}")))?;
         self.notify(name, version, &after);
         Ok(after)
     }
@@ -492,20 +552,34 @@ impl Pipeline {
     }
 
     /// An admin rejects a version: it is never installable.
-    pub async fn reject(&self, name: &PackageName, version: &str, admin: &str, comment: &str) -> AppResult<VersionRecord> {
+    pub async fn reject(
+        &self,
+        name: &PackageName,
+        version: &str,
+        admin: &str,
+        comment: &str,
+    ) -> AppResult<VersionRecord> {
         let now = self.inner.mirror.now();
-        let transition = plain_transition(VersionState::Rejected, &format!("admin:{admin}"), "reject", comment.to_owned());
+        let transition =
+            plain_transition(VersionState::Rejected, &format!("admin:{admin}"), "reject", comment.to_owned());
         let result = self.inner.store.transition(name, version, now, |_| Some(transition.clone())).await?;
-        self.inner.store.dequeue(name, version)?;
         self.inner.mirror.invalidate(name);
-        let (_, after) = result.ok_or_else(|| AppError::NotFound(format!("Airlock has no record of {name}@{version}")))?;
+        self.inner.store.dequeue(name, version)?;
+        let (_, after) =
+            result.ok_or_else(|| AppError::NotFound(format!("Airlock has no record of {name}@{version}")))?;
         self.notify(name, version, &after);
         Ok(after)
     }
 
     /// An admin asks for the checks to run again; the version returns to `checking`
     /// unless an admin already decided it.
-    pub async fn recheck(&self, name: &PackageName, version: &str, admin: &str, comment: Option<String>) -> AppResult<()> {
+    pub async fn recheck(
+        &self,
+        name: &PackageName,
+        version: &str,
+        admin: &str,
+        comment: Option<String>,
+    ) -> AppResult<()> {
         let now = self.inner.mirror.now();
         let actor = format!("admin:{admin}");
         self.record(name, version)?;

@@ -7,8 +7,8 @@
 //! policy sets, never a silent pass.
 
 use airlock_scanner::provenance::{
-    self, ArchiveLimits, FileTree, PreviousProvenance, ProvenanceIdentity, ProvenanceResult,
-    RegistryKeys, SignedVersion, SigstoreTrustRoot,
+    self, ArchiveLimits, FileTree, PreviousProvenance, ProvenanceIdentity, ProvenanceResult, RegistryKeys,
+    SignedVersion, SigstoreTrustRoot,
 };
 use airlock_scanner::{Finding, Severity};
 use chrono::{DateTime, Utc};
@@ -66,7 +66,11 @@ pub async fn check(
         }
         Err(error) => {
             if !context.keys.keys.is_empty() {
-                findings.push(finding("registry-signature-missing", Severity::High, format!("The registry signature could not be checked: {error}.")));
+                findings.push(finding(
+                    "registry-signature-missing",
+                    Severity::High,
+                    format!("The registry signature could not be checked: {error}."),
+                ));
             }
             json!({ "error": error.to_string() })
         }
@@ -88,7 +92,8 @@ pub async fn check(
             ),
             Ok(None) => ProvenanceResult::absent(name.as_str(), version),
             Err(error) => {
-                let severity = if requires_provenance { Severity::High } else { context.policy.unverifiable_source_severity() };
+                let severity =
+                    if requires_provenance { Severity::High } else { context.policy.unverifiable_source_severity() };
                 findings.push(finding(
                     "provenance-unavailable",
                     severity,
@@ -119,13 +124,18 @@ pub async fn check(
     // Source-repository match.
     let source_match = match &tarball_tree {
         Ok(tree) => {
-            let outcome = context.forge.match_source(tree, identity, context.policy.unverifiable_source_severity()).await;
+            let outcome =
+                context.forge.match_source(tree, identity, context.policy.unverifiable_source_severity()).await;
             findings.extend(outcome.findings());
             serde_json::to_value(&outcome).unwrap_or(Value::Null)
         }
         Err(error) => {
             let message = format!("The tarball could not be unpacked for the source comparison: {error}.");
-            findings.push(finding("source-unverifiable", context.policy.unverifiable_source_severity(), message.clone()));
+            findings.push(finding(
+                "source-unverifiable",
+                context.policy.unverifiable_source_severity(),
+                message.clone(),
+            ));
             json!({ "status": "unverifiable", "reason": message })
         }
     };

@@ -54,7 +54,8 @@ pub(crate) fn authenticate(headers: &HeaderMap, tokens: &[airlock_config::AdminT
     if tokens.is_empty() {
         return Err(Unauthorized(
             StatusCode::UNAUTHORIZED,
-            "the admin API is disabled: no admin tokens are configured (set AIRLOCK_ADMIN_TOKEN or [admin] tokens)".into(),
+            "the admin API is disabled: no admin tokens are configured (set AIRLOCK_ADMIN_TOKEN or [admin] tokens)"
+                .into(),
         ));
     }
     let presented = headers
@@ -64,7 +65,10 @@ pub(crate) fn authenticate(headers: &HeaderMap, tokens: &[airlock_config::AdminT
         .map(str::trim)
         .filter(|token| !token.is_empty());
     let Some(presented) = presented else {
-        return Err(Unauthorized(StatusCode::UNAUTHORIZED, "an admin token is required: Authorization: Bearer <token>".into()));
+        return Err(Unauthorized(
+            StatusCode::UNAUTHORIZED,
+            "an admin token is required: Authorization: Bearer <token>".into(),
+        ));
     };
     let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
     let mut matched: Option<&str> = None;
@@ -114,7 +118,9 @@ pub(super) async fn list_versions(
     let mut versions: Vec<(String, String, VersionRecord)> = store
         .all_versions()
         .filter(|(_, _, record)| wanted_state.is_none_or(|wanted| record.state == wanted))
-        .filter(|(name, _, _)| filter.package.as_deref().is_none_or(|package| name == package || name.contains(package)))
+        .filter(|(name, _, _)| {
+            filter.package.as_deref().is_none_or(|package| name == package || name.contains(package))
+        })
         .collect();
     let order = |state: VersionState| match state {
         VersionState::Held => 0,
@@ -144,7 +150,13 @@ pub(super) async fn list_versions(
     Ok(Json(json!({ "total": total, "versions": listed })))
 }
 
-fn version_summary(state: &AppState, name: &str, version: &str, record: &VersionRecord, checks: Option<Value>) -> Value {
+fn version_summary(
+    state: &AppState,
+    name: &str,
+    version: &str,
+    record: &VersionRecord,
+    checks: Option<Value>,
+) -> Value {
     let cooling_until = PackageName::parse(name)
         .ok()
         .map(|package| state.mirror.policy().cooling_until(&package, version, record.effective_published));
@@ -205,7 +217,11 @@ pub(super) fn decode_scope_separator(raw: &str) -> String {
 }
 
 /// `GET /-/airlock/api/packages/{name}` and `.../versions/{version}`.
-pub(super) async fn get_package_or_version(State(state): State<AppState>, _admin: Admin, uri: Uri) -> AppResult<Json<Value>> {
+pub(super) async fn get_package_or_version(
+    State(state): State<AppState>,
+    _admin: Admin,
+    uri: Uri,
+) -> AppResult<Json<Value>> {
     match parse_admin_path(&uri)? {
         PackagePath::Package(name) => package_detail(&state, &name),
         PackagePath::Version(name, version) => version_detail(&state, &name, &version),
@@ -227,7 +243,8 @@ fn package_detail(state: &AppState, name: &PackageName) -> AppResult<Json<Value>
         .iter()
         .map(|(version, record)| {
             let checks: Option<CheckRecord> = store.checks(name, version).ok().flatten();
-            let mut summary = version_summary(state, name.as_str(), version, record, checks.as_ref().map(CheckRecord::summary));
+            let mut summary =
+                version_summary(state, name.as_str(), version, record, checks.as_ref().map(CheckRecord::summary));
             summary["provenance"] = checks.and_then(|checks| checks.provenance).unwrap_or(Value::Null);
             summary
         })
@@ -243,14 +260,19 @@ fn package_detail(state: &AppState, name: &PackageName) -> AppResult<Json<Value>
 
 fn version_detail(state: &AppState, name: &PackageName, version: &str) -> AppResult<Json<Value>> {
     let store = state.mirror.store();
-    let record =
-        store.version(name, version)?.ok_or_else(|| AppError::NotFound(format!("Airlock has no record of {name}@{version}")))?;
+    let record = store
+        .version(name, version)?
+        .ok_or_else(|| AppError::NotFound(format!("Airlock has no record of {name}@{version}")))?;
     let checks: Option<CheckRecord> = store.checks(name, version)?;
     let mut detail = version_summary(state, name.as_str(), version, &record, checks.as_ref().map(CheckRecord::summary));
     detail["checks"] = serde_json::to_value(&checks).unwrap_or(Value::Null);
     detail["history"] = serde_json::to_value(store.history(name, version)).unwrap_or(Value::Null);
     detail["release_record"] = match store.release_record(name, version)? {
-        Some(_) => Value::String(format!("{}/-/airlock/attestations/{}@{version}", state.mirror.public_base(), name.url_segment())),
+        Some(_) => Value::String(format!(
+            "{}/-/airlock/attestations/{}@{version}",
+            state.mirror.public_base(),
+            name.url_segment()
+        )),
         None => Value::Null,
     };
     Ok(Json(detail))
@@ -273,12 +295,15 @@ pub(super) async fn post_action(
     let PackagePath::Action(name, version, action) = parse_admin_path(&uri)? else {
         return Err(AppError::NotFound(format!("no such admin action {}", quote(uri.path()))));
     };
-    let comment = body.and_then(|Json(body)| body.comment).map(|comment| comment.trim().to_owned()).filter(|c| !c.is_empty());
+    let comment =
+        body.and_then(|Json(body)| body.comment).map(|comment| comment.trim().to_owned()).filter(|c| !c.is_empty());
     if comment.as_ref().is_some_and(|comment| comment.len() > MAX_COMMENT) {
         return Err(AppError::BadRequest(format!("the comment is longer than {MAX_COMMENT} bytes")));
     }
     let require_comment = || {
-        comment.clone().ok_or_else(|| AppError::BadRequest(format!("a comment is required to {action} {name}@{version}")))
+        comment
+            .clone()
+            .ok_or_else(|| AppError::BadRequest(format!("a comment is required to {action} {name}@{version}")))
     };
     tracing::info!(admin = %admin.0, action = %action, package.name = %name, package.version = %version, "admin action");
     match action.as_str() {
@@ -291,7 +316,12 @@ pub(super) async fn post_action(
         "recheck" => {
             state.pipeline.recheck(&name, &version, &admin.0, comment).await?;
         }
-        other => return Err(AppError::NotFound(format!("unknown action {}; expected approve, reject or recheck", quote(other)))),
+        other => {
+            return Err(AppError::NotFound(format!(
+                "unknown action {}; expected approve, reject or recheck",
+                quote(other)
+            )));
+        }
     }
     let Json(detail) = version_detail(&state, &name, &version)?;
     Ok((StatusCode::OK, Json(detail)).into_response())
@@ -308,7 +338,11 @@ pub(super) struct AuditFilter {
 }
 
 /// `GET /-/airlock/api/audit`: decisions and actions, oldest first.
-pub(super) async fn list_audit(State(state): State<AppState>, _admin: Admin, Query(filter): Query<AuditFilter>) -> AppResult<Json<Value>> {
+pub(super) async fn list_audit(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Query(filter): Query<AuditFilter>,
+) -> AppResult<Json<Value>> {
     let since = match filter.since.as_deref() {
         None | Some("") => None,
         Some(text) => Some(
@@ -322,7 +356,9 @@ pub(super) async fn list_audit(State(state): State<AppState>, _admin: Admin, Que
         .store()
         .audit_events()
         .filter(|event| since.is_none_or(|since| event.time >= since))
-        .filter(|event| filter.actor.as_deref().is_none_or(|actor| event.actor == actor || event.actor == format!("admin:{actor}")))
+        .filter(|event| {
+            filter.actor.as_deref().is_none_or(|actor| event.actor == actor || event.actor == format!("admin:{actor}"))
+        })
         .filter(|event| filter.package.as_deref().is_none_or(|package| event.package == package))
         .take(filter.limit.min(50_000))
         .map(|event| serde_json::to_value(event).unwrap_or(Value::Null))
@@ -334,7 +370,10 @@ pub(super) async fn list_audit(State(state): State<AppState>, _admin: Admin, Que
 pub(super) async fn get_policy(State(state): State<AppState>, _admin: Admin) -> Json<Value> {
     let config = state.mirror.policy().config();
     let rules = |rules: &[airlock_config::PackageRule]| -> Vec<Value> {
-        rules.iter().map(|rule| json!({"package": rule.package, "versions": rule.versions, "reason": rule.reason})).collect()
+        rules
+            .iter()
+            .map(|rule| json!({"package": rule.package, "versions": rule.versions, "reason": rule.reason}))
+            .collect()
     };
     Json(json!({
         "cooling_period": airlock_config::format_duration(config.cooling_period),
@@ -370,7 +409,10 @@ mod tests {
     #[test]
     fn tokens_are_checked() {
         let tokens = tokens();
-        assert_eq!(authenticate(&with_authorization("Bearer right-token"), &tokens).ok().map(|admin| admin.0), Some("admin".into()));
+        assert_eq!(
+            authenticate(&with_authorization("Bearer right-token"), &tokens).ok().map(|admin| admin.0),
+            Some("admin".into())
+        );
         let wrong = authenticate(&with_authorization("Bearer wrong-token"), &tokens).err().unwrap();
         assert_eq!(wrong.0, StatusCode::FORBIDDEN);
         let missing = authenticate(&HeaderMap::new(), &tokens).err().unwrap();

@@ -36,12 +36,18 @@ pub(super) async fn get_release_record(State(state): State<AppState>, uri: Uri) 
     let raw = uri.path().strip_prefix("/-/airlock/attestations/").unwrap_or("");
     let decoded = decode_scope_separator(raw);
     let Some((name_text, version_text)) = decoded.rsplit_once('@').filter(|(name, _)| !name.is_empty()) else {
-        return Err(AppError::BadRequest(format!("expected /-/airlock/attestations/NAME@VERSION, not {}", quote(uri.path()))));
+        return Err(AppError::BadRequest(format!(
+            "expected /-/airlock/attestations/NAME@VERSION, not {}",
+            quote(uri.path())
+        )));
     };
     let name = PackageName::parse(name_text)?;
     let version = VersionSpec::parse(version_text)?;
     match state.mirror.store().release_record(&name, version.as_str())? {
         Some(record) => Ok(json_response(StatusCode::OK, String::from_utf8_lossy(&record).into_owned())),
-        None => Err(AppError::NotFound(format!("{name}@{} has no release record: it was not released by Airlock", version.as_str()))),
+        None => Err(AppError::NotFound(format!(
+            "{name}@{} has no release record: it was not released by Airlock",
+            version.as_str()
+        ))),
     }
 }

@@ -32,7 +32,8 @@ pub(super) async fn health() -> Response {
 /// `GET /-/airlock/ready`: the store answers and the keys are loaded (they are loaded
 /// before the server starts, so a running server has them).
 pub(super) async fn ready(State(state): State<AppState>) -> Response {
-    match state.mirror.store().package(&crate::npm::PackageName::parse("airlock-readiness-probe").expect("valid name")) {
+    match state.mirror.store().package(&crate::npm::PackageName::parse("airlock-readiness-probe").expect("valid name"))
+    {
         Ok(_) => json_response(StatusCode::OK, r#"{"status":"ready"}"#.into()),
         Err(error) => {
             tracing::error!(%error, "readiness probe: the store does not answer");

@@ -75,7 +75,11 @@ async fn log_request(State(state): State<AppState>, mut request: Request, next: 
         .headers()
         .get("x-request-id")
         .and_then(|value| value.to_str().ok())
-        .filter(|value| !value.is_empty() && value.len() <= 64 && value.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'-'))
+        .filter(|value| {
+            !value.is_empty()
+                && value.len() <= 64
+                && value.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'-')
+        })
         .map(str::to_owned)
         .unwrap_or_else(next_request_id);
     if let Ok(value) = HeaderValue::from_str(&request_id) {

@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use super::AppState;
 use crate::error::{AppError, AppResult};
-use crate::npm::{PackageName, TarballFileName, VersionSpec, quote};
 use crate::mirror::TarballAccess;
+use crate::npm::{PackageName, TarballFileName, VersionSpec, quote};
 use crate::packument::{Encoded, Rendered};
 
 /// The media type of npm's abbreviated packument.
@@ -279,7 +279,18 @@ async fn get_tarball(
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         let served = match &tarball.path {
-            Some(path) => tarball_body(path).await?,
+            Some(path) => match state.mirror.hot_tarball(path) {
+                Some(bytes) => Some(tarball_response(bytes.len() as u64, Body::from(bytes))),
+                None => {
+                    let response = tarball_body(path).await?;
+                    if let Some((response, Some(bytes))) = response {
+                        state.mirror.remember_tarball(path, bytes);
+                        Some(response)
+                    } else {
+                        response.map(|(response, _)| response)
+                    }
+                }
+            },
             None => None,
         };
         match served {
@@ -292,6 +303,7 @@ async fn get_tarball(
                 let path = state.mirror.download_released(&tarball).await?;
                 tarball_body(&path)
                     .await?
+                    .map(|(response, _)| response)
                     .ok_or_else(|| AppError::Internal(anyhow::anyhow!("a verified tarball vanished from disk")))?
             }
         }
@@ -314,9 +326,14 @@ const READ_WHOLE_TARBALL: u64 = 1 << 20;
 /// The response for a blob file, or `None` when it is not on disk yet: one trip to the
 /// blocking pool for open, size and (for small files) read, instead of one per step;
 /// large files stream in fixed chunks, so memory per download stays bounded either way.
-async fn tarball_body(path: &std::path::Path) -> AppResult<Option<Response>> {
+/// A blob opened by [`tarball_body`]: its length and either its bytes (small files) or
+/// the open file (streamed).
+type OpenedTarball = (u64, Result<Vec<u8>, std::fs::File>);
+
+/// With the response comes the file's bytes when it was read whole, for the hot cache.
+async fn tarball_body(path: &std::path::Path) -> AppResult<Option<(Response, Option<bytes::Bytes>)>> {
     let path = path.to_owned();
-    let opened = tokio::task::spawn_blocking(move || -> std::io::Result<Option<(u64, Result<Vec<u8>, std::fs::File>)>> {
+    let opened = tokio::task::spawn_blocking(move || -> std::io::Result<Option<OpenedTarball>> {
         use std::io::Read as _;
         let mut file = match std::fs::File::open(&path) {
             Ok(file) => file,
@@ -335,18 +352,24 @@ async fn tarball_body(path: &std::path::Path) -> AppResult<Option<Response>> {
     .await
     .map_err(|error| AppError::Internal(anyhow::anyhow!("reading a tarball panicked: {error}")))??;
     let Some(opened) = opened else { return Ok(None) };
-    let (length, body) = match opened {
-        (_, Ok(bytes)) => (bytes.len() as u64, Body::from(bytes)),
+    Ok(Some(match opened {
+        (_, Ok(bytes)) => {
+            let bytes = bytes::Bytes::from(bytes);
+            (tarball_response(bytes.len() as u64, Body::from(bytes.clone())), Some(bytes))
+        }
         (length, Err(file)) => {
             let stream = tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(file), TARBALL_CHUNK);
-            (length, Body::from_stream(stream))
+            (tarball_response(length, Body::from_stream(stream)), None)
         }
-    };
+    }))
+}
+
+fn tarball_response(length: u64, body: Body) -> Response {
     let mut response = Response::new(body);
     let response_headers = response.headers_mut();
     response_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
     response_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-    Ok(Some(response))
+    response
 }
 
 /// A JSON body with the right content type.

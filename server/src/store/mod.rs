@@ -182,7 +182,7 @@ impl Store {
         let database = sled::Config::new()
             .path(directory)
             // Decisions must survive a crash; sled also flushes every 500 ms by itself,
-            // and writes that matter call `flush_async` explicitly.
+            // and writes that matter call `Store::flush` explicitly.
             .flush_every_ms(Some(500))
             .cache_capacity(16 << 20)
             .open()
@@ -250,7 +250,7 @@ impl Store {
                     sled::Error::Unsupported("transaction aborted".into())
                 }
             })?;
-        self.database.flush_async().await?;
+        self.flush().await?;
         Ok(())
     }
 
@@ -274,7 +274,7 @@ impl Store {
             record.blob_sha512 = Some(sha512_hex.to_owned());
             Some(encode(&record))
         })?;
-        self.database.flush_async().await?;
+        self.flush().await?;
         Ok(())
     }
 
@@ -285,6 +285,18 @@ impl Store {
 }
 
 impl Store {
+    /// Waits until everything written so far is on disk.
+    ///
+    /// A blocking `flush` on the blocking pool, not sled's `flush_async`: sled 0.34's
+    /// `flush_async` can deadlock against transactions running on the async workers
+    /// (spacejam/sled#1308), which froze the server under parallel first downloads.
+    async fn flush(&self) -> sled::Result<usize> {
+        let database = self.database.clone();
+        tokio::task::spawn_blocking(move || database.flush())
+            .await
+            .unwrap_or_else(|error| Err(sled::Error::ReportableBug(format!("flush panicked: {error}"))))
+    }
+
     /// Every version record of every package (for the admin API's listings).
     pub fn all_versions(&self) -> impl Iterator<Item = (String, String, VersionRecord)> + '_ {
         self.versions.iter().filter_map(|entry| {
@@ -299,7 +311,7 @@ impl Store {
         for version in versions {
             self.queue.insert(keys::version(name, version), &[][..])?;
         }
-        self.database.flush_async().await?;
+        self.flush().await?;
         Ok(())
     }
 
@@ -353,7 +365,8 @@ impl Store {
         let key = keys::version(name, version);
         let result = (&self.versions, &self.audit, &self.history, &self.releases).transaction(
             |(versions, audit, history, releases)| {
-                let Some(current) = versions.get(key.as_slice())?.and_then(|bytes| decode::<VersionRecord>(&bytes)) else {
+                let Some(current) = versions.get(key.as_slice())?.and_then(|bytes| decode::<VersionRecord>(&bytes))
+                else {
                     return Ok(None);
                 };
                 let Some(transition) = decide(&current) else { return Ok(None) };
@@ -399,7 +412,7 @@ impl Store {
             sled::transaction::TransactionError::Storage(error) => error,
             sled::transaction::TransactionError::Abort(()) => sled::Error::Unsupported("transaction aborted".into()),
         })?;
-        self.database.flush_async().await?;
+        self.flush().await?;
         Ok(result)
     }
 
@@ -430,7 +443,7 @@ impl Store {
         history_key.push(0);
         history_key.extend_from_slice(&id.to_be_bytes());
         self.history.insert(history_key, &id.to_be_bytes())?;
-        self.database.flush_async().await?;
+        self.flush().await?;
         Ok(())
     }
 
@@ -528,7 +541,7 @@ impl Store {
             comment: Some(comment),
         };
         self.audit.insert(id.to_be_bytes(), encode(&event))?;
-        self.database.flush_async().await?;
+        self.flush().await?;
         Ok(())
     }
 }
