@@ -3,28 +3,9 @@
 use std::path::Path;
 use std::process::Command;
 
+use airlock_tests::clients::publish_client_tree;
 use airlock_tests::{FakeRegistry, PackageVersion, TestApp, TestAppOptions, long_ago};
 use serde_json::json;
-
-fn publish_tree(upstream: &FakeRegistry) {
-    upstream.publish(PackageVersion::new("@acme/logger", "1.0.0", long_ago()));
-    upstream.publish(PackageVersion::new("@acme/logger", "1.1.0", long_ago()));
-    upstream.publish(
-        PackageVersion::new("chain-a", "1.0.0", long_ago())
-            .with_manifest(json!({"dependencies": {"chain-b": "^1.0.0"}})),
-    );
-    upstream.publish(
-        PackageVersion::new("chain-b", "1.2.0", long_ago())
-            .with_manifest(json!({"dependencies": {"chain-c": "^2.0.0"}})),
-    );
-    upstream.publish(PackageVersion::new("chain-c", "2.0.1", long_ago()));
-    upstream.publish(PackageVersion::new("chain-c", "3.0.0", long_ago()));
-    upstream.publish(
-        PackageVersion::new("hello-cli", "1.0.0", long_ago())
-            .with_manifest(json!({"bin": {"hello-cli": "cli.js"}}))
-            .with_file("cli.js", b"#!/usr/bin/env node\nconsole.log('hello from hello-cli');\n"),
-    );
-}
 
 /// Runs npm with an isolated home, cache and config, pointed at `registry`.
 fn npm(project: &Path, home: &Path, registry: &str, arguments: &[&str]) -> std::process::Output {
@@ -51,7 +32,7 @@ fn npm(project: &Path, home: &Path, registry: &str, arguments: &[&str]) -> std::
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn npm_installs_a_dependency_tree_and_ci_works_with_the_upstream_down() {
     let mut upstream = FakeRegistry::start().await;
-    publish_tree(&upstream);
+    publish_client_tree(&upstream);
     let data_dir = tempfile::tempdir().unwrap();
     let app = TestApp::spawn(&upstream.url(), data_dir.path(), TestAppOptions::default()).await;
     let registry = format!("{}/", app.url());
@@ -196,7 +177,7 @@ fn verify_with_npm_pacote(registry: &str, tamper: bool, specs: &[&str], cache: &
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn npm_verifies_airlocks_registry_signatures_and_detects_a_wrong_key() {
     let upstream = FakeRegistry::start().await;
-    publish_tree(&upstream);
+    publish_client_tree(&upstream);
     let data_dir = tempfile::tempdir().unwrap();
     let app = TestApp::spawn(&upstream.url(), data_dir.path(), TestAppOptions::default()).await;
     let registry = format!("{}/", app.url());
@@ -278,7 +259,7 @@ async fn npm_verifies_airlocks_registry_signatures_and_detects_a_wrong_key() {
 async fn npm_installs_with_a_client_token_and_is_refused_without_one() {
     use sha2::Digest as _;
     let upstream = FakeRegistry::start().await;
-    publish_tree(&upstream);
+    publish_client_tree(&upstream);
     let data_dir = tempfile::tempdir().unwrap();
     let hash = hex::encode(sha2::Sha256::digest(b"ci-read-token"));
     let options = TestAppOptions {

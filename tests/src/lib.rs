@@ -6,6 +6,7 @@ pub mod app;
 pub mod clients;
 pub mod forge;
 pub mod registry;
+pub mod scenarios;
 
 pub use app::{ADMIN_TOKEN, TestApp, TestAppOptions};
 pub use registry::{FakeRegistry, PackageVersion, integrity_of};
