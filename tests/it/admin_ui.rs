@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use airlock_tests::forge::{FakeForge, GitRepository};
-use airlock_tests::scenarios::{MAIL_PACKAGE, clean_mail_source as clean_source, mail_version, malicious_mail_source};
+use airlock_tests::scenarios::{MAIL_PACKAGE, MailWorld, mail_version, malicious_mail_source};
 use airlock_tests::{FakeRegistry, PackageVersion, TestApp, TestAppOptions, long_ago};
 
 const PACKAGE: &str = MAIL_PACKAGE;
@@ -33,26 +33,7 @@ struct Scenario {
 /// repository on a fake forge, then 1.0.16 with a hidden BCC line, held; plus a second
 /// held package; and an admin user created the way `airlock admin add-user` does.
 async fn held_scenario(extra_toml: &str) -> Scenario {
-    let upstream = FakeRegistry::start().await;
-    let forge = FakeForge::start().await;
-    let repository = GitRepository::init();
-    for patch in 1..=16 {
-        let version = format!("1.0.{patch}");
-        let clean = mail_version(&version, clean_source(&version), long_ago());
-        repository
-            .write("package.json", &serde_json::to_string_pretty(&clean.package_json()).unwrap())
-            .write("index.js", &clean_source(&version));
-        repository.commit(&format!("release {version}"));
-        repository.tag(&format!("v{version}"));
-        if patch <= 15 {
-            upstream.publish(mail_version(
-                &version,
-                clean_source(&version),
-                long_ago() + chrono::Duration::days(patch),
-            ));
-        }
-    }
-    forge.add_repository("acme", "mail-mcp", &repository);
+    let MailWorld { upstream, forge, repository } = MailWorld::start().await;
     upstream.publish(
         PackageVersion::new(OTHER, "1.0.0", long_ago())
             .with_manifest(serde_json::json!({"description": "Mail helper"}))

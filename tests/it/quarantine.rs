@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use airlock_tests::forge::{FakeForge, GitRepository};
-use airlock_tests::scenarios::{MAIL_PACKAGE, clean_mail_source as clean_source, mail_version, malicious_mail_source};
+use airlock_tests::scenarios::{MAIL_PACKAGE, MailWorld, mail_version, malicious_mail_source};
 use airlock_tests::{ADMIN_TOKEN, FakeRegistry, PackageVersion, TestApp, TestAppOptions, long_ago};
 use serde_json::Value;
 
@@ -36,26 +36,7 @@ async fn postmark_scenario() -> Scenario {
 
 /// [`postmark_scenario`] with extra configuration.
 async fn postmark_scenario_with(extra_toml: String) -> Scenario {
-    let upstream = FakeRegistry::start().await;
-    let forge = FakeForge::start().await;
-    let repository = GitRepository::init();
-    for patch in 1..=16 {
-        let version = format!("1.0.{patch}");
-        let clean = mail_version(&version, clean_source(&version), long_ago());
-        repository
-            .write("package.json", &serde_json::to_string_pretty(&clean.package_json()).unwrap())
-            .write("index.js", &clean_source(&version));
-        repository.commit(&format!("release {version}"));
-        repository.tag(&format!("v{version}"));
-        if patch <= 15 {
-            upstream.publish(mail_version(
-                &version,
-                clean_source(&version),
-                long_ago() + chrono::Duration::days(patch),
-            ));
-        }
-    }
-    forge.add_repository("acme", "mail-mcp", &repository);
+    let MailWorld { upstream, forge, repository } = MailWorld::start().await;
     let data_dir = tempfile::tempdir().unwrap();
     let options = TestAppOptions { forge_url: Some(forge.api_url()), extra_toml, ..TestAppOptions::default() };
     let app = TestApp::spawn(&upstream.url(), data_dir.path(), options).await;

@@ -93,15 +93,8 @@ pub async fn prefetch(
     on_done: impl Fn(&str),
 ) -> anyhow::Result<Vec<(LockedPackage, Outcome)>> {
     let registry = registry.trim_end_matches('/').to_owned();
-    let mut headers = reqwest::header::HeaderMap::new();
-    if let Some(token) = token {
-        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))?;
-        value.set_sensitive(true);
-        headers.insert(reqwest::header::AUTHORIZATION, value);
-    }
     // Checks of large packages can take a while inside the request.
-    let client =
-        reqwest::Client::builder().timeout(std::time::Duration::from_secs(600)).default_headers(headers).build()?;
+    let client = super::airlock_client(token.as_deref(), std::time::Duration::from_secs(600))?;
     let mut results = Vec::new();
     let mut stream = futures_util::stream::iter(packages)
         .map(|package| {

@@ -194,15 +194,7 @@ pub async fn verify_packages(
     concurrency: usize,
 ) -> anyhow::Result<VerifyOutcome> {
     let registry = registry.trim_end_matches('/').to_owned();
-    let mut headers = reqwest::header::HeaderMap::new();
-    if let Some(token) = token {
-        // A registry that requires client tokens requires one for release records too.
-        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))?;
-        value.set_sensitive(true);
-        headers.insert(reqwest::header::AUTHORIZATION, value);
-    }
-    let client =
-        reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).default_headers(headers).build()?;
+    let client = super::airlock_client(token.as_deref(), std::time::Duration::from_secs(30))?;
     let public_key = match public_key {
         Some(key) => key,
         None => fetch_key(&client, &registry).await?,

@@ -523,6 +523,18 @@ impl Pipeline {
             checks.as_ref(),
             now,
         );
+        self.apply_admin_decision(name, version, now, transition).await
+    }
+
+    /// Records an admin's decision whatever the current state, then drops the cached
+    /// packument, takes the version off the check queue and tells the webhook.
+    async fn apply_admin_decision(
+        &self,
+        name: &PackageName,
+        version: &str,
+        now: DateTime<Utc>,
+        transition: Transition,
+    ) -> AppResult<VersionRecord> {
         let result = self.inner.store.transition(name, version, now, |_| Some(transition.clone())).await?;
         self.inner.mirror.invalidate(name);
         self.inner.store.dequeue(name, version)?;
@@ -562,13 +574,7 @@ impl Pipeline {
         let now = self.inner.mirror.now();
         let transition =
             plain_transition(VersionState::Rejected, &format!("admin:{admin}"), "reject", comment.to_owned());
-        let result = self.inner.store.transition(name, version, now, |_| Some(transition.clone())).await?;
-        self.inner.mirror.invalidate(name);
-        self.inner.store.dequeue(name, version)?;
-        let (_, after) =
-            result.ok_or_else(|| AppError::NotFound(format!("Airlock has no record of {name}@{version}")))?;
-        self.notify(name, version, &after);
-        Ok(after)
+        self.apply_admin_decision(name, version, now, transition).await
     }
 
     /// An admin asks for the checks to run again; the version returns to `checking`
