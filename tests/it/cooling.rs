@@ -43,6 +43,13 @@ async fn young_versions_are_hidden_until_the_cooling_period_ends() {
     assert!(setup.upstream.requests("/demo/-/demo-2.0.0.tgz") <= 1);
     let (status, _) = setup.app.get_json("/demo/2.0.0").await;
     assert_eq!(status, 403);
+    // pnpm, yarn berry and bun print the status line, not the body: it carries the reason.
+    let status_line = raw_status_line(&setup.app, "/demo/-/demo-2.0.0.tgz").await;
+    assert!(
+        status_line.starts_with("HTTP/1.1 403 Forbidden: demo@2.0.0 is in quarantine: ")
+            && status_line.contains("cooling period"),
+        "{status_line}"
+    );
 
     now.advance(Duration::from_secs(72 * 3600));
     let (status, body) = setup.app.get_json("/demo").await;
@@ -103,4 +110,15 @@ async fn zero_disables_the_cooling_period() {
     assert!(!response.headers().contains_key("npm-notice"));
     let body: serde_json::Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
     assert_eq!(body["dist-tags"]["latest"], "2.0.0");
+}
+
+/// The first line of a raw HTTP/1.1 response, reason phrase included.
+async fn raw_status_line(app: &airlock_tests::TestApp, path: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(app.address).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", app.address);
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    String::from_utf8_lossy(&response).lines().next().unwrap_or_default().to_owned()
 }
