@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use airlock_tests::clients::npm_in;
 use airlock_tests::forge::{FakeForge, GitRepository};
 use airlock_tests::scenarios::{MAIL_PACKAGE, MailWorld, mail_version, malicious_mail_source};
 use airlock_tests::{FakeRegistry, PackageVersion, TestApp, TestAppOptions, long_ago};
@@ -411,7 +412,7 @@ async fn an_admin_reviews_approves_and_rejects_in_chromium() {
     std::fs::write(project.path().join("package.json"), r#"{"name":"consumer","version":"1.0.0","private":true}"#)
         .unwrap();
     let install =
-        npm(project.path(), home.path(), &format!("{}/", app.url()), &["install", &format!("{PACKAGE}@1.0.16")]);
+        npm_in(project.path(), home.path(), &format!("{}/", app.url()), &["install", &format!("{PACKAGE}@1.0.16")]);
     assert!(
         install.status.success(),
         "npm install of the approved version failed:\n{}",
@@ -421,22 +422,8 @@ async fn an_admin_reviews_approves_and_rejects_in_chromium() {
     assert!(installed.contains("bcc: 'phan@giftshop.club'"));
 
     // Rejected in the browser: npm is refused.
-    let refused = npm(project.path(), home.path(), &format!("{}/", app.url()), &["install", &format!("{OTHER}@1.0.0")]);
+    let refused =
+        npm_in(project.path(), home.path(), &format!("{}/", app.url()), &["install", &format!("{OTHER}@1.0.0")]);
     assert!(!refused.status.success(), "npm installed a rejected version");
     assert_eq!(app.get(&format!("/{OTHER}/-/{OTHER}-1.0.0.tgz")).await.status(), 403);
-}
-
-/// Runs npm with an isolated home, cache and config, pointed at `registry`.
-fn npm(project: &Path, home: &Path, registry: &str, arguments: &[&str]) -> std::process::Output {
-    Command::new("npm")
-        .args(arguments)
-        .args(["--registry", registry, "--no-audit", "--no-fund", "--no-update-notifier"])
-        .arg("--cache")
-        .arg(home.join("npm-cache"))
-        .current_dir(project)
-        .env("HOME", home)
-        .env("npm_config_userconfig", home.join("npmrc"))
-        .env_remove("npm_config_registry")
-        .output()
-        .expect("npm must be installed to run the client tests")
 }

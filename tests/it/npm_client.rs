@@ -3,23 +3,14 @@
 use std::path::Path;
 use std::process::Command;
 
-use airlock_tests::clients::publish_client_tree;
+use airlock_tests::clients::{npm_in, publish_client_tree};
 use airlock_tests::{FakeRegistry, PackageVersion, TestApp, TestAppOptions, long_ago};
 use serde_json::json;
 
-/// Runs npm with an isolated home, cache and config, pointed at `registry`.
+/// Runs npm in `project` with an isolated home (see `airlock_tests::clients::npm_in`),
+/// panicking with its output unless it succeeded.
 fn npm(project: &Path, home: &Path, registry: &str, arguments: &[&str]) -> std::process::Output {
-    let output = Command::new("npm")
-        .args(arguments)
-        .args(["--registry", registry, "--no-audit", "--no-fund", "--no-update-notifier"])
-        .arg("--cache")
-        .arg(home.join("npm-cache"))
-        .current_dir(project)
-        .env("HOME", home)
-        .env("npm_config_userconfig", home.join("npmrc"))
-        .env_remove("npm_config_registry")
-        .output()
-        .expect("npm must be installed to run the client tests (.ci/run installs it)");
+    let output = npm_in(project, home, registry, arguments);
     assert!(
         output.status.success(),
         "npm {arguments:?} failed:\n{}\n{}",
@@ -108,19 +99,10 @@ async fn npm_prints_the_quarantine_reason_for_a_young_version() {
     // Asking for the held version by its tarball URL fails with the reason.
     let tarball = format!("{}fresh-pkg/-/fresh-pkg-2.0.0.tgz", registry);
     let (project_path, home_path) = (project.path().to_owned(), home.path().to_owned());
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("npm")
-            .args(["install", &tarball, "--registry", &registry, "--no-audit", "--no-fund"])
-            .arg("--cache")
-            .arg(home_path.join("npm-cache"))
-            .current_dir(&project_path)
-            .env("HOME", &home_path)
-            .env("npm_config_userconfig", home_path.join("npmrc"))
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let output =
+        tokio::task::spawn_blocking(move || npm_in(&project_path, &home_path, &registry, &["install", &tarball]))
+            .await
+            .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("403"), "{stderr}");
@@ -287,7 +269,7 @@ async fn npm_installs_with_a_client_token_and_is_refused_without_one() {
     )
     .unwrap();
     // The token goes in the user config, as a developer would set it.
-    std::fs::write(home.path().join("npmrc"), format!("//{}/:_authToken=ci-read-token\n", app.address)).unwrap();
+    std::fs::write(home.path().join(".npmrc"), format!("//{}/:_authToken=ci-read-token\n", app.address)).unwrap();
     let (project_path, home_path) = (project.path().to_owned(), home.path().to_owned());
     tokio::task::spawn_blocking(move || npm(&project_path, &home_path, &registry, &["install"])).await.unwrap();
     assert!(project.path().join("node_modules/chain-c/package.json").exists());

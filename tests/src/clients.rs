@@ -442,14 +442,20 @@ pub fn publish_fresh_package(upstream: &FakeRegistry) {
 /// isolated cache and user config, against `registry`; returns its output whatever the
 /// exit status.
 pub fn npm(home: &Path, registry: &str, arguments: &[&str]) -> Output {
+    npm_in(home, home, registry, arguments)
+}
+
+/// Runs npm in `project` with an isolated home, cache and user config (`home/.npmrc`),
+/// pointed at `registry`, killed after the client time limit.
+pub fn npm_in(project: &Path, home: &Path, registry: &str, arguments: &[&str]) -> Output {
     let registry = format!("{}/", registry.trim_end_matches('/'));
     let mut command = Command::new("npm");
     command
         .args(arguments)
-        .args(["--registry", &registry])
+        .args(["--registry", &registry, "--no-audit", "--no-fund"])
         .arg("--cache")
         .arg(home.join("npm-cache"))
-        .current_dir(home);
+        .current_dir(project);
     hermetic_env(&mut command, home);
     command.env("npm_config_update_notifier", "false");
     output_within(command, &format!("npm {arguments:?}"))
