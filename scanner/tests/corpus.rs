@@ -45,6 +45,13 @@ const EXPECTED_REVIEW_RULES: &[(&str, &str)] = &[
     ("typosquat-no-install-script", "typosquat"),
 ];
 
+/// The rule each case that attacks the scanner itself (`limits/`) must report. These
+/// exist to exhaust the analysis; their memory is asserted in `tests/resources.rs`.
+const EXPECTED_LIMIT_RULES: &[(&str, &str)] = &[
+    // See: issue 10 (40 doublings of a URL constant once took the scanner to 3 GiB).
+    ("doubling-url-constants", "analysis-limit-reached"),
+];
+
 fn read_case(directory: &Path) -> PackageFiles {
     let mut files = PackageFiles::new();
     let options = ScanOptions::default();
@@ -139,6 +146,24 @@ fn review_cases_are_reported_but_not_held() {
         assert!(
             report.findings.iter().any(|finding| finding.rule == expected && finding.severity == Severity::Medium),
             "{case}: expected {expected} at medium:\n{report:#?}"
+        );
+        insta::assert_json_snapshot!(report);
+    });
+}
+
+#[test]
+fn limit_cases_report_the_limit_they_reach() {
+    insta::glob!("../test_data", "limits/*/package.json", |package_json| {
+        let case = case_name(package_json);
+        let report = scan_case(package_json.parent().unwrap(), None);
+        let expected = EXPECTED_LIMIT_RULES
+            .iter()
+            .find(|(name, _)| *name == case)
+            .unwrap_or_else(|| panic!("no expectations listed for {case}"))
+            .1;
+        assert!(
+            report.findings.iter().any(|finding| finding.rule == expected),
+            "{case}: expected {expected}:\n{report:#?}"
         );
         insta::assert_json_snapshot!(report);
     });

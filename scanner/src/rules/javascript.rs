@@ -22,6 +22,10 @@ use oxc_semantic::{Scoping, SemanticBuilder, SymbolId};
 use oxc_span::{GetSpan, SourceType};
 use oxc_syntax::scope::ScopeFlags;
 
+use super::limits::{
+    Limit, LimitsReached, MAX_ALIAS_PATH_BYTES, MAX_FOLDED_STRING_BYTES, MAX_REFERENCED_URLS_PER_WALK,
+    MAX_SITES_PER_KIND, MAX_STRINGS_PER_KIND, MAX_URLS_PER_FILE, MAX_URLS_PER_SYMBOL,
+};
 use super::text::{
     self, CredentialKind, HiddenCharacter, ServiceKind, ShellCommandTraits, classify_credential_path, classify_service,
     find_emails, find_urls, is_wallet_address,
@@ -131,6 +135,35 @@ enum SiteKind {
     Decoder,
 }
 
+impl SiteKind {
+    /// Which budget a site counts against, and whether the checks only ever use the
+    /// first site of its kind (so dropping the others loses nothing).
+    fn budget(&self) -> (usize, bool) {
+        match self {
+            SiteKind::NetworkCall => (0, true),
+            SiteKind::FsWrite => (1, true),
+            SiteKind::MailCall => (2, true),
+            SiteKind::Decoder => (3, true),
+            SiteKind::EnvBulk => (4, true),
+            SiteKind::ChildProcess { .. } => (5, false),
+            SiteKind::DynamicCode { decoded: false } => (6, false),
+            SiteKind::DynamicCode { decoded: true } => (7, false),
+            SiteKind::DecodedRequire => (8, false),
+            SiteKind::DecodedMemberCall => (9, false),
+            SiteKind::DecodedProcessAccess => (10, false),
+            SiteKind::SecretEnv(_) => (11, false),
+            SiteKind::DnsExfiltration => (12, false),
+            SiteKind::NetworkOverride(_) => (13, false),
+            SiteKind::WalletProviderOverride => (14, false),
+            SiteKind::RequireHook(_) => (15, false),
+            SiteKind::Recipient { .. } => (16, false),
+        }
+    }
+}
+
+/// Number of site budgets in [`SiteKind::budget`].
+const SITE_BUDGETS: usize = 17;
+
 #[derive(Debug, Clone)]
 struct Site {
     kind: SiteKind,
@@ -152,7 +185,11 @@ struct UrlSite {
 struct Collector<'text> {
     line_index: &'text LineIndex<'text>,
     source_text: &'text str,
+    // Invariant: at most `MAX_SITES_PER_KIND` per budget (`site_counts`), one for the
+    // kinds only ever used once.
     sites: Vec<Site>,
+    site_counts: [usize; SITE_BUDGETS],
+    // Invariant: at most `MAX_URLS_PER_FILE`.
     urls: Vec<UrlSite>,
     // Indices into `urls` of the URLs passed to a network call (directly, through a
     // constant, or as a `host` option): the hosts the file actually contacts.
@@ -175,6 +212,8 @@ struct Collector<'text> {
     minified: bool,
     // Length and start of the longest run of consecutive variation selectors.
     longest_selector_run: Option<(usize, u32)>,
+    // The caps this file reached; reported as one finding.
+    limits: LimitsReached,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -198,6 +237,7 @@ impl<'text> Collector<'text> {
             line_index,
             source_text,
             sites: Vec::new(),
+            site_counts: [0; SITE_BUDGETS],
             urls: Vec::new(),
             contacted: HashSet::new(),
             public_ips: Vec::new(),
@@ -216,11 +256,41 @@ impl<'text> Collector<'text> {
             hex_escapes: 0,
             minified: false,
             longest_selector_run: None,
+            limits: LimitsReached::default(),
         }
     }
 
     fn site(&mut self, kind: SiteKind, offset: u32, detail: impl Into<String>) {
+        let (budget, first_only) = kind.budget();
+        let kept = &mut self.site_counts[budget];
+        if first_only && *kept >= 1 {
+            return;
+        }
+        if *kept >= MAX_SITES_PER_KIND {
+            self.limits.reach(Limit::SitesPerKind);
+            return;
+        }
+        *kept += 1;
         self.sites.push(Site { kind, offset, detail: detail.into() });
+    }
+
+    /// Keeps a URL unless the file already has `MAX_URLS_PER_FILE`; says whether it did.
+    fn keep_url(&mut self, url: UrlSite) -> bool {
+        if self.urls.len() >= MAX_URLS_PER_FILE {
+            self.limits.reach(Limit::UrlsPerFile);
+            return false;
+        }
+        self.urls.push(url);
+        true
+    }
+
+    /// Whether another string of a per-file list (`length` long now) may be kept.
+    fn room_for_string(&mut self, length: usize) -> bool {
+        let room = length < MAX_STRINGS_PER_KIND;
+        if !room {
+            self.limits.reach(Limit::StringsPerKind);
+        }
+        room
     }
 
     fn mark(&mut self, marker: Marker, offset: u32) {
@@ -235,6 +305,10 @@ impl<'text> Collector<'text> {
         if value.contains("://") {
             for found in find_urls(value) {
                 let url_offset = offset + found.offset as u32;
+                if self.urls.len() >= MAX_URLS_PER_FILE {
+                    self.limits.reach(Limit::UrlsPerFile);
+                    break;
+                }
                 if let Some(octets) = text::parse_ipv4(&found.host)
                     && text::is_public_ipv4(octets)
                 {
@@ -249,12 +323,12 @@ impl<'text> Collector<'text> {
                 ) {
                     self.mark(Marker::MailService, url_offset);
                 }
-                self.urls.push(UrlSite { url: found.url, host: found.host, offset: url_offset, bare: false });
+                self.keep_url(UrlSite { url: found.url, host: found.host, offset: url_offset, bare: false });
             }
         } else if let Some(octets) = text::parse_ipv4(value)
             && text::is_public_ipv4(octets)
         {
-            self.urls.push(UrlSite { url: value.to_owned(), host: value.to_owned(), offset, bare: true });
+            self.keep_url(UrlSite { url: value.to_owned(), host: value.to_owned(), offset, bare: true });
         }
         // Every check below runs on every string literal of every file: lowercase once
         // and skip the command checks for strings that cannot be commands.
@@ -263,7 +337,10 @@ impl<'text> Collector<'text> {
             if let Some(kind) = classify_credential_path(&lower) {
                 self.credential_paths.entry(kind).or_insert((value.to_owned(), offset));
             }
-            if is_wallet_address(value) {
+            if is_wallet_address(value)
+                && !self.wallet_addresses.contains(value)
+                && self.room_for_string(self.wallet_addresses.len())
+            {
                 self.wallet_addresses.insert(value.to_owned());
             }
             if lower.contains(".github/workflows") {
@@ -298,7 +375,7 @@ impl<'text> Collector<'text> {
             if traits.shutdown {
                 self.mark(Marker::Shutdown, offset);
             }
-            if traits.downloads_and_runs() {
+            if traits.downloads_and_runs() && self.room_for_string(self.command_strings.len()) {
                 self.command_strings.push((value.to_owned(), offset));
             }
             if lower.contains("bcc:") {
@@ -312,6 +389,9 @@ impl<'text> Collector<'text> {
         }
         if value.contains('@') && value.len() <= 2000 {
             for (email, position) in find_emails(value) {
+                if !self.room_for_string(self.emails.len()) {
+                    break;
+                }
                 self.emails.push((email, offset + position as u32));
             }
         }
@@ -1009,6 +1089,7 @@ impl<'text> Collector<'text> {
             left.kind == right.kind && left.value == right.value && left.excerpt == right.excerpt
         });
 
+        findings.extend(self.limits.finding(path));
         FileAnalysis {
             findings: merge_repeated_findings(findings),
             indicators,
@@ -1033,10 +1114,15 @@ impl<'text> Collector<'text> {
 /// minified payload repeats the same trick on one line and the reviewer needs it once.
 fn merge_repeated_findings(findings: Vec<Finding>) -> Vec<Finding> {
     let mut merged: Vec<(Finding, usize)> = Vec::new();
+    // Linear, not a search of `merged` per finding: a file can produce thousands.
+    let mut positions: HashMap<(String, String), usize> = HashMap::new();
     for finding in findings {
-        match merged.iter_mut().find(|(kept, _)| kept.rule == finding.rule && kept.message == finding.message) {
-            Some((_, count)) => *count += 1,
-            None => merged.push((finding, 1)),
+        match positions.entry((finding.rule.clone(), finding.message.clone())) {
+            std::collections::hash_map::Entry::Occupied(position) => merged[*position.get()].1 += 1,
+            std::collections::hash_map::Entry::Vacant(position) => {
+                position.insert(merged.len());
+                merged.push((finding, 1));
+            }
         }
     }
     merged
@@ -1052,7 +1138,7 @@ fn merge_repeated_findings(findings: Vec<Finding>) -> Vec<Finding> {
 }
 
 fn describe_destinations(hosts: &BTreeSet<&str>, ips: &[(String, u32)]) -> String {
-    let mut names: Vec<String> = ips.iter().map(|(ip, _)| format!("`{ip}`")).collect();
+    let mut names: Vec<String> = ips.iter().take(5).map(|(ip, _)| format!("`{ip}`")).collect();
     names.extend(hosts.iter().take(5).map(|host| format!("`{host}`")));
     names.dedup();
     if names.is_empty() { "a hard-coded service".to_owned() } else { names.join(", ") }
@@ -1174,6 +1260,21 @@ fn normalise_module(name: &str) -> String {
     }
 }
 
+/// A string constant folded from literals and other constants: its length, and its
+/// value while that is short enough to keep.
+#[derive(Debug, Clone)]
+struct StringConstant {
+    // Invariant: `Some` only when `length <= MAX_KEPT_CONSTANT_BYTES`.
+    value: Option<String>,
+    length: u64,
+}
+
+/// The longest string constant whose value is kept (recipient addresses are short).
+const MAX_KEPT_CONSTANT_BYTES: u64 = 300;
+
+/// How deeply a constant's initializer is folded; longer chains are not tracked.
+const MAX_FOLD_DEPTH: usize = 64;
+
 /// A frame of taint tracking: did the expression being visited call a decoder or read
 /// a value that came from one?
 #[derive(Default)]
@@ -1195,22 +1296,33 @@ struct Visitor<'collector, 'text, 'scoping> {
 struct WalkState {
     aliases: HashMap<SymbolId, String>,
     // Constants whose initializer contains URLs: symbol to indices into `urls`.
+    // Invariant: each list is sorted, de-duplicated and at most `MAX_URLS_PER_SYMBOL`
+    // long, so `const b = a + a` costs what `const b = a` does.
     url_symbols: HashMap<SymbolId, Vec<usize>>,
-    // URL indices reached through identifiers during the current walk.
+    // URL indices reached through identifiers during the current URL-capturing walks,
+    // only while one is active. Invariant: at most `MAX_REFERENCED_URLS_PER_WALK`.
     referenced_urls: Vec<usize>,
+    // How many URL-capturing walks enclose the node being visited.
+    capture_depth: usize,
     decoded_symbols: HashSet<SymbolId>,
     // Objects built with all of `process.env` as a value (`{ env: process.env, … }`):
     // serialising one serialises the environment.
     environment_holders: HashSet<SymbolId>,
-    // Short string constants that contain an `@`: `const copy = 'x@evil.example'` then
-    // `bcc: copy` is the same hard-coded recipient.
-    string_constants: HashMap<SymbolId, String>,
+    // String constants, folded through `+` and templates: `const copy = 'x@evil.example'`
+    // then `bcc: copy` is the same hard-coded recipient. Invariant: every value is at
+    // most `MAX_KEPT_CONSTANT_BYTES`, so the map is linear in the declarations.
+    string_constants: HashMap<SymbolId, StringConstant>,
     taint_frames: Vec<TaintFrame>,
 }
 
 /// The largest initializer or function whose decoder use taints its binding. Larger
 /// ones are modules or bundles, where "contains a decoder somewhere" means nothing.
 const MAX_TAINT_SPAN: u32 = 4096;
+
+/// The most nodes [`Visitor::path_of`] looks through. Every path the checks know
+/// (`child_process.exec`, `process.env.X`, `Module.prototype._compile`) is a handful of
+/// components deep, so stopping here loses nothing.
+const MAX_PATH_COMPONENTS: usize = 32;
 
 impl<'a> Visitor<'_, '_, '_> {
     fn with_state<T>(&self, action: impl FnOnce(&mut WalkState) -> T) -> T {
@@ -1221,6 +1333,14 @@ impl<'a> Visitor<'_, '_, '_> {
     /// `process.env.NPM_TOKEN`. Global objects (`window`, `globalThis`, …) resolve to
     /// `<global>`. `None` for anything else, notably locals not bound to a module.
     fn path_of(&self, expression: &Expression<'a>) -> Option<String> {
+        self.path_within(expression, MAX_PATH_COMPONENTS)
+    }
+
+    /// [`Self::path_of`], looking at most `depth` nodes down. The walk asks for the path
+    /// of every call and member expression, and each of `a.b().c().d()…` would
+    /// otherwise descend the whole chain: quadratic in its length.
+    fn path_within(&self, expression: &Expression<'a>, depth: usize) -> Option<String> {
+        let depth = depth.checked_sub(1)?;
         match expression {
             Expression::Identifier(identifier) => {
                 let reference_id = identifier.reference_id.get()?;
@@ -1233,24 +1353,24 @@ impl<'a> Visitor<'_, '_, '_> {
                 }
             }
             Expression::StaticMemberExpression(member) => {
-                let base = self.path_of(&member.object)?;
-                Some(join_path(&base, member.property.name.as_str()))
+                let base = self.path_within(&member.object, depth)?;
+                bounded_join_path(&base, member.property.name.as_str())
             }
             Expression::ComputedMemberExpression(member) => {
-                let base = self.path_of(&member.object)?;
+                let base = self.path_within(&member.object, depth)?;
                 let property = static_string(&member.expression)?;
-                Some(join_path(&base, &property))
+                bounded_join_path(&base, &property)
             }
             Expression::CallExpression(call) => {
-                let callee = self.path_of(&call.callee)?;
+                let callee = self.path_within(&call.callee, depth)?;
                 if callee == "require" {
                     let module = call.arguments.first().and_then(Argument::as_expression).and_then(static_string)?;
                     return Some(normalise_module(&module));
                 }
                 None
             }
-            Expression::ParenthesizedExpression(inner) => self.path_of(&inner.expression),
-            Expression::SequenceExpression(sequence) => self.path_of(sequence.expressions.last()?),
+            Expression::ParenthesizedExpression(inner) => self.path_within(&inner.expression, depth),
+            Expression::SequenceExpression(sequence) => self.path_within(sequence.expressions.last()?, depth),
             Expression::AwaitExpression(inner) => {
                 // `await import('child_process')`.
                 if let Expression::ImportExpression(import) = &inner.argument {
@@ -1269,6 +1389,42 @@ impl<'a> Visitor<'_, '_, '_> {
         span.start
     }
 
+    /// The string an expression evaluates to when it is built from literals and string
+    /// constants with `+` and templates; its length only, once that is too long to keep.
+    fn fold_string(&self, expression: &Expression<'a>, depth: usize) -> Option<StringConstant> {
+        let depth = depth.checked_sub(1)?;
+        let literal = |text: &str| StringConstant {
+            value: (text.len() as u64 <= MAX_KEPT_CONSTANT_BYTES).then(|| text.to_owned()),
+            length: text.len() as u64,
+        };
+        match expression {
+            Expression::StringLiteral(string) => Some(literal(string.value.as_str())),
+            Expression::ParenthesizedExpression(inner) => self.fold_string(&inner.expression, depth),
+            Expression::Identifier(identifier) => {
+                let symbol_id = self.scoping.get_reference(identifier.reference_id.get()?).symbol_id()?;
+                self.with_state(|state| state.string_constants.get(&symbol_id).cloned())
+            }
+            Expression::BinaryExpression(binary)
+                if binary.operator == oxc_syntax::operator::BinaryOperator::Addition =>
+            {
+                let left = self.fold_string(&binary.left, depth)?;
+                let right = self.fold_string(&binary.right, depth)?;
+                Some(concatenate([left, right]))
+            }
+            Expression::TemplateLiteral(template) => {
+                let mut parts = Vec::with_capacity(template.quasis.len() + template.expressions.len());
+                for (index, quasi) in template.quasis.iter().enumerate() {
+                    parts.push(literal(quasi.value.cooked?.as_str()));
+                    if let Some(inner) = template.expressions.get(index) {
+                        parts.push(self.fold_string(inner, depth)?);
+                    }
+                }
+                Some(concatenate(parts))
+            }
+            _ => None,
+        }
+    }
+
     /// Walks `action` inside a taint frame and says whether it saw decoded data.
     fn tainted_walk(&mut self, action: impl FnOnce(&mut Self)) -> bool {
         self.with_state(|state| state.taint_frames.push(TaintFrame::default()));
@@ -1280,14 +1436,40 @@ impl<'a> Visitor<'_, '_, '_> {
         frame.decoded
     }
 
-    /// Walks `action` and returns the URLs it met: literals and constants referenced.
+    /// Walks `action` and returns the URLs it met, literals and constants referenced,
+    /// sorted and de-duplicated.
     fn url_capturing_walk(&mut self, action: impl FnOnce(&mut Self)) -> Vec<usize> {
         let urls_before = self.collector.urls.len();
-        let references_before = self.with_state(|state| state.referenced_urls.len());
+        let references_before = self.with_state(|state| {
+            state.capture_depth += 1;
+            state.referenced_urls.len()
+        });
         action(self);
         let mut indices: Vec<usize> = (urls_before..self.collector.urls.len()).collect();
-        self.with_state(|state| indices.extend(state.referenced_urls.drain(references_before..)));
+        self.with_state(|state| {
+            state.capture_depth -= 1;
+            indices.extend(state.referenced_urls.drain(references_before..));
+        });
+        indices.sort_unstable();
+        indices.dedup();
         indices
+    }
+
+    /// Adds URL indices to the enclosing URL-capturing walk, if there is one.
+    fn reference_urls(&mut self, indices: &[usize]) {
+        let over_limit = self.with_state(|state| {
+            if state.capture_depth == 0 {
+                return false;
+            }
+            if state.referenced_urls.len() + indices.len() > MAX_REFERENCED_URLS_PER_WALK {
+                return true;
+            }
+            state.referenced_urls.extend_from_slice(indices);
+            false
+        });
+        if over_limit {
+            self.collector.limits.reach(Limit::ReferencedUrls);
+        }
     }
 
     fn taint(&self) {
@@ -1307,8 +1489,10 @@ impl<'a> Visitor<'_, '_, '_> {
             }
             BindingPattern::ObjectPattern(object) => {
                 for property in &object.properties {
-                    if let Some(key) = property_key_name(&property.key) {
-                        self.bind(&property.value, &join_path(path, &key));
+                    if let Some(key) = property_key_name(&property.key)
+                        && let Some(property_path) = bounded_join_path(path, &key)
+                    {
+                        self.bind(&property.value, &property_path);
                     }
                 }
             }
@@ -1445,7 +1629,7 @@ impl<'a> Visitor<'_, '_, '_> {
         let mut values = Vec::new();
         let resolve_constant = |identifier: &oxc_ast::ast::IdentifierReference<'a>| {
             let symbol_id = self.scoping.get_reference(identifier.reference_id.get()?).symbol_id()?;
-            self.with_state(|state| state.string_constants.get(&symbol_id).cloned())
+            self.with_state(|state| state.string_constants.get(&symbol_id).and_then(|constant| constant.value.clone()))
         };
         collect_static_strings(value, &resolve_constant, &mut values);
         for value in values {
@@ -1541,12 +1725,15 @@ impl<'a> Visit<'a> for Visitor<'_, '_, '_> {
         if self.with_state(|state| state.decoded_symbols.contains(&symbol_id)) {
             self.taint();
         }
-        self.with_state(|state| {
-            if let Some(indices) = state.url_symbols.get(&symbol_id) {
-                let indices = indices.clone();
-                state.referenced_urls.extend(indices);
-            }
-        });
+        let indices =
+            self.with_state(
+                |state| {
+                    if state.capture_depth == 0 { None } else { state.url_symbols.get(&symbol_id).cloned() }
+                },
+            );
+        if let Some(indices) = indices {
+            self.reference_urls(&indices);
+        }
     }
 
     fn visit_import_declaration(&mut self, declaration: &ImportDeclaration<'a>) {
@@ -1587,13 +1774,15 @@ impl<'a> Visit<'a> for Visitor<'_, '_, '_> {
                 self.collector.site(SiteKind::MailCall, declarator.span.start, path);
             }
         }
-        if let Some(value) = static_string(init)
-            && value.contains('@')
-            && value.len() <= 300
-            && let BindingPattern::BindingIdentifier(identifier) = &declarator.id
+        if let BindingPattern::BindingIdentifier(identifier) = &declarator.id
             && let Some(symbol_id) = identifier.symbol_id.get()
+            && let Some(constant) = self.fold_string(init, MAX_FOLD_DEPTH)
         {
-            self.with_state(|state| state.string_constants.insert(symbol_id, value));
+            if constant.length > MAX_FOLDED_STRING_BYTES {
+                self.collector.limits.reach(Limit::FoldedString);
+            } else {
+                self.with_state(|state| state.string_constants.insert(symbol_id, constant));
+            }
         }
         if matches!(init, Expression::ObjectExpression(_))
             && self.holds_environment(init)
@@ -1615,9 +1804,14 @@ impl<'a> Visit<'a> for Visitor<'_, '_, '_> {
                 && let BindingPattern::BindingIdentifier(identifier) = &declarator.id
                 && let Some(symbol_id) = identifier.symbol_id.get()
             {
-                self.with_state(|state| state.url_symbols.insert(symbol_id, urls.clone()));
+                let mut urls = urls;
+                if urls.len() > MAX_URLS_PER_SYMBOL {
+                    urls.truncate(MAX_URLS_PER_SYMBOL);
+                    self.collector.limits.reach(Limit::UrlsPerSymbol);
+                }
                 // Still visible to an enclosing network call, e.g. an IIFE argument.
-                self.with_state(|state| state.referenced_urls.extend(urls));
+                self.reference_urls(&urls);
+                self.with_state(|state| state.url_symbols.insert(symbol_id, urls));
             }
         } else {
             walk::walk_variable_declarator(self, declarator);
@@ -1800,6 +1994,13 @@ fn join_path(base: &str, property: &str) -> String {
     if base == "<global>" { property.to_owned() } else { format!("{base}.{property}") }
 }
 
+/// [`join_path`], or `None` past `MAX_ALIAS_PATH_BYTES`: no path the checks know is
+/// that long, and a chain of aliases each one property longer would otherwise store
+/// a quadratic amount of text. Not a reported limit, since nothing is lost.
+fn bounded_join_path(base: &str, property: &str) -> Option<String> {
+    (base.len() + 1 + property.len() <= MAX_ALIAS_PATH_BYTES).then(|| join_path(base, property))
+}
+
 fn property_key_name(key: &PropertyKey<'_>) -> Option<String> {
     match key {
         PropertyKey::StaticIdentifier(identifier) => Some(identifier.name.to_string()),
@@ -1867,6 +2068,22 @@ fn collect_static_strings<'a>(
         }
         other => values.extend(static_string(other)),
     }
+}
+
+/// Joins folded strings, keeping the value only while it is short; the length saturates.
+fn concatenate(parts: impl IntoIterator<Item = StringConstant>) -> StringConstant {
+    let mut joined = StringConstant { value: Some(String::new()), length: 0 };
+    for part in parts {
+        joined.length = joined.length.saturating_add(part.length);
+        joined.value = match (joined.value, part.value) {
+            (Some(mut value), Some(part)) if joined.length <= MAX_KEPT_CONSTANT_BYTES => {
+                value.push_str(&part);
+                Some(value)
+            }
+            _ => None,
+        };
+    }
+    joined
 }
 
 /// For `${data}.attacker.com` or `data + '.attacker.com'`: the fixed domain, when the

@@ -8,6 +8,7 @@
 
 pub(crate) mod files;
 pub(crate) mod javascript;
+pub(crate) mod limits;
 pub(crate) mod manifest;
 pub(crate) mod text;
 pub(crate) mod typosquat;
@@ -66,6 +67,7 @@ rules! {
     ShellScriptDownload => "shell-script-download": "A shell/batch/PowerShell script that downloads and runs or persists something.",
     FileNotAnalysed => "file-not-analysed": "A code file too large to parse; nobody looked at it.",
     ParseError => "parse-error": "A code file that does not parse; it was searched as text only.",
+    AnalysisLimitReached => "analysis-limit-reached": "The analysis reached a cap on what it tracks per file or package; the rest was not tracked.",
     // JavaScript behaviour.
     ChildProcess => "child-process": "Starts a process with a command built at runtime.",
     ChildProcessDownloadExec => "child-process-download-exec": "Runs a shell command that downloads and executes, or runs a shell with a script.",

