@@ -222,6 +222,8 @@ enum Marker {
     GithubRepoApi,
     NpmWhoami,
     NpmPublish,
+    // `npm publish` in the command of a child process, not only in some string.
+    NpmPublishRun,
     SecretScanner,
     CliCredentials,
     AiCliUnsafe,
@@ -826,20 +828,25 @@ impl<'text> Collector<'text> {
                 offset,
             );
         }
-        if let Some(offset) = marker(Marker::NpmPublish)
+        if let Some(offset) = marker(Marker::NpmPublish).or(marker(Marker::NpmPublishRun))
             && (has_child_process || has_network)
         {
-            let severity = if collects_tokens { Severity::High } else { Severity::Low };
-            push(
-                Rule::WormNpmPublish,
-                severity,
-                if collects_tokens {
-                    "Runs `npm publish` in a file that also collects npm tokens: how a worm republishes its victims' packages.".to_owned()
-                } else {
-                    "Runs `npm publish`.".to_owned()
-                },
-                offset,
-            );
+            // A package manager names `npm publish` in its help text and handles tokens
+            // too (yarn 4); a worm runs it as a command.
+            let runs = marker(Marker::NpmPublishRun);
+            let (severity, message) = match (collects_tokens, runs.is_some()) {
+                (true, true) => (
+                    Severity::High,
+                    "Runs `npm publish` in a file that also collects npm tokens: how a worm republishes its victims' packages.",
+                ),
+                (true, false) => (
+                    Severity::Medium,
+                    "Names `npm publish` in a file that also collects npm tokens, though not as the command of a child process.",
+                ),
+                (false, true) => (Severity::Low, "Runs `npm publish`."),
+                (false, false) => (Severity::Low, "Names `npm publish`."),
+            };
+            push(Rule::WormNpmPublish, severity, message.to_owned(), runs.unwrap_or(offset));
         }
         if has_fs_write && let Some(offset) = marker(Marker::ShellProfile) {
             let severity = if marker(Marker::Shutdown).is_some() || !self.command_strings.is_empty() {
@@ -1557,6 +1564,11 @@ impl<'a> Visitor<'_, '_, '_> {
             if let Some(command) = &command {
                 self.collector.inspect_string(command, offset);
             }
+            if command.as_deref().is_some_and(|command| command.to_ascii_lowercase().contains("npm publish"))
+                || first_argument.is_some_and(|argument| self.spells_npm_publish(argument))
+            {
+                self.collector.mark(Marker::NpmPublishRun, offset);
+            }
             self.collector.site(SiteKind::ChildProcess { command }, offset, path);
         }
         if is_fs_write_call(path) {
@@ -1599,6 +1611,21 @@ impl<'a> Visitor<'_, '_, '_> {
         {
             self.collector.site(SiteKind::WalletProviderOverride, offset, "");
         }
+    }
+
+    /// Whether a command argument spells `npm publish`: in its own (short) source text,
+    /// such as a template with the directory interpolated, or in the constant it names.
+    fn spells_npm_publish(&self, argument: &Expression<'a>) -> bool {
+        let span = argument.span();
+        let spelled = (span.end - span.start <= 4096)
+            .then(|| self.collector.source_text.get(span.start as usize..span.end as usize))
+            .flatten()
+            .is_some_and(|text| text.to_ascii_lowercase().contains("npm publish"));
+        spelled
+            || self
+                .fold_string(argument, MAX_FOLD_DEPTH)
+                .and_then(|constant| constant.value)
+                .is_some_and(|value| value.to_ascii_lowercase().contains("npm publish"))
     }
 
     /// `process.env` itself, an object literal with it as a property value, or a

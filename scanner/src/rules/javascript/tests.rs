@@ -186,3 +186,18 @@ fn short_folded_constants_still_resolve_recipients() {
         "high mail-hidden-recipient 3",
     );
 }
+
+// See: issue 10 (yarn 4.18.1 was held once it could be scanned: its help text says
+// `yarn npm publish`, and it handles npm tokens as any package manager does).
+#[test]
+fn issue_10_npm_publish_in_help_text_is_not_a_worm() {
+    let help = "const help = { examples: [['Publish the active workspace', 'yarn npm publish']] };\n\
+                const token = process.env.NPM_TOKEN;\nrequire('child_process').spawn(command, []);";
+    check(help, "low child-process 3\nmedium worm-npm-publish 1");
+    let worm = "const token = process.env.NPM_TOKEN;\nconst { execSync } = require('child_process');\n\
+                execSync(`cd ${directory} && npm publish --access public`);";
+    check(worm, "low child-process 3\nhigh worm-npm-publish 3");
+    let through_a_constant = "const token = process.env.NPM_TOKEN;\nconst publish = 'npm ' + 'publish';\n\
+                              require('child_process').execSync(publish);";
+    check(through_a_constant, "low child-process 3\nhigh worm-npm-publish 3");
+}
