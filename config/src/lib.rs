@@ -162,6 +162,11 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// How long in-flight requests may run after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// Longest wait for a whole request head, counted from the connection's first byte
+    /// or from the end of the previous response: closes idle and slowloris connections.
+    pub header_read_timeout: Duration,
+    /// Most client connections served at once; further ones wait in the listen backlog.
+    pub max_connections: u32,
 }
 
 /// `[upstream]`.
@@ -610,7 +615,23 @@ impl Config {
             public_url,
             data_dir,
             shutdown_grace: duration("server.shutdown_grace", raw.server.shutdown_grace, "10s")?,
+            header_read_timeout: duration("server.header_read_timeout", raw.server.header_read_timeout, "30s")?,
+            max_connections: raw.server.max_connections.unwrap_or(4096),
         };
+        if server.header_read_timeout.is_zero() {
+            return Err(ConfigError::Invalid {
+                key: "server.header_read_timeout",
+                value: "0s".into(),
+                reason: "must be positive; without it idle and slowloris connections are never closed".into(),
+            });
+        }
+        if !(16..=1_000_000).contains(&server.max_connections) {
+            return Err(ConfigError::Invalid {
+                key: "server.max_connections",
+                value: server.max_connections.to_string(),
+                reason: "expected 16 to 1000000 connections".into(),
+            });
+        }
 
         let forge_api = parse_base_url("forge.api_url", raw.forge.api_url.as_deref().unwrap_or(DEFAULT_FORGE_API))?;
         let repository_host = match raw.forge.repository_host {

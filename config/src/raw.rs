@@ -79,6 +79,10 @@ pub struct RawServer {
     pub data_dir: Option<String>,
     /// How long in-flight requests may take to finish on shutdown.
     pub shutdown_grace: Option<String>,
+    /// Longest wait for a request's headers, and for the next request on an idle connection.
+    pub header_read_timeout: Option<String>,
+    /// Most client connections open at once.
+    pub max_connections: Option<u32>,
 }
 
 /// `[upstream]` as written.

@@ -247,3 +247,15 @@ fn scoped_upstreams_take_tokens_from_the_file_or_a_named_variable() {
         "invalid value for `upstream.scopes`: \"acme\": a scope looks like @mycompany",
     );
 }
+
+#[test]
+fn connection_limits_that_would_keep_hostile_sockets_forever_are_startup_errors() {
+    check_error(
+        "[server]\nheader_read_timeout = \"0s\"\n",
+        "invalid value for `server.header_read_timeout`: \"0s\": must be positive; without it idle and slowloris connections are never closed",
+    );
+    check_error(
+        "[server]\nmax_connections = 3\n",
+        "invalid value for `server.max_connections`: \"3\": expected 16 to 1000000 connections",
+    );
+}

@@ -6,6 +6,7 @@ pub mod admin_users;
 pub mod cli;
 pub mod client_auth;
 pub mod clock;
+pub mod connections;
 pub mod error;
 pub mod forge;
 pub mod metrics;
@@ -61,21 +62,20 @@ pub async fn serve(
         // Receiver: the grace timer below. Dropped if the server ended first.
         let _ = stopping_sender.send(());
     };
-    // Headers and a small body go out in separate writes; without TCP_NODELAY, Nagle's
-    // algorithm holds the body for the client's delayed ACK (40 ms per request on a
-    // reused connection).
-    use axum::serve::ListenerExt as _;
-    let listener = listener.tap_io(|stream| {
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
+    let server_config = &state.mirror.config().server;
+    let limits = connections::ConnectionLimits {
+        header_read_timeout: server_config.header_read_timeout,
+        max_connections: server_config.max_connections,
+    };
+    let open_files = connections::raise_open_file_limit(limits.max_connections);
+    tracing::debug!(open_files, "open-file limit");
+    let server = connections::serve_connections(listener, app(state), limits, shutdown);
+    let server = std::pin::pin!(async move {
+        server.await;
+        anyhow::Ok(())
     });
-    // The client address is attached for the admin sign-in rate limit.
-    let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let server = axum::serve(listener, service).with_graceful_shutdown(shutdown);
-    let server = std::pin::pin!(server.into_future());
     let result = tokio::select! {
-        result = server => result.context("serving HTTP"),
+        result = server => result,
         () = async {
             if stopping.await.is_ok() {
                 tokio::time::sleep(grace).await;
@@ -123,7 +123,12 @@ pub async fn shutdown_signal() {
 pub fn init_logging(config: &airlock_config::LogConfig) {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // No colour codes when stderr is a file or a pipe (journald, `2> log`).
+    use std::io::IsTerminal as _;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     if config.json {
         builder.json().flatten_event(true).init();
     } else {

@@ -3,6 +3,7 @@
 
 mod admin_ui;
 mod clients;
+mod connections;
 mod cooling;
 mod forge;
 mod npm_client;

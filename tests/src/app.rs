@@ -37,11 +37,19 @@ pub struct TestAppOptions {
     pub forge_url: Option<String>,
     /// Extra TOML appended to the generated configuration (new sections only).
     pub extra_toml: String,
+    /// Extra keys for the generated `[server]` section.
+    pub server_toml: String,
 }
 
 impl Default for TestAppOptions {
     fn default() -> Self {
-        TestAppOptions { cooling_period: "0s", upstream_timeout: "3s", forge_url: None, extra_toml: String::new() }
+        TestAppOptions {
+            cooling_period: "0s",
+            upstream_timeout: "3s",
+            forge_url: None,
+            extra_toml: String::new(),
+            server_toml: String::new(),
+        }
     }
 }
 
@@ -67,11 +75,12 @@ impl TestApp {
         use sha2::Digest as _;
         let token_hash = hex::encode(sha2::Sha256::digest(ADMIN_TOKEN.as_bytes()));
         let toml_text = format!(
-            "[server]\nlisten = \"{address}\"\ndata_dir = {data_dir:?}\nshutdown_grace = \"1s\"\n\
+            "[server]\nlisten = \"{address}\"\ndata_dir = {data_dir:?}\nshutdown_grace = \"1s\"\n{}\n\
              [upstream]\nurl = \"{upstream_url}\"\ntimeout = \"{}\"\nconnect_timeout = \"1s\"\nretries = 1\nretry_backoff = \"10ms\"\n\
              [quarantine]\ncooling_period = \"{}\"\n\
              [[admin.tokens]]\nname = \"tester\"\nsha256 = \"{token_hash}\"\n\
              [forge]\napi_url = \"{}\"\nrepository_host = \"github.com\"\ntimeout = \"5s\"\n{}",
+            options.server_toml,
             options.upstream_timeout,
             options.cooling_period,
             options.forge_url.as_deref().unwrap_or("http://127.0.0.1:1"),
