@@ -188,6 +188,10 @@ pub struct UpstreamConfig {
     pub token: Option<Secret>,
     /// Other registries for some scopes, checked before the default.
     pub scopes: Vec<ScopedUpstream>,
+    /// Hosts an upstream may redirect to besides its own origin (`host` or `host:port`,
+    /// lower case). Any other redirect is refused: a hostile or compromised upstream must
+    /// not make Airlock reach internal addresses.
+    pub redirect_hosts: Vec<String>,
 }
 
 /// A secret from the configuration: printed as `[redacted]`, read with [`Secret::expose`].
@@ -474,6 +478,7 @@ impl Config {
                 .filter(|token| !token.is_empty())
                 .map(Secret),
             scopes,
+            redirect_hosts: redirect_hosts(raw.upstream.redirect_hosts)?,
             url: upstream_url,
             connect_timeout: duration("upstream.connect_timeout", raw.upstream.connect_timeout, "5s")?,
             timeout: duration("upstream.timeout", raw.upstream.timeout, "30s")?,
@@ -736,6 +741,29 @@ impl Config {
 
 /// Parses an `http`/`https` base URL and strips any trailing `/`, so joining paths is
 /// plain string concatenation everywhere else.
+/// `upstream.redirect_hosts`: each entry a bare host name or `host:port`.
+fn redirect_hosts(entries: Vec<String>) -> Result<Vec<String>, ConfigError> {
+    entries
+        .into_iter()
+        .map(|entry| {
+            let host = entry.to_ascii_lowercase();
+            let parsed = Url::parse(&format!("https://{host}/")).ok();
+            let valid = !host.is_empty()
+                && !host.contains(['/', '@', '?', '#', ' '])
+                && parsed.is_some_and(|url| url.host_str().is_some() && url.path() == "/");
+            if valid {
+                Ok(host)
+            } else {
+                Err(ConfigError::Invalid {
+                    key: "upstream.redirect_hosts",
+                    value: entry,
+                    reason: "expected a host name or host:port, without scheme or path".into(),
+                })
+            }
+        })
+        .collect()
+}
+
 fn parse_base_url(key: &'static str, text: &str) -> Result<Url, ConfigError> {
     let invalid = |reason: String| ConfigError::Invalid { key, value: text.to_owned(), reason };
     let mut url = Url::parse(text).map_err(|error| invalid(error.to_string()))?;

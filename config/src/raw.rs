@@ -103,6 +103,9 @@ pub struct RawUpstream {
     pub packument_max_age: Option<String>,
     /// A token sent to the upstream (prefer the environment variable).
     pub token: Option<String>,
+    /// Hosts (`host` or `host:port`) an upstream may redirect to besides its own origin.
+    #[serde(default)]
+    pub redirect_hosts: Vec<String>,
     /// Other registries for some scopes, each with its own credentials.
     #[serde(default)]
     pub scopes: Vec<RawScopedUpstream>,

@@ -259,3 +259,18 @@ fn connection_limits_that_would_keep_hostile_sockets_forever_are_startup_errors(
         "invalid value for `server.max_connections`: \"3\": expected 16 to 1000000 connections",
     );
 }
+
+#[test]
+fn redirect_hosts_are_bare_hosts() {
+    let config = Config::from_toml(
+        "airlock.toml",
+        "[upstream]\nredirect_hosts = [\"Blobs.Example.com\", \"10.0.0.2:9000\"]\n",
+        Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(config.upstream.redirect_hosts, ["blobs.example.com", "10.0.0.2:9000"]);
+    check_error(
+        "[upstream]\nredirect_hosts = [\"https://blobs.example.com/x\"]\n",
+        "invalid value for `upstream.redirect_hosts`: \"https://blobs.example.com/x\": expected a host name or host:port, without scheme or path",
+    );
+}

@@ -93,6 +93,37 @@ pub struct Upstream {
     keys: std::sync::Arc<crate::registry_keys::UpstreamKeys>,
 }
 
+/// Redirect hops an upstream request may take.
+const MAX_REDIRECTS: usize = 5;
+
+/// Follows a redirect only to the upstream's own origin or to a configured host
+/// (`upstream.redirect_hosts`), so a hostile upstream cannot point Airlock at internal
+/// services; the download of a tarball the packument declares elsewhere is refused by
+/// the same rule (`packument::upstream_tarball_url`). Every hop is checked, not only the
+/// first.
+fn redirect_policy(base: &airlock_config::Url, allowed_hosts: &[String]) -> reqwest::redirect::Policy {
+    let own_origin = base.origin();
+    let allowed_hosts = allowed_hosts.to_vec();
+    reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() > MAX_REDIRECTS {
+            return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
+        }
+        let target = attempt.url();
+        let host = target.host_str().unwrap_or_default().to_ascii_lowercase();
+        let host_and_port = target.port().map(|port| format!("{host}:{port}"));
+        let allowed = target.origin() == own_origin
+            || (matches!(target.scheme(), "https" | "http")
+                && allowed_hosts.iter().any(|entry| *entry == host || Some(entry) == host_and_port.as_ref()));
+        if allowed {
+            attempt.follow()
+        } else {
+            let refused =
+                format!("refused a redirect to {target}: not the upstream's origin nor in upstream.redirect_hosts");
+            attempt.error(refused)
+        }
+    })
+}
+
 impl Upstream {
     /// Builds the client. Uses rustls with the platform's certificate store, so networks
     /// that intercept TLS with a CA in the system store work. The token, if any, is a
@@ -115,8 +146,9 @@ impl Upstream {
             .read_timeout(config.timeout)
             .pool_idle_timeout(Duration::from_secs(60))
             .default_headers(headers)
-            // A redirect to another host must not carry the token: reqwest drops the
-            // Authorization header on cross-origin redirects.
+            // reqwest drops the Authorization header on cross-origin redirects, so the
+            // token never leaves; the policy decides which redirects are followed at all.
+            .redirect(redirect_policy(url, &config.redirect_hosts))
             .build()?;
         Ok(Upstream {
             client,
@@ -242,7 +274,8 @@ impl Upstream {
             let outcome = build().send().await;
             let retryable = match &outcome {
                 Ok(response) => response.status().is_server_error(),
-                Err(_) => true,
+                // A refused redirect is the policy's answer, not a transient failure.
+                Err(error) => !error.is_redirect(),
             };
             if !retryable || attempt >= self.config.retries {
                 return match outcome {

@@ -131,3 +131,28 @@ async fn a_restart_keeps_packuments_tarballs_and_first_seen_times() {
     let (_, body) = app.get_json("/demo").await;
     assert_eq!(body["dist-tags"]["latest"], "1.2.0");
 }
+
+#[tokio::test]
+async fn an_upstream_redirect_to_another_origin_is_refused_unless_that_host_is_allowed() {
+    // Another server, standing in for an internal service a hostile upstream points at.
+    let elsewhere = FakeRegistry::start().await;
+    publish_basics(&elsewhere);
+
+    let setup = setup(TestAppOptions::default()).await;
+    setup.upstream.redirect_tarballs_to(&elsewhere.url());
+    let (status, body) = setup.app.get_json("/demo/-/demo-1.0.0.tgz").await;
+    assert_eq!(status, 502, "{body}");
+    let message = body["error"].as_str().unwrap();
+    assert!(message.contains("refused a redirect to http://127.0.0.1:"), "{message}");
+    assert_eq!(elsewhere.requests("/demo/-/demo-1.0.0.tgz"), 0, "the redirect must not be followed");
+    assert_eq!(setup.upstream.requests("/demo/-/demo-1.0.0.tgz"), 1, "a refused redirect is not retried");
+
+    // A registry that really keeps its tarballs on another host is configured so.
+    let allowed = elsewhere.url().trim_start_matches("http://").to_owned();
+    let options =
+        TestAppOptions { upstream_toml: format!("redirect_hosts = [\"{allowed}\"]"), ..TestAppOptions::default() };
+    let setup = crate::setup(options).await;
+    setup.upstream.redirect_tarballs_to(&elsewhere.url());
+    assert_eq!(setup.app.get("/demo/-/demo-1.0.0.tgz").await.status(), 200);
+    assert!(elsewhere.requests("/demo/-/demo-1.0.0.tgz") >= 1);
+}

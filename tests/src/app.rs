@@ -39,6 +39,8 @@ pub struct TestAppOptions {
     pub extra_toml: String,
     /// Extra keys for the generated `[server]` section.
     pub server_toml: String,
+    /// Extra keys for the generated `[upstream]` section.
+    pub upstream_toml: String,
 }
 
 impl Default for TestAppOptions {
@@ -49,6 +51,7 @@ impl Default for TestAppOptions {
             forge_url: None,
             extra_toml: String::new(),
             server_toml: String::new(),
+            upstream_toml: String::new(),
         }
     }
 }
@@ -76,12 +79,13 @@ impl TestApp {
         let token_hash = hex::encode(sha2::Sha256::digest(ADMIN_TOKEN.as_bytes()));
         let toml_text = format!(
             "[server]\nlisten = \"{address}\"\ndata_dir = {data_dir:?}\nshutdown_grace = \"1s\"\n{}\n\
-             [upstream]\nurl = \"{upstream_url}\"\ntimeout = \"{}\"\nconnect_timeout = \"1s\"\nretries = 1\nretry_backoff = \"10ms\"\n\
+             [upstream]\nurl = \"{upstream_url}\"\ntimeout = \"{}\"\nconnect_timeout = \"1s\"\nretries = 1\nretry_backoff = \"10ms\"\n{}\n\
              [quarantine]\ncooling_period = \"{}\"\n\
              [[admin.tokens]]\nname = \"tester\"\nsha256 = \"{token_hash}\"\n\
              [forge]\napi_url = \"{}\"\nrepository_host = \"github.com\"\ntimeout = \"5s\"\n{}",
             options.server_toml,
             options.upstream_timeout,
+            options.upstream_toml,
             options.cooling_period,
             options.forge_url.as_deref().unwrap_or("http://127.0.0.1:1"),
             options.extra_toml

@@ -130,6 +130,8 @@ struct Inner {
     audits: usize,
     /// When set, requests without `Authorization: Bearer <token>` get 401.
     required_token: Option<String>,
+    /// When set, tarball requests are answered with a 302 to the same path under this base.
+    tarball_redirect_base: Option<String>,
     /// The Authorization header of every request, in order.
     authorizations: Vec<Option<String>>,
 }
@@ -222,6 +224,12 @@ impl FakeRegistry {
     /// Requests received for a path such as `/@scope/name` or `/name/-/name-1.0.0.tgz`.
     pub fn requests(&self, path: &str) -> usize {
         self.inner.lock().unwrap().requests.get(path).copied().unwrap_or(0)
+    }
+
+    /// Answers every tarball request with a redirect to the same path under `base`
+    /// (another server), as a hostile upstream or a registry with a blob store would.
+    pub fn redirect_tarballs_to(&self, base: &str) {
+        self.inner.lock().unwrap().tarball_redirect_base = Some(base.trim_end_matches('/').to_owned());
     }
 
     /// Requires `Authorization: Bearer <token>` on every request from now on.
@@ -342,6 +350,9 @@ async fn handle(State(state): State<FakeState>, request: Request) -> Response {
     }
     if let Some((package, file)) = path.trim_start_matches('/').split_once("/-/") {
         let inner = state.inner.lock().unwrap();
+        if let Some(base) = &inner.tarball_redirect_base {
+            return (StatusCode::FOUND, [(header::LOCATION, format!("{base}{path}"))]).into_response();
+        }
         let key = format!("{package}/{file}");
         return match inner.tarballs.get(&key) {
             Some(bytes) => {
