@@ -24,6 +24,9 @@ pub use url::Url;
 pub const DEFAULT_UPSTREAM: &str = "https://registry.npmjs.org";
 /// The default forge API: GitHub's.
 pub const DEFAULT_FORGE_API: &str = "https://api.github.com";
+/// The shortest admin token accepted in plain text: a guessable token makes the throttle
+/// the only defence.
+pub const MIN_ADMIN_TOKEN_LENGTH: usize = 24;
 /// The default listen address: loopback only, so a laptop default is never exposed.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4873";
 
@@ -167,6 +170,9 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     /// Most client connections served at once; further ones wait in the listen backlog.
     pub max_connections: u32,
+    /// Proxies in front of Airlock whose `X-Forwarded-For` entry names the client, for
+    /// per-client limits (otherwise everyone behind one proxy is one client).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// `[upstream]`.
@@ -622,6 +628,18 @@ impl Config {
             shutdown_grace: duration("server.shutdown_grace", raw.server.shutdown_grace, "10s")?,
             header_read_timeout: duration("server.header_read_timeout", raw.server.header_read_timeout, "30s")?,
             max_connections: raw.server.max_connections.unwrap_or(4096),
+            trusted_proxies: raw
+                .server
+                .trusted_proxies
+                .into_iter()
+                .map(|text| {
+                    text.trim().parse().map_err(|_| ConfigError::Invalid {
+                        key: "server.trusted_proxies",
+                        value: text.clone(),
+                        reason: "expected an IP address".into(),
+                    })
+                })
+                .collect::<Result<_, _>>()?,
         };
         if server.header_read_timeout.is_zero() {
             return Err(ConfigError::Invalid {
@@ -657,6 +675,17 @@ impl Config {
             tokens.push(AdminToken::from_hash("admin.tokens", &token.name, &token.sha256)?);
         }
         if let Some(plain) = overrides.admin_token {
+            if plain.chars().count() < MIN_ADMIN_TOKEN_LENGTH {
+                return Err(ConfigError::Invalid {
+                    key: "AIRLOCK_ADMIN_TOKEN",
+                    value: "[redacted]".into(),
+                    reason: format!(
+                        "an admin token needs at least {MIN_ADMIN_TOKEN_LENGTH} characters \
+                         (`head -c 32 /dev/urandom | base64` makes one); it is {} long",
+                        plain.chars().count()
+                    ),
+                });
+            }
             tokens.push(AdminToken::from_plain("admin", &plain));
         }
         let mut users = Vec::new();

@@ -83,6 +83,9 @@ pub struct RawServer {
     pub header_read_timeout: Option<String>,
     /// Most client connections open at once.
     pub max_connections: Option<u32>,
+    /// Proxies whose `X-Forwarded-For` names the real client address.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 /// `[upstream]` as written.

@@ -164,12 +164,13 @@ fn bad_policy_is_a_startup_error_naming_the_key() {
 
 #[test]
 fn the_admin_token_from_the_environment_is_hashed() {
-    let env = Overrides::from_env(|key| (key == "AIRLOCK_ADMIN_TOKEN").then(|| "s3cret".to_owned()));
+    let env =
+        Overrides::from_env(|key| (key == "AIRLOCK_ADMIN_TOKEN").then(|| "s3cret-s3cret-s3cret-s3cret".to_owned()));
     let config = Config::from_raw(RawConfig::default(), env).unwrap();
     assert_eq!(config.admin.tokens.len(), 1);
     assert_eq!(config.admin.tokens[0].name, "admin");
     // The plain token is never kept, and Debug never prints the hash.
-    assert!(!format!("{config:?}").contains("s3cret"));
+    assert!(!format!("{config:?}").contains("s3cret-s3cret-s3cret-s3cret"));
     let with_secrets = Config::from_toml(
         "f",
         "[upstream]\ntoken = \"up-secret\"\n[forge]\ntoken = \"forge-secret\"\n[notifications]\nwebhook_url = \"https://h.example/x\"\nwebhook_secret = \"hook-secret\"\n",
@@ -272,5 +273,22 @@ fn redirect_hosts_are_bare_hosts() {
     check_error(
         "[upstream]\nredirect_hosts = [\"https://blobs.example.com/x\"]\n",
         "invalid value for `upstream.redirect_hosts`: \"https://blobs.example.com/x\": expected a host name or host:port, without scheme or path",
+    );
+}
+
+#[test]
+fn a_short_admin_token_and_a_bad_proxy_address_are_refused() {
+    let env = Overrides::from_env(|key| (key == "AIRLOCK_ADMIN_TOKEN").then(|| "hunter2".to_owned()));
+    let error = Config::from_raw(RawConfig::default(), env).unwrap_err().to_string();
+    assert!(
+        error.starts_with(
+            "invalid value for `AIRLOCK_ADMIN_TOKEN`: \"[redacted]\": an admin token needs at least 24 characters"
+        ),
+        "{error}"
+    );
+    assert!(!error.contains("hunter2"));
+    check_error(
+        "[server]\ntrusted_proxies = [\"10.0.0.0/8\"]\n",
+        "invalid value for `server.trusted_proxies`: \"10.0.0.0/8\": expected an IP address",
     );
 }

@@ -21,6 +21,7 @@ pub mod sessions;
 pub mod signing;
 pub mod singleflight;
 pub mod store;
+pub mod throttle;
 pub mod upstream;
 
 use std::future::Future;
@@ -43,7 +44,7 @@ pub fn open_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppSt
         .context("opening the data directory")?;
     let pipeline = quarantine::pipeline::Pipeline::start(mirror.clone(), signer)?;
     let client_rate_limiter = Arc::new(client_auth::RateLimiter::new(&mirror.config().clients));
-    Ok(AppState { mirror, pipeline, client_rate_limiter })
+    Ok(AppState { mirror, pipeline, client_rate_limiter, credential_throttle: Arc::default() })
 }
 
 /// Serves on an already-bound listener until `shutdown` completes, then lets in-flight

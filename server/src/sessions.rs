@@ -1,4 +1,4 @@
-//! Admin web UI sessions and the sign-in rate limit, in memory.
+//! Admin web UI sessions, in memory (sign-in throttling is `throttle.rs`).
 //!
 //! A session id is 32 random bytes, given to the browser once in an HttpOnly cookie and
 //! kept here only as its SHA-256, so the table is looked up by a hash (timing reveals
@@ -7,7 +7,7 @@
 //! [`SESSION_IDLE`] without use and [`SESSION_MAX`] after sign-in; a restart signs
 //! everyone out, which is the safe direction.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use base64::Engine as _;
@@ -21,16 +21,8 @@ use subtle::ConstantTimeEq as _;
 pub const SESSION_IDLE: Duration = Duration::hours(2);
 /// A session ends this long after sign-in, however busy.
 pub const SESSION_MAX: Duration = Duration::hours(12);
-/// Failed sign-ins per user name within [`FAILURE_WINDOW`] before it is locked.
-pub const MAX_FAILURES_PER_USER: usize = 5;
-/// Failed sign-ins per client address within [`FAILURE_WINDOW`] before it is locked.
-pub const MAX_FAILURES_PER_ADDRESS: usize = 20;
-/// How long a failed sign-in counts.
-pub const FAILURE_WINDOW: Duration = Duration::minutes(15);
 /// Most sessions kept; the oldest go first beyond it.
 const MAX_SESSIONS: usize = 10_000;
-/// Most rate-limit keys kept; the table is pruned beyond it.
-const MAX_LIMITER_KEYS: usize = 100_000;
 
 /// A random token: 32 bytes from the OS, base64url.
 pub fn random_token() -> String {
@@ -105,46 +97,6 @@ fn alive(session: &Session, now: DateTime<Utc>) -> bool {
     now - session.last_used < SESSION_IDLE && now - session.created < SESSION_MAX
 }
 
-/// Counts failed sign-ins per user name and per client address.
-#[derive(Default)]
-pub struct SignInLimiter {
-    failures: Mutex<HashMap<String, VecDeque<DateTime<Utc>>>>,
-}
-
-impl SignInLimiter {
-    /// When a sign-in for this user from this address may be tried again, if it is
-    /// locked now.
-    pub fn locked_until(&self, user: &str, address: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let failures = self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let until = |key: String, limit: usize| {
-            let times = failures.get(&key)?;
-            let recent: Vec<&DateTime<Utc>> = times.iter().filter(|time| now - **time < FAILURE_WINDOW).collect();
-            (recent.len() >= limit).then(|| *recent[recent.len() - limit] + FAILURE_WINDOW)
-        };
-        let by_user = until(format!("user:{user}"), MAX_FAILURES_PER_USER);
-        let by_address = until(format!("address:{address}"), MAX_FAILURES_PER_ADDRESS);
-        by_user.max(by_address)
-    }
-
-    /// Records a failed sign-in.
-    pub fn record_failure(&self, user: &str, address: &str, now: DateTime<Utc>) {
-        let mut failures = self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if failures.len() >= MAX_LIMITER_KEYS {
-            failures.retain(|_, times| times.back().is_some_and(|last| now - *last < FAILURE_WINDOW));
-        }
-        for key in [format!("user:{user}"), format!("address:{address}")] {
-            let times = failures.entry(key).or_default();
-            times.retain(|time| now - *time < FAILURE_WINDOW);
-            times.push_back(now);
-        }
-    }
-
-    /// Forgets a user's failures after a successful sign-in (the address's stay).
-    pub fn record_success(&self, user: &str) {
-        self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&format!("user:{user}"));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,24 +120,6 @@ mod tests {
         let ended = sessions.create("ana", start);
         sessions.remove(&ended);
         assert!(sessions.get(&ended, start).is_none());
-    }
-
-    #[test]
-    fn sign_ins_are_limited_per_user_and_per_address() {
-        let limiter = SignInLimiter::default();
-        let now = Utc::now();
-        for _ in 0..MAX_FAILURES_PER_USER {
-            assert!(limiter.locked_until("ana", "10.0.0.1", now).is_none());
-            limiter.record_failure("ana", "10.0.0.1", now);
-        }
-        assert_eq!(limiter.locked_until("ana", "10.0.0.2", now), Some(now + FAILURE_WINDOW));
-        assert!(limiter.locked_until("bob", "10.0.0.2", now).is_none());
-        assert!(limiter.locked_until("ana", "10.0.0.2", now + FAILURE_WINDOW).is_none());
-        for index in 0..MAX_FAILURES_PER_ADDRESS {
-            limiter.record_failure(&format!("user{index}"), "10.0.0.9", now);
-        }
-        assert!(limiter.locked_until("carol", "10.0.0.9", now).is_some());
-        assert!(limiter.locked_until("carol", "10.0.0.8", now).is_none());
     }
 
     #[test]

@@ -67,6 +67,8 @@ struct Client {
     app_url: String,
     http: reqwest::Client,
     cookies: HashMap<String, String>,
+    /// Sent as `X-Forwarded-For`, as a proxy in front of Airlock would.
+    forwarded_for: Option<String>,
 }
 
 struct Page {
@@ -78,12 +80,16 @@ struct Page {
 impl Client {
     fn new(app: &TestApp) -> Client {
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        Client { app_url: app.url(), http, cookies: HashMap::new() }
+        Client { app_url: app.url(), http, cookies: HashMap::new(), forwarded_for: None }
     }
 
     async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
         let cookie = self.cookies.iter().map(|(key, value)| format!("{key}={value}")).collect::<Vec<_>>().join("; ");
-        let response = request.header("cookie", cookie).send().await.unwrap();
+        let mut request = request.header("cookie", cookie);
+        if let Some(address) = &self.forwarded_for {
+            request = request.header("x-forwarded-for", address);
+        }
+        let response = request.send().await.unwrap();
         for value in response.headers().get_all("set-cookie") {
             let text = value.to_str().unwrap();
             let (pair, _) = text.split_once(';').unwrap_or((text, ""));
@@ -284,28 +290,65 @@ async fn sign_in_sessions_and_csrf_protect_every_action() {
 }
 
 #[tokio::test]
-async fn sign_in_is_rate_limited_and_configured_users_work() {
+async fn wrong_passwords_slow_their_source_down_but_never_lock_out_the_admin() {
     let hash = airlock_server::admin_users::hash_password("configured password").unwrap();
     let upstream = FakeRegistry::start().await;
     let data_dir = tempfile::tempdir().unwrap();
     let extra = format!("[[admin.users]]\nname = \"ops\"\npassword_hash = \"{hash}\"\n");
-    let app = TestApp::spawn(
-        &upstream.url(),
-        data_dir.path(),
-        TestAppOptions { extra_toml: extra, ..TestAppOptions::default() },
-    )
-    .await;
-    let mut client = Client::new(&app);
+    // Everyone reaches Airlock through one proxy (here: loopback), which says who they are.
+    let options = TestAppOptions {
+        extra_toml: extra,
+        server_toml: "trusted_proxies = [\"127.0.0.1\"]".into(),
+        ..TestAppOptions::default()
+    };
+    let app = TestApp::spawn(&upstream.url(), data_dir.path(), options).await;
+    let mut attacker = Client::new(&app);
+    attacker.forwarded_for = Some("203.0.113.66".into());
     for _ in 0..5 {
-        assert_eq!(client.sign_in("ops", "guess").await.status, 401);
+        assert_eq!(attacker.sign_in("ops", "guess").await.status, 401);
     }
-    // Locked: even the right password is refused until the window passes.
-    let locked = client.sign_in("ops", "configured password").await;
-    assert_eq!(locked.status, 429);
-    assert!(locked.body.contains("Too many failed sign-ins"));
-    app.clock.advance(Duration::from_secs(16 * 60));
-    assert_eq!(client.sign_in("ops", "configured password").await.status, 303);
-    assert_eq!(client.get("/-/airlock/admin/keys").await.status, 200);
+    // The guessing address backs off, doubling with every further failure...
+    let refused = attacker.sign_in("ops", "configured password").await;
+    assert_eq!(refused.status, 429);
+    assert!(
+        refused.body.contains("Too many failed sign-ins from your address. Try again in 1 second."),
+        "{}",
+        refused.body
+    );
+    app.clock.advance(Duration::from_secs(1));
+    assert_eq!(attacker.sign_in("ops", "guess").await.status, 401);
+    assert!(attacker.sign_in("ops", "guess").await.body.contains("Try again in 2 seconds."));
+
+    // ...while the admin, behind the same proxy, signs in at once with the password.
+    let mut admin = Client::new(&app);
+    admin.forwarded_for = Some("192.0.2.10".into());
+    assert_eq!(admin.sign_in("ops", "configured password").await.status, 303);
+    assert_eq!(admin.get("/-/airlock/admin/keys").await.status, 200);
+
+    // A forged X-Forwarded-For to the left of the proxy's entry buys the attacker nothing.
+    attacker.forwarded_for = Some("192.0.2.10, 203.0.113.66".into());
+    assert_eq!(attacker.sign_in("ops", "guess").await.status, 429);
+}
+
+#[tokio::test]
+async fn wrong_admin_tokens_are_throttled_per_source() {
+    let upstream = FakeRegistry::start().await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn(&upstream.url(), data_dir.path(), TestAppOptions::default()).await;
+    let guess =
+        |token: &'static str| app.client.get(format!("{}/-/airlock/api/versions", app.url())).bearer_auth(token).send();
+    for _ in 0..5 {
+        assert_eq!(guess("guess").await.unwrap().status(), 403);
+    }
+    let throttled = guess("guess").await.unwrap();
+    assert_eq!(throttled.status(), 429);
+    assert_eq!(throttled.headers()["retry-after"], "1");
+    // The backoff holds even for the right token from the guessing source, until it ends.
+    assert_eq!(guess(airlock_tests::ADMIN_TOKEN).await.unwrap().status(), 429);
+    app.clock.advance(Duration::from_secs(1));
+    assert_eq!(guess(airlock_tests::ADMIN_TOKEN).await.unwrap().status(), 200);
+    // A correct token clears the source's record.
+    assert_eq!(guess("guess").await.unwrap().status(), 403);
 }
 
 #[tokio::test]

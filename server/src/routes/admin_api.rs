@@ -39,11 +39,45 @@ impl IntoResponse for Unauthorized {
     }
 }
 
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = Unauthorized;
+/// Too many wrong tokens from this source: try again later.
+pub(crate) struct Throttled(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>);
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Admin, Unauthorized> {
-        authenticate(&parts.headers, &state.mirror.config().admin.tokens)
+impl IntoResponse for Throttled {
+    fn into_response(self) -> Response {
+        let Throttled(retry_at, now) = self;
+        let seconds = (retry_at - now).num_seconds().max(1);
+        let mut response = json_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("too many wrong admin tokens from this address; try again in {seconds} s"),
+        );
+        response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+        response
+    }
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Admin, Response> {
+        let source = super::client_ip(&parts.extensions, &parts.headers, &state.mirror.config().server.trusted_proxies);
+        let throttle = &state.credential_throttle;
+        let now = state.mirror.now();
+        if let crate::throttle::Admission::RetryAt(retry_at) = throttle.admit(source, None, now) {
+            return Err(Throttled(retry_at, now).into_response());
+        }
+        match authenticate(&parts.headers, &state.mirror.config().admin.tokens) {
+            Ok(admin) => {
+                throttle.record_success(source, None);
+                Ok(admin)
+            }
+            Err(refusal) => {
+                // Only a wrong token counts, not a missing one (a browser's first try).
+                if refusal.0 == StatusCode::FORBIDDEN && throttle.record_failure(source, None, now) {
+                    tracing::warn!(client.address = %source, "wrong admin tokens: this address now backs off");
+                }
+                Err(refusal.into_response())
+            }
+        }
     }
 }
 
@@ -80,7 +114,7 @@ pub(crate) fn authenticate(headers: &HeaderMap, tokens: &[airlock_config::AdminT
     match matched {
         Some(name) => Ok(Admin(name.to_owned())),
         None => {
-            tracing::warn!("admin API request with an unknown token");
+            tracing::debug!("admin API request with an unknown token");
             Err(Unauthorized(StatusCode::FORBIDDEN, "the admin token is not valid".into()))
         }
     }
@@ -394,7 +428,10 @@ mod tests {
     fn tokens() -> Vec<airlock_config::AdminToken> {
         let config = airlock_config::Config::from_raw(
             Default::default(),
-            airlock_config::Overrides { admin_token: Some("right-token".into()), ..Default::default() },
+            airlock_config::Overrides {
+                admin_token: Some("right-token-of-24-characters".into()),
+                ..Default::default()
+            },
         )
         .unwrap();
         config.admin.tokens
@@ -410,7 +447,7 @@ mod tests {
     fn tokens_are_checked() {
         let tokens = tokens();
         assert_eq!(
-            authenticate(&with_authorization("Bearer right-token"), &tokens).ok().map(|admin| admin.0),
+            authenticate(&with_authorization("Bearer right-token-of-24-characters"), &tokens).ok().map(|admin| admin.0),
             Some("admin".into())
         );
         let wrong = authenticate(&with_authorization("Bearer wrong-token"), &tokens).err().unwrap();
@@ -419,7 +456,7 @@ mod tests {
         assert_eq!(missing.0, StatusCode::UNAUTHORIZED);
         let basic = authenticate(&with_authorization("Basic cmlnaHQtdG9rZW4="), &tokens).err().unwrap();
         assert_eq!(basic.0, StatusCode::UNAUTHORIZED);
-        let disabled = authenticate(&with_authorization("Bearer right-token"), &[]).err().unwrap();
+        let disabled = authenticate(&with_authorization("Bearer right-token-of-24-characters"), &[]).err().unwrap();
         assert!(disabled.1.starts_with("the admin API is disabled"));
     }
 }

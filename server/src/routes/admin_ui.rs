@@ -9,14 +9,13 @@
 //! headers. Every action works without JavaScript: plain forms and 303 redirects.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use airlock_admin_ui::{paths, views};
 use airlock_scanner::{Finding, Severity};
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequestParts, Query, Request, State};
+use axum::extract::{FromRequestParts, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -32,8 +31,9 @@ use crate::error::AppError;
 use crate::npm::{Integrity, PackageName, VersionSpec};
 use crate::quarantine::checks::CheckRecord;
 use crate::quarantine::policy::RuntimeRules;
-use crate::sessions::{Session, Sessions, SignInLimiter, random_token, secrets_equal};
+use crate::sessions::{Session, Sessions, random_token, secrets_equal};
 use crate::store::{AuditEvent, StoredPolicyRule, VersionRecord, VersionState};
+use crate::throttle::Admission;
 
 /// The session cookie.
 const SESSION_COOKIE: &str = "airlock_admin_session";
@@ -56,7 +56,6 @@ const MAX_DIFF_FILE_BYTES: usize = 512 * 1024;
 /// What the UI keeps between requests. One per `app()`; dropped with the router.
 struct Ui {
     sessions: Sessions,
-    limiter: SignInLimiter,
     // Bounds concurrent argon2 verifications (each takes ~19 MiB and tens of
     // milliseconds), so a flood of sign-ins cannot exhaust memory or the blocking pool.
     // A permit is held by `post_sign_in` for the verification only.
@@ -65,11 +64,7 @@ struct Ui {
 
 impl Default for Ui {
     fn default() -> Ui {
-        Ui {
-            sessions: Sessions::default(),
-            limiter: SignInLimiter::default(),
-            verifications: tokio::sync::Semaphore::new(4),
-        }
+        Ui { sessions: Sessions::default(), verifications: tokio::sync::Semaphore::new(4) }
     }
 }
 
@@ -301,12 +296,6 @@ fn sign_in_form(state: &AppState, status: StatusCode, error: Option<&str>, name:
     response
 }
 
-/// The client's address, when the server was started with connect info; otherwise all
-/// clients share one address bucket (the per-user limit still applies).
-fn client_address(parts: &axum::http::Extensions) -> String {
-    parts.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip().to_string()).unwrap_or_else(|| "unknown".into())
-}
-
 async fn post_sign_in(
     State(state): State<AppState>,
     axum::Extension(ui): axum::Extension<Arc<Ui>>,
@@ -321,17 +310,25 @@ async fn post_sign_in(
     if !secrets_equal(form.get("csrf").map(String::as_str).unwrap_or(""), &expected) {
         return sign_in_form(&state, StatusCode::FORBIDDEN, Some("The sign-in form expired. Try again."), &name);
     }
-    let address = client_address(&extensions);
+    let address = super::client_ip(&extensions, &headers, &state.mirror.config().server.trusted_proxies);
     let now = state.mirror.now();
-    if let Some(until) = ui.limiter.locked_until(&name, &address, now) {
-        let minutes = (until - now).num_minutes().max(1);
-        tracing::warn!(admin = %name, client.address = %address, "admin sign-in refused: too many failures");
-        return sign_in_form(
-            &state,
-            StatusCode::TOO_MANY_REQUESTS,
-            Some(&format!("Too many failed sign-ins. Try again in {minutes} minutes.")),
-            &name,
-        );
+    let throttle = &state.credential_throttle;
+    match throttle.admit(address, Some(&name), now) {
+        Admission::RetryAt(retry_at) => {
+            let seconds = (retry_at - now).num_seconds().max(1);
+            return sign_in_form(
+                &state,
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(&format!(
+                    "Too many failed sign-ins from your address. Try again in {seconds} second{}.",
+                    if seconds == 1 { "" } else { "s" }
+                )),
+                &name,
+            );
+        }
+        // An account under attack answers more slowly, but its admin still gets in.
+        Admission::CheckAfter(delay) if !delay.is_zero() => tokio::time::sleep(delay).await,
+        Admission::CheckAfter(_) => {}
     }
     let configured = state.mirror.config().admin.users.clone();
     let data_dir = state.mirror.config().server.data_dir.clone();
@@ -344,11 +341,14 @@ async fn post_sign_in(
             .unwrap_or(false)
     };
     if !valid {
-        ui.limiter.record_failure(&name, &address, now);
-        tracing::warn!(admin = %name, client.address = %address, "admin sign-in failed");
+        if throttle.record_failure(address, Some(&name), now) {
+            tracing::warn!(admin = %name, client.address = %address, "failed admin sign-ins: this address now backs off");
+        } else {
+            tracing::info!(admin = %name, client.address = %address, "admin sign-in failed");
+        }
         return sign_in_form(&state, StatusCode::UNAUTHORIZED, Some("Wrong name or password."), &name);
     }
-    ui.limiter.record_success(&name);
+    throttle.record_success(address, Some(&name));
     // A fresh id at every sign-in: a session id planted before cannot be reused.
     if let Some(old) = cookie_value(&headers, SESSION_COOKIE) {
         ui.sessions.remove(&old);

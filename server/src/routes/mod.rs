@@ -28,6 +28,8 @@ pub struct AppState {
     pub pipeline: Pipeline,
     /// Per-token rate limits of client tokens.
     pub client_rate_limiter: std::sync::Arc<crate::client_auth::RateLimiter>,
+    /// Wrong admin tokens and passwords, by source and account.
+    pub credential_throttle: std::sync::Arc<crate::throttle::CredentialThrottle>,
 }
 
 /// The whole application, ready to serve or to `oneshot` in tests.
@@ -114,4 +116,19 @@ fn next_request_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let prefix = PREFIX.get_or_init(|| rand_core::RngCore::next_u32(&mut rand_core::OsRng));
     format!("{prefix:08x}-{:012x}", COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The client's IP address for per-client limits: the peer, or the client a trusted
+/// proxy forwarded for. Without connect info (a router driven by `oneshot` in tests),
+/// the unspecified address, so all such requests share one bucket.
+pub(crate) fn client_ip(
+    extensions: &axum::http::Extensions,
+    headers: &axum::http::HeaderMap,
+    trusted_proxies: &[std::net::IpAddr],
+) -> std::net::IpAddr {
+    let peer = extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |info| info.0.ip());
+    let forwarded_for = headers.get("x-forwarded-for").and_then(|value| value.to_str().ok());
+    crate::throttle::client_address(peer, forwarded_for, trusted_proxies)
 }
