@@ -156,3 +156,37 @@ async fn an_upstream_redirect_to_another_origin_is_refused_unless_that_host_is_a
     assert_eq!(setup.app.get("/demo/-/demo-1.0.0.tgz").await.status(), 200);
     assert!(elsewhere.requests("/demo/-/demo-1.0.0.tgz") >= 1);
 }
+
+#[tokio::test]
+async fn malformed_admin_api_input_gets_a_json_error_naming_it() {
+    let setup = setup(TestAppOptions::default()).await;
+    let app = &setup.app;
+    let send = |request: reqwest::RequestBuilder| async move {
+        let response = request.bearer_auth(airlock_tests::ADMIN_TOKEN).send().await.unwrap();
+        let status = response.status().as_u16();
+        let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+        let body: serde_json::Value = serde_json::from_slice(&response.bytes().await.unwrap())
+            .unwrap_or_else(|error| panic!("not JSON ({error})"));
+        assert_eq!(content_type, "application/json");
+        (status, body["error"].as_str().unwrap().to_owned())
+    };
+    let (status, message) = send(app.client.get(format!("{}/-/airlock/api/versions?limit=abc", app.url()))).await;
+    assert_eq!(status, 400);
+    assert!(message.starts_with("invalid query \"limit=abc\": "), "{message}");
+
+    let action = format!("{}/-/airlock/api/packages/demo/versions/1.0.0/reject", app.url());
+    let (status, message) =
+        send(app.client.post(&action).header("content-type", "application/json").body("{\"comment\": ")).await;
+    assert_eq!(status, 400);
+    assert!(message.starts_with("the request body is not the expected JSON: "), "{message}");
+
+    let huge = format!("{{\"comment\": \"{}\"}}", "x".repeat(5 << 20));
+    let (status, message) = send(app.client.post(&action).header("content-type", "application/json").body(huge)).await;
+    assert_eq!(status, 413);
+    assert_eq!(message, "the request body is larger than 65536 bytes");
+
+    let long = format!("{{\"comment\": \"{}\"}}", "x".repeat(5000));
+    let (status, message) = send(app.client.post(&action).header("content-type", "application/json").body(long)).await;
+    assert_eq!(status, 400);
+    assert_eq!(message, "the comment is longer than 4096 bytes");
+}

@@ -137,7 +137,7 @@ fn default_limit() -> usize {
 pub(super) async fn list_versions(
     State(state): State<AppState>,
     _admin: Admin,
-    Query(filter): Query<VersionFilter>,
+    ApiQuery(filter): ApiQuery<VersionFilter>,
 ) -> AppResult<Json<Value>> {
     let wanted_state = match filter.state.as_deref() {
         None | Some("") => None,
@@ -312,6 +312,48 @@ fn version_detail(state: &AppState, name: &PackageName, version: &str) -> AppRes
     Ok(Json(detail))
 }
 
+/// A query string parsed into `T`, refused with a JSON error quoting it.
+pub(super) struct ApiQuery<T>(T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<ApiQuery<T>, Response> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(ApiQuery(value)),
+            Err(rejection) => Err(json_error(
+                StatusCode::BAD_REQUEST,
+                &format!("invalid query {}: {}", quote(parts.uri.query().unwrap_or_default()), rejection.body_text()),
+            )),
+        }
+    }
+}
+
+/// Largest action body read; a comment is at most [`MAX_COMMENT`] bytes.
+const MAX_ACTION_BODY: usize = 64 * 1024;
+
+/// An optional JSON body of at most [`MAX_ACTION_BODY`] bytes, refused with a JSON error.
+pub(super) struct ApiBody<T>(Option<T>);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for ApiBody<T> {
+    type Rejection = Response;
+
+    async fn from_request(request: axum::extract::Request, _state: &S) -> Result<ApiBody<T>, Response> {
+        let bytes = axum::body::to_bytes(request.into_body(), MAX_ACTION_BODY).await.map_err(|_| {
+            json_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("the request body is larger than {MAX_ACTION_BODY} bytes"),
+            )
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(ApiBody(None));
+        }
+        serde_json::from_slice(&bytes).map(|value| ApiBody(Some(value))).map_err(|error| {
+            json_error(StatusCode::BAD_REQUEST, &format!("the request body is not the expected JSON: {error}"))
+        })
+    }
+}
+
 /// The body of an action.
 #[derive(Deserialize, Default)]
 pub(super) struct ActionBody {
@@ -324,13 +366,12 @@ pub(super) async fn post_action(
     State(state): State<AppState>,
     admin: Admin,
     uri: Uri,
-    body: Option<Json<ActionBody>>,
+    ApiBody(body): ApiBody<ActionBody>,
 ) -> AppResult<Response> {
     let PackagePath::Action(name, version, action) = parse_admin_path(&uri)? else {
         return Err(AppError::NotFound(format!("no such admin action {}", quote(uri.path()))));
     };
-    let comment =
-        body.and_then(|Json(body)| body.comment).map(|comment| comment.trim().to_owned()).filter(|c| !c.is_empty());
+    let comment = body.and_then(|body| body.comment).map(|comment| comment.trim().to_owned()).filter(|c| !c.is_empty());
     if comment.as_ref().is_some_and(|comment| comment.len() > MAX_COMMENT) {
         return Err(AppError::BadRequest(format!("the comment is longer than {MAX_COMMENT} bytes")));
     }
@@ -375,7 +416,7 @@ pub(super) struct AuditFilter {
 pub(super) async fn list_audit(
     State(state): State<AppState>,
     _admin: Admin,
-    Query(filter): Query<AuditFilter>,
+    ApiQuery(filter): ApiQuery<AuditFilter>,
 ) -> AppResult<Json<Value>> {
     let since = match filter.since.as_deref() {
         None | Some("") => None,
