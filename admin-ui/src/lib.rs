@@ -13,7 +13,10 @@ pub mod views;
 
 use askama::Template;
 
-use views::{AuditPage, ConfirmPage, ErrorPage, KeysPage, PackagePage, PolicyPage, QueuePage, SignInPage, VersionPage};
+use views::{
+    AuditPage, ConfirmPage, DeveloperStatusPage, ErrorPage, KeysPage, PackagePage, PolicyPage, QueuePage, SignInPage,
+    VersionPage,
+};
 
 /// The stylesheet, served at [`paths::STYLESHEET`].
 pub const STYLESHEET: &str = include_str!("../static/admin.css");
@@ -45,6 +48,7 @@ page_template!(AuditTemplate, AuditPage, "audit.html");
 page_template!(PolicyTemplate, PolicyPage, "policy.html");
 page_template!(KeysTemplate, KeysPage, "keys.html");
 page_template!(ErrorTemplate, ErrorPage, "error.html");
+page_template!(StatusTemplate, DeveloperStatusPage, "status.html");
 
 fn render(template: &impl Template) -> String {
     // Rendering into a String fails only if a Display impl fails; ours are strings and
@@ -95,6 +99,11 @@ pub fn render_keys(page: &KeysPage) -> String {
 /// An error page.
 pub fn render_error(page: &ErrorPage) -> String {
     render(&ErrorTemplate { page })
+}
+
+/// The public status page of a version, for a developer who was refused it.
+pub fn render_developer_status(page: &DeveloperStatusPage) -> String {
+    render(&StatusTemplate { page })
 }
 
 /// One CSV cell, quoted, and safe against CSV injection: a cell that a spreadsheet

@@ -30,6 +30,8 @@ pub const POLICY_ADD: &str = "/-/airlock/admin/policy/add";
 pub const POLICY_REMOVE: &str = "/-/airlock/admin/policy/remove";
 /// Keys page.
 pub const KEYS: &str = "/-/airlock/admin/keys";
+/// The public status page of a version (`/-/airlock/status/<name>/<version>`); no sign-in.
+pub const STATUS: &str = "/-/airlock/status";
 /// The stylesheet.
 pub const STYLESHEET: &str = "/-/airlock/admin/static/admin.css";
 /// The script.
@@ -71,4 +73,11 @@ pub fn package(package: &str) -> String {
 /// The queue filtered to one state.
 pub fn queue_state(state: &str) -> String {
     with_query(QUEUE, &[("state", state)])
+}
+
+/// The public status page of `package@version`.
+pub fn status(package: &str, version: &str) -> String {
+    // The name keeps its `/` (scoped names) so the path reads like the registry's.
+    let name = package.split('/').map(encode).collect::<Vec<_>>().join("/");
+    format!("{STATUS}/{name}/{}", encode(version))
 }

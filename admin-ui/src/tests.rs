@@ -422,3 +422,29 @@ fn the_policy_forbids_inline_scripts_and_framing() {
         assert!(!html.contains("onclick") && !html.contains("javascript:"));
     }
 }
+
+#[test]
+fn hostile_values_render_as_text_on_the_developer_status_page() {
+    let page = crate::views::DeveloperStatusPage {
+        package: HOSTILE.into(),
+        version: HOSTILE.into(),
+        state: "Held for review".into(),
+        reason: HOSTILE.into(),
+        installable: "only when an Airlock admin approves it".into(),
+        contact: HOSTILE.into(),
+        findings: vec![("high".into(), HOSTILE.into(), HOSTILE.into())],
+        admin_link: format!("http://airlock{}", paths::version(HOSTILE, HOSTILE)),
+    };
+    let html = crate::render_developer_status(&page);
+    check_escaped(&html);
+    // No script at all on the public page, and no admin navigation.
+    assert_eq!(html.matches("<script").count(), 0, "{html}");
+    assert!(!html.contains(paths::AUDIT), "{html}");
+    assert!(html.contains(r#"<dd class="state">Held for review</dd>"#), "{html}");
+}
+
+#[test]
+fn status_paths_keep_the_scope_and_encode_the_rest() {
+    assert_eq!(paths::status("@scope/pkg", "1.0.0-beta.1"), "/-/airlock/status/%40scope/pkg/1.0.0-beta.1");
+    assert_eq!(paths::status("a b", "1"), "/-/airlock/status/a%20b/1");
+}

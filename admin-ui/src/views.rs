@@ -433,3 +433,26 @@ pub struct ErrorPage {
     /// What went wrong (may quote hostile input).
     pub message: String,
 }
+
+/// The page a developer refused a version reads (no sign-in): where the version stands,
+/// why, when it can be installed, and whom to ask.
+#[derive(Debug, Clone, Default)]
+pub struct DeveloperStatusPage {
+    /// The package name.
+    pub package: String,
+    /// The version asked for.
+    pub version: String,
+    /// The state in a few words: "Installable", "Cooling", "Held for review", "Rejected".
+    pub state: String,
+    /// The reason, one sentence.
+    pub reason: String,
+    /// When it can be installed ("from 2026-12-05T10:00:00Z if its checks pass",
+    /// "when an admin approves it", "never").
+    pub installable: String,
+    /// Whom to ask.
+    pub contact: String,
+    /// Findings (severity, rule, message), only when the configuration shows them.
+    pub findings: Vec<(String, String, String)>,
+    /// The admin UI page of this version, for admins.
+    pub admin_link: String,
+}

@@ -136,6 +136,11 @@ pub struct AdminConfig {
     pub tokens: Vec<AdminToken>,
     /// Admin web UI users configured in the file (more live in the data directory).
     pub users: Vec<AdminUser>,
+    /// Who a refused developer should ask ("#npm-help on Slack"), on the status page.
+    pub contact: Option<String>,
+    /// Whether the public status page of a held version lists its findings (off: the
+    /// findings can describe an unpublished attack, and the page needs no sign-in).
+    pub show_findings_to_developers: bool,
 }
 
 /// An admin web UI user from `[[admin.users]]`.
@@ -709,7 +714,22 @@ impl Config {
             }
             users.push(AdminUser { name: user.name, password_hash: user.password_hash });
         }
-        let admin = AdminConfig { tokens, users };
+        let contact = raw.admin.contact.map(|contact| contact.trim().to_owned()).filter(|contact| !contact.is_empty());
+        if let Some(contact) = &contact
+            && (contact.chars().count() > 200 || contact.chars().any(char::is_control))
+        {
+            return Err(ConfigError::Invalid {
+                key: "admin.contact",
+                value: contact.clone(),
+                reason: "expected one line of at most 200 characters".into(),
+            });
+        }
+        let admin = AdminConfig {
+            tokens,
+            users,
+            contact,
+            show_findings_to_developers: raw.admin.show_findings_to_developers.unwrap_or(false),
+        };
 
         let signing = SigningConfig {
             key_dir: raw.signing.key_dir.map(PathBuf::from).unwrap_or_else(|| server.data_dir.join("keys")),

@@ -212,6 +212,10 @@ pub struct RawAdmin {
     /// Admin web UI users, with argon2 password hashes.
     #[serde(default)]
     pub users: Vec<RawAdminUser>,
+    /// Who developers refused a version should ask (shown on the status page).
+    pub contact: Option<String>,
+    /// Whether the public status page lists the findings of a held version.
+    pub show_findings_to_developers: Option<bool>,
 }
 
 /// One admin web UI user as written (`[[admin.users]]`).

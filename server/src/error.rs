@@ -102,12 +102,53 @@ pub fn json_error(status: StatusCode, message: &str) -> Response {
     response
 }
 
-/// `Forbidden: <message>`, reduced to what a reason phrase may hold (visible ASCII and
-/// spaces, bounded length).
+/// Longest message part of a reason phrase: clients print the status line whole, and
+/// some cut it (npm at about 200 characters), so it must end where a reader can stop.
+const MAX_REASON_PHRASE_MESSAGE: usize = 160;
+
+/// `Forbidden: <message>` reduced to what a reason phrase may hold (visible ASCII and
+/// spaces) and to one short sentence: the "(details: URL)" tail is moved to the front
+/// as "see URL" only when it fits whole, and a long message is cut at a word with "...".
 fn reason_phrase(message: &str) -> Vec<u8> {
+    let (sentence, details) = match message.rsplit_once(" (details: ") {
+        Some((sentence, tail)) => (sentence, tail.strip_suffix(')')),
+        None => (message, None),
+    };
+    let printable = |text: &str| -> String {
+        text.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect()
+    };
+    let mut text = printable(sentence);
+    if text.len() > MAX_REASON_PHRASE_MESSAGE {
+        let cut = text[..MAX_REASON_PHRASE_MESSAGE].rfind(' ').unwrap_or(MAX_REASON_PHRASE_MESSAGE);
+        text.truncate(cut);
+        text.push_str("...");
+    }
+    if let Some(url) = details.map(printable)
+        && text.len() + url.len() + 6 <= MAX_REASON_PHRASE_MESSAGE + 60
+    {
+        text = format!("{text}; see {url}");
+    }
     let mut phrase: Vec<u8> = b"Forbidden: ".to_vec();
-    phrase.extend(
-        message.bytes().map(|byte| if byte.is_ascii_graphic() || byte == b' ' { byte } else { b'?' }).take(400),
-    );
+    phrase.extend(text.bytes());
     phrase
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reason_phrase;
+
+    #[test]
+    fn a_reason_phrase_is_one_short_sentence_never_cut_mid_url() {
+        let short = "demo@2.0.0 was rejected by admin:ana and cannot be installed: typosquat (details: http://a/-/airlock/status/demo/2.0.0)";
+        assert_eq!(
+            String::from_utf8(reason_phrase(short)).unwrap(),
+            "Forbidden: demo@2.0.0 was rejected by admin:ana and cannot be installed: typosquat; see http://a/-/airlock/status/demo/2.0.0"
+        );
+        let long = format!("{} (details: http://airlock.internal:4873/-/airlock/status/x/1.0.0)", "word ".repeat(60));
+        let phrase = String::from_utf8(reason_phrase(&long)).unwrap();
+        assert!(phrase.len() <= "Forbidden: ".len() + 220, "{phrase}");
+        assert!(phrase.ends_with("word...") || phrase.ends_with("/x/1.0.0"), "{phrase}");
+        assert!(!phrase.contains("http://airlock.internal:4873/-/air "), "never a cut URL: {phrase}");
+        assert_eq!(String::from_utf8(reason_phrase("bad\u{0}byte")).unwrap(), "Forbidden: bad?byte");
+    }
 }

@@ -245,9 +245,10 @@ impl Mirror {
         self.inner.cache.remove(name);
     }
 
-    /// Where an admin looks at a version (the admin API's detail URL).
-    pub fn admin_url(&self, name: &PackageName, version: &str) -> String {
-        format!("{}/-/airlock/api/packages/{}/versions/{version}", self.inner.public_base, name.url_segment())
+    /// Where anyone refused a version reads why (the public status page; it links the
+    /// admin UI's page for admins).
+    pub fn status_url(&self, name: &PackageName, version: &str) -> String {
+        format!("{}{}", self.inner.public_base, airlock_admin_ui::paths::status(name.as_str(), version))
     }
 
     /// The current time.
@@ -531,7 +532,7 @@ impl Mirror {
             integrity,
             &self.inner.policy,
             now,
-            &self.admin_url(name, &version),
+            &self.status_url(name, &version),
         )?;
         let known_sha512 = integrity.sha512_hex().or_else(|| record.blob_sha512.clone());
         let path = known_sha512.and_then(|hex| self.inner.blobs.path(&hex));

@@ -122,3 +122,45 @@ async fn raw_status_line(app: &airlock_tests::TestApp, path: &str) -> String {
     stream.read_to_end(&mut response).await.unwrap();
     String::from_utf8_lossy(&response).lines().next().unwrap_or_default().to_owned()
 }
+
+#[tokio::test]
+async fn every_refusal_links_a_status_page_the_developer_can_read_without_signing_in() {
+    let setup =
+        setup(TestAppOptions { extra_toml: "[admin]\ncontact = \"#npm-help on Slack\"\n".into(), ..cooling_72h() })
+            .await;
+    setup.upstream.publish(PackageVersion::new("demo", "2.0.0", chrono::Utc::now() - chrono::Duration::hours(1)));
+    let (status, error) = setup.app.get_json("/demo/-/demo-2.0.0.tgz").await;
+    assert_eq!(status, 403);
+    let message = error["error"].as_str().unwrap();
+    let status_url = format!("{}/-/airlock/status/demo/2.0.0", setup.app.url());
+    assert!(message.ends_with(&format!("(details: {status_url})")), "{message}");
+
+    // The page, as a browser gets it: no credentials.
+    let page = reqwest::get(&status_url).await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("<h1>demo@2.0.0</h1>"), "{html}");
+    assert!(html.contains(r#"<dd class="state">Cooling</dd>"#), "{html}");
+    assert!(html.contains("if its checks pass (or sooner if an admin approves it)"), "{html}");
+    assert!(html.contains("#npm-help on Slack"), "{html}");
+
+    // The same as JSON, and an admin's rejection reads as final, with its comment.
+    setup.app.wait_for_decision("demo", "2.0.0").await;
+    let (status, _) =
+        setup.app.admin_post("/-/airlock/api/packages/demo/versions/2.0.0/reject", Some("a typosquat's payload")).await;
+    assert_eq!(status, 200);
+    let response = setup.app.get_with("/-/airlock/status/demo/2.0.0", &[("accept", "application/json")]).await;
+    assert_eq!(response.status(), 200);
+    let json: serde_json::Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    assert_eq!(json["state"], "Rejected");
+    assert_eq!(json["installable"], "never: this version will not be served");
+    assert!(json["reason"].as_str().unwrap().contains("a typosquat's payload"), "{json}");
+    assert_eq!(json["findings"], serde_json::json!([]), "findings stay hidden unless configured");
+
+    // Unknown versions and malformed paths are clear 404s.
+    let (status, body) = setup.app.get_json("/-/airlock/status/demo/9.9.9").await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"], "Airlock has not seen demo@9.9.9; check the name and the version");
+    assert_eq!(setup.app.get_json("/-/airlock/status/demo").await.0, 404);
+}

@@ -172,7 +172,7 @@ impl Released {
 }
 
 /// Checks a version at `now` and returns the proof the tarball route needs, or the
-/// quarantine error the client sees (with where an admin can look at it).
+/// quarantine error the client sees (with the status page that explains it).
 pub fn authorize(
     name: &PackageName,
     version: &str,
@@ -180,12 +180,12 @@ pub fn authorize(
     declared_integrity: &Integrity,
     policy: &Policy,
     now: DateTime<Utc>,
-    admin_url: &str,
+    status_url: &str,
 ) -> Result<Released, AppError> {
     match decide(name, version, record, declared_integrity, policy, now) {
         Visibility::Installable => {
             Ok(Released { name: name.clone(), version: version.to_owned(), integrity: declared_integrity.clone() })
         }
-        hidden => Err(AppError::Quarantined(format!("{} (details: {admin_url})", hidden.explain(name, version)))),
+        hidden => Err(AppError::Quarantined(format!("{} (details: {status_url})", hidden.explain(name, version)))),
     }
 }

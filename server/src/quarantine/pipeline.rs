@@ -559,7 +559,7 @@ impl Pipeline {
             actor: record.decided_by.clone().unwrap_or_default(),
             reason: record.reason.clone(),
             time: record.state_changed_at.unwrap_or_else(|| self.inner.mirror.now()),
-            url: self.inner.mirror.admin_url(name, version),
+            url: self.inner.mirror.status_url(name, version),
         });
     }
 

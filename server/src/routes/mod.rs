@@ -6,6 +6,7 @@ mod admin_ui;
 mod airlock;
 mod meta;
 mod registry;
+mod status_page;
 
 use std::time::Instant;
 
@@ -46,6 +47,8 @@ pub fn app(state: AppState) -> Router {
         // Used by CI to verify what it installed.
         .route("/-/airlock/keys", get(airlock::get_airlock_keys))
         .route("/-/airlock/attestations/{*spec}", get(airlock::get_release_record))
+        // Used by developers a version was refused to (the link in every refusal).
+        .route("/-/airlock/status/{*rest}", get(status_page::get_status))
         // Used by admins (and `airlock admin`).
         .route("/-/airlock/api/versions", get(admin_api::list_versions))
         .route("/-/airlock/api/packages/{*rest}", get(admin_api::get_package_or_version).post(admin_api::post_action))
