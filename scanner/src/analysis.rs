@@ -9,7 +9,7 @@ use oxc_allocator::Allocator;
 use crate::report::ScanSummary;
 use crate::rules::javascript::{FileContext, analyse_source, source_type_for};
 use crate::rules::manifest::InstallTargets;
-use crate::rules::{Indicator, Rule, files, finding_at, manifest};
+use crate::rules::{Indicator, Rule, files, finding_at, limits, manifest};
 use crate::{Finding, PackageFiles, PackageManifest, ScanOptions, Severity};
 
 /// Everything learned about one package version.
@@ -35,9 +35,28 @@ fn is_build_output_path(path: &str) -> bool {
 }
 
 pub(crate) fn analyse_package(package: &PackageFiles, options: &ScanOptions) -> PackageAnalysis {
+    // The parser and the AST walks recurse once per nesting level; files deeper than
+    // `MAX_NESTING_DEPTH` are not parsed, and this stack has room for those that are.
+    stacker::grow(limits::ANALYSIS_STACK_BYTES, || analyse_package_on_this_stack(package, options))
+}
+
+fn analyse_package_on_this_stack(package: &PackageFiles, options: &ScanOptions) -> PackageAnalysis {
     let mut analysis = PackageAnalysis { findings: package.reader_findings.clone(), ..PackageAnalysis::default() };
     let mut summary =
         ScanSummary { files: package.len() as u64, bytes: package.total_bytes(), ..ScanSummary::default() };
+    if let Some(first_cut) = &package.retention_exhausted_at {
+        analysis.findings.push(finding_at(
+            Rule::FileNotAnalysed,
+            Severity::High,
+            format!(
+                "The package's files add up to more than the {} bytes the scanner keeps in memory: from this file on, files were checked from their first bytes at most, or not at all.",
+                options.max_retained_bytes
+            ),
+            first_cut,
+            None,
+            None,
+        ));
+    }
 
     let mut targets = InstallTargets::default();
     match package.get("package.json") {
@@ -77,14 +96,13 @@ pub(crate) fn analyse_package(package: &PackageFiles, options: &ScanOptions) -> 
     for (path, file) in package.iter() {
         let install_script = targets.files.get(path).copied();
         if let Some(source_type) = source_type_for(path) {
-            if file.bytes.len() as u64 > options.max_parsed_file_bytes {
+            if file.size > options.max_parsed_file_bytes {
                 analysis.findings.push(finding_at(
                     Rule::FileNotAnalysed,
                     Severity::High,
                     format!(
                         "This code file is {} bytes, more than the {} bytes the scanner parses: nobody looked at it.",
-                        file.bytes.len(),
-                        options.max_parsed_file_bytes
+                        file.size, options.max_parsed_file_bytes
                     ),
                     path,
                     None,
@@ -92,8 +110,27 @@ pub(crate) fn analyse_package(package: &PackageFiles, options: &ScanOptions) -> 
                 ));
                 continue;
             }
+            if !file.is_complete() {
+                // Cut short by the package's retention budget, reported once below.
+                continue;
+            }
             if files::binary_format(&file.bytes).is_some() {
                 files::check_binary(path, file, &mut analysis.findings);
+                continue;
+            }
+            let nesting = limits::estimated_nesting_depth(&file.bytes, limits::MAX_NESTING_DEPTH);
+            if nesting > limits::MAX_NESTING_DEPTH {
+                analysis.findings.push(finding_at(
+                    Rule::FileNotAnalysed,
+                    Severity::High,
+                    format!(
+                        "This code file nests more than {} levels deep (brackets, template substitutions or operator chains), more than the scanner parses: nobody looked at it.",
+                        limits::MAX_NESTING_DEPTH
+                    ),
+                    path,
+                    None,
+                    None,
+                ));
                 continue;
             }
             let source_text = String::from_utf8_lossy(&file.bytes);
@@ -133,8 +170,22 @@ pub(crate) fn analyse_package(package: &PackageFiles, options: &ScanOptions) -> 
         } else if files::binary_format(&file.bytes).is_some() {
             files::check_binary(path, file, &mut analysis.findings);
         } else if files::is_shell_script(path, &file.bytes) {
-            // After the code: an install-time file may start this script.
-            shell_scripts.push(path);
+            if file.is_complete() {
+                // After the code: an install-time file may start this script.
+                shell_scripts.push(path);
+            } else if file.size > options.max_parsed_file_bytes {
+                analysis.findings.push(finding_at(
+                    Rule::FileNotAnalysed,
+                    Severity::High,
+                    format!(
+                        "This shell script is {} bytes, more than the {} bytes the scanner reads: nobody looked at it.",
+                        file.size, options.max_parsed_file_bytes
+                    ),
+                    path,
+                    None,
+                    None,
+                ));
+            }
         }
     }
 
@@ -147,6 +198,20 @@ pub(crate) fn analyse_package(package: &PackageFiles, options: &ScanOptions) -> 
     // `node -e` bodies from install scripts are code too, run at install time.
     for (script_name, body) in &targets.inline_scripts {
         let path = "package.json";
+        if limits::estimated_nesting_depth(body.as_bytes(), limits::MAX_NESTING_DEPTH) > limits::MAX_NESTING_DEPTH {
+            analysis.findings.push(finding_at(
+                Rule::FileNotAnalysed,
+                Severity::High,
+                format!(
+                    "`scripts.{script_name}` (`node -e`) nests more than {} levels deep, more than the scanner parses: nobody looked at it.",
+                    limits::MAX_NESTING_DEPTH
+                ),
+                path,
+                None,
+                None,
+            ));
+            continue;
+        }
         let context = FileContext { install_script: Some(script_name), own_hosts: &own_hosts };
         let file_analysis = analyse_source(&mut allocator, path, body, oxc_span::SourceType::cjs(), &context);
         analysis.findings.extend(

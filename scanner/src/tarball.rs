@@ -2,17 +2,22 @@
 //! without extraction to disk and without trusting a single header field.
 //!
 //! Every limit in [`ScanOptions`] is enforced while streaming, before the bytes it
-//! guards are buffered, so memory stays bounded by `max_uncompressed_bytes` whatever
-//! the input claims. Hostile but readable entries (links, `..`, absolute paths,
-//! duplicates) become findings; only a broken or oversized archive is an error.
+//! guards are buffered. Files stream through a hash and only what
+//! [`PackageFiles::bytes_to_keep`] allows is kept, so memory is bounded by
+//! `max_retained_bytes` whatever the archive holds or claims; decompression stops at
+//! `max_uncompressed_bytes` or at a [`MAX_COMPRESSION_RATIO`] no real package has.
+//! Hostile but readable entries (links, `..`, absolute paths, duplicates, data after
+//! the end-of-archive marker) become findings; only a broken or oversized archive is
+//! an error.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io::Read;
 use std::rc::Rc;
 
-use flate2::read::GzDecoder;
+use flate2::read::MultiGzDecoder;
+use sha2::{Digest, Sha256};
 
-use crate::package::{PackageLimitError, check_path_limits};
+use crate::package::{PackageFile, PackageLimitError, check_path_limits};
 use crate::rules::{Rule, finding_at};
 use crate::{Finding, PackageFiles, ScanOptions, Severity};
 
@@ -33,6 +38,19 @@ pub enum TarballError {
         /// The limit.
         limit: u64,
     },
+    /// Decompression expanded the input more than any real package does: a
+    /// decompression bomb, stopped before it is inflated.
+    #[error(
+        "the tarball is a decompression bomb: {compressed} compressed bytes had inflated to {uncompressed} bytes, more than {ratio} times their size"
+    )]
+    CompressionRatio {
+        /// Compressed bytes consumed when the ratio was exceeded.
+        compressed: u64,
+        /// Bytes they inflated to.
+        uncompressed: u64,
+        /// The ratio limit.
+        ratio: u64,
+    },
     /// The gzip stream or the tar structure is broken.
     #[error("the tarball cannot be read: {reason}")]
     Malformed {
@@ -47,34 +65,107 @@ pub enum TarballError {
     Empty,
 }
 
-/// Reads a gzip-compressed tar archive, as served by the npm registry.
+/// The most a tarball may expand before it is a decompression bomb, once it has
+/// inflated past [`RATIO_CHECKED_ABOVE_BYTES`]. Real packages compress 3 to 10 times
+/// (minified code, JSON); 12 files of zeros compress over 1000 times.
+pub(crate) const MAX_COMPRESSION_RATIO: u64 = 200;
+/// Below this much output the ratio is not checked: small files of repeated bytes are
+/// legitimate and cost nothing.
+pub(crate) const RATIO_CHECKED_ABOVE_BYTES: u64 = 64 * 1024 * 1024;
+/// Zero bytes tolerated after the end-of-archive marker: the marker's second block and
+/// padding to a record (GNU tar pads to 10 KiB, larger blocking factors to 64 KiB).
+pub(crate) const TRAILING_ZEROS_ALLOWED: u64 = 64 * 1024;
+/// How far past the end-of-archive marker the reader looks: enough to prove there is
+/// more there, without inflating a trailing bomb (2 GiB of zeros compress to 2 MB).
+pub(crate) const TRAILING_BYTES_INSPECTED: u64 = 1024 * 1024;
+
+/// Reads a gzip-compressed tar archive, as served by the npm registry. Every gzip
+/// member is read, as npm's own decompression does, so a second member cannot hide
+/// files from the scan.
 pub fn read_tarball(tarball: &[u8], options: &ScanOptions) -> Result<PackageFiles, TarballError> {
     let compressed_size = tarball.len() as u64;
     if compressed_size > options.max_compressed_bytes {
         return Err(TarballError::CompressedTooLarge { size: compressed_size, limit: options.max_compressed_bytes });
     }
-    let limit_reached = Rc::new(Cell::new(false));
+    let stopped = Rc::new(RefCell::new(None));
+    let compressed_read = Rc::new(Cell::new(0));
     let decompressed = LimitedReader {
-        inner: GzDecoder::new(tarball),
-        remaining: options.max_uncompressed_bytes,
-        limit_reached: Rc::clone(&limit_reached),
+        inner: MultiGzDecoder::new(CountingReader { inner: tarball, count: Rc::clone(&compressed_read) }),
+        produced: 0,
+        limit: options.max_uncompressed_bytes,
+        compressed_read,
+        stopped: Rc::clone(&stopped),
     };
-    let result = read_entries(tar::Archive::new(decompressed), options);
+    let mut archive = tar::Archive::new(decompressed);
+    let result = read_entries(&mut archive, options);
     // A read error caused by our own cap must be reported as the cap, not as the
     // confusing I/O error it surfaces as inside the tar crate.
-    if limit_reached.get() {
-        return Err(TarballError::UncompressedTooLarge { limit: options.max_uncompressed_bytes });
+    if let Some(error) = stopped.borrow_mut().take() {
+        return Err(error);
     }
-    result
+    let mut package = result?;
+    if let Some(finding) = inspect_after_end_of_archive(archive.into_inner()) {
+        package.reader_findings.push(finding);
+    }
+    Ok(package)
 }
 
-fn read_entries<R: Read>(mut archive: tar::Archive<R>, options: &ScanOptions) -> Result<PackageFiles, TarballError> {
+/// What follows the end-of-archive marker (the tar reader stops at its first zero
+/// block). Every client still inflates it, and some extractors read entries after a
+/// single zero block, so anything beyond the marker and record padding is reported.
+fn inspect_after_end_of_archive<R: Read>(mut reader: LimitedReader<R>) -> Option<Finding> {
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut trailing: u64 = 0;
+    let mut first_non_zero: Option<u64> = None;
+    let mut unreadable = false;
+    while trailing < TRAILING_BYTES_INSPECTED {
+        let wanted = buffer.len().min((TRAILING_BYTES_INSPECTED - trailing) as usize);
+        match reader.read(&mut buffer[..wanted]) {
+            Ok(0) => break,
+            Ok(read) => {
+                if first_non_zero.is_none() {
+                    first_non_zero =
+                        buffer[..read].iter().position(|&byte| byte != 0).map(|position| trailing + position as u64);
+                }
+                trailing += read as u64;
+            }
+            // Over a limit, or a gzip stream that is corrupt after the archive ended:
+            // either way there is more than a clean end.
+            Err(_) => {
+                unreadable = reader.stopped.borrow().is_none();
+                break;
+            }
+        }
+    }
+    let more_beyond = trailing >= TRAILING_BYTES_INSPECTED || reader.stopped.borrow().is_some();
+    if first_non_zero.is_none() && trailing <= TRAILING_ZEROS_ALLOWED && !unreadable && !more_beyond {
+        return None;
+    }
+    let amount = if more_beyond { format!("at least {trailing} bytes") } else { format!("{trailing} bytes") };
+    let what = match first_non_zero {
+        Some(offset) => format!("non-zero data from byte {offset} on"),
+        None => "zeros".to_owned(),
+    };
+    let corrupt = if unreadable { ", then a corrupt compressed stream" } else { "" };
+    Some(Finding {
+        rule: Rule::TarTrailingData.id().to_owned(),
+        severity: Severity::High,
+        message: format!(
+            "The tarball holds {amount} after its end-of-archive marker ({what}{corrupt}): every client inflates them, some extractors read them as more files, and no packing tool writes them."
+        ),
+        location: None,
+        excerpt: None,
+    })
+}
+
+fn read_entries<R: Read>(archive: &mut tar::Archive<R>, options: &ScanOptions) -> Result<PackageFiles, TarballError> {
     let malformed = |error: std::io::Error| TarballError::Malformed { reason: error.to_string() };
     let mut package = PackageFiles::new();
     let mut findings: Vec<Finding> = Vec::new();
     let mut entry_count: u64 = 0;
     let mut package_root: Option<String> = None;
     let mut reported_second_root = false;
+    let mut chunk = vec![0u8; 64 * 1024];
     for entry in archive.entries().map_err(malformed)? {
         let mut entry = entry.map_err(malformed)?;
         entry_count += 1;
@@ -158,11 +249,24 @@ fn read_entries<R: Read>(mut archive: tar::Archive<R>, options: &ScanOptions) ->
             }
             .into());
         }
-        // The declared size is bounded above, so this allocation is too; the read is
-        // capped again in case the header lies.
-        let mut bytes = Vec::with_capacity(declared_size.min(16 * 1024 * 1024) as usize);
-        (&mut entry).take(options.max_file_bytes + 1).read_to_end(&mut bytes).map_err(malformed)?;
+        package.check_file_limits(&relative_path, declared_size, options)?;
         let executable = entry.header().mode().map(|mode| mode & 0o111 != 0).unwrap_or(false);
+        // The tar reader yields exactly the declared size (or fails), so the kept
+        // prefix is allocated once, within the retention budget.
+        let keep = package.bytes_to_keep(&relative_path, declared_size, options);
+        let mut bytes = Vec::with_capacity(keep as usize);
+        let mut hasher = Sha256::new();
+        let mut size: u64 = 0;
+        loop {
+            let read = entry.read(&mut chunk).map_err(malformed)?;
+            if read == 0 {
+                break;
+            }
+            hasher.update(&chunk[..read]);
+            size += read as u64;
+            let room = (keep as usize).saturating_sub(bytes.len()).min(read);
+            bytes.extend_from_slice(&chunk[..room]);
+        }
         if package.contains(&relative_path) {
             findings.push(tar_finding(
                 Rule::TarDuplicateEntry,
@@ -171,7 +275,8 @@ fn read_entries<R: Read>(mut archive: tar::Archive<R>, options: &ScanOptions) ->
                 &relative_path,
             ));
         }
-        package.add_file(&relative_path, bytes, executable, options)?;
+        let file = PackageFile { bytes, size, sha256: hasher.finalize().into(), executable };
+        package.add_streamed_file(&relative_path, file, options)?;
     }
     if package.is_empty() {
         return Err(TarballError::Empty);
@@ -256,28 +361,61 @@ fn tar_finding(rule: Rule, severity: Severity, message: String, path: &str) -> F
     finding_at(rule, severity, message, path, None, None)
 }
 
-/// Counts decompressed bytes and fails the read once the budget is spent.
+/// Counts the compressed bytes the decoder has consumed.
+struct CountingReader<R> {
+    inner: R,
+    count: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buffer)?;
+        self.count.set(self.count.get() + read as u64);
+        Ok(read)
+    }
+}
+
+/// Counts decompressed bytes and fails the read once the budget is spent or the
+/// output outgrows its input by more than [`MAX_COMPRESSION_RATIO`].
 struct LimitedReader<R> {
     inner: R,
-    remaining: u64,
-    // Shared with `read_tarball`, which cannot get the reader back from the tar crate.
-    limit_reached: Rc<Cell<bool>>,
+    produced: u64,
+    limit: u64,
+    compressed_read: Rc<Cell<u64>>,
+    // Shared with `read_tarball`, which cannot get the reader back from the tar crate
+    // while it is reading entries.
+    stopped: Rc<RefCell<Option<TarballError>>>,
+}
+
+impl<R: Read> LimitedReader<R> {
+    fn stop(&self, error: TarballError) -> std::io::Error {
+        let message = error.to_string();
+        *self.stopped.borrow_mut() = Some(error);
+        std::io::Error::other(message)
+    }
 }
 
 impl<R: Read> Read for LimitedReader<R> {
     fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
-        if self.remaining == 0 {
+        if self.produced >= self.limit {
             // One more byte tells "exactly at the limit" from "over it".
             let mut probe = [0u8; 1];
             if self.inner.read(&mut probe)? == 0 {
                 return Ok(0);
             }
-            self.limit_reached.set(true);
-            return Err(std::io::Error::other("decompressed size limit reached"));
+            return Err(self.stop(TarballError::UncompressedTooLarge { limit: self.limit }));
         }
-        let allowed = buffer.len().min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let allowed = buffer.len().min(usize::try_from(self.limit - self.produced).unwrap_or(usize::MAX));
         let read = self.inner.read(&mut buffer[..allowed])?;
-        self.remaining -= read as u64;
+        self.produced += read as u64;
+        let compressed = self.compressed_read.get().max(1);
+        if self.produced > RATIO_CHECKED_ABOVE_BYTES && self.produced / compressed > MAX_COMPRESSION_RATIO {
+            return Err(self.stop(TarballError::CompressionRatio {
+                compressed,
+                uncompressed: self.produced,
+                ratio: MAX_COMPRESSION_RATIO,
+            }));
+        }
         Ok(read)
     }
 }

@@ -50,6 +50,10 @@ const EXPECTED_REVIEW_RULES: &[(&str, &str)] = &[
 const EXPECTED_LIMIT_RULES: &[(&str, &str)] = &[
     // See: issue 10 (40 doublings of a URL constant once took the scanner to 3 GiB).
     ("doubling-url-constants", "analysis-limit-reached"),
+    // Its cousins: the same doubling through `+` chains, array spreads and templates.
+    ("concatenation-chain", "analysis-limit-reached"),
+    ("array-spread-doubling", "network-exfil-service"),
+    ("nested-template-doubling", "analysis-limit-reached"),
 ];
 
 fn read_case(directory: &Path) -> PackageFiles {

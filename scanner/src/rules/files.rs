@@ -36,7 +36,7 @@ pub(crate) fn check_binary(path: &str, file: &PackageFile, findings: &mut Vec<Fi
             Severity::Low,
             format!(
                 "Prebuilt Node.js native add-on ({format}, {} bytes): compiled code that cannot be reviewed as source.",
-                file.bytes.len()
+                file.size
             ),
         ),
         Some(extension) if TEXT_EXTENSIONS.contains(&extension) => (
@@ -49,7 +49,7 @@ pub(crate) fn check_binary(path: &str, file: &PackageFile, findings: &mut Vec<Fi
         _ => (
             Rule::BinaryExecutable,
             Severity::Low,
-            format!("Compiled {format} executable or library ({} bytes).", file.bytes.len()),
+            format!("Compiled {format} executable or library ({} bytes).", file.size),
         ),
     };
     findings.push(finding_at(rule, severity, message, path, None, None));

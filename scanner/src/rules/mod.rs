@@ -47,6 +47,7 @@ rules! {
     TarDuplicateEntry => "tar-duplicate-entry": "The same path twice in the tarball; extraction keeps the last.",
     TarSpecialEntry => "tar-special-entry": "A device, FIFO or other non-file tar entry.",
     TarSuspiciousPath => "tar-suspicious-path": "A tar path tools may disagree about: outside the root, backslashes, non-UTF-8, PAX/ustar mismatch.",
+    TarTrailingData => "tar-trailing-data": "Data after the tar end-of-archive marker: inflated by every client, read as files by some.",
     // package.json.
     ManifestMissing => "manifest-missing": "The package has no package.json.",
     ManifestInvalid => "manifest-invalid": "package.json is not a JSON object.",

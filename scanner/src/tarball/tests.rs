@@ -3,7 +3,7 @@
 
 use std::io::Write as _;
 
-use crate::{ScanOptions, Severity, Verdict, scan_tarball};
+use crate::{ScanOptions, Severity, Verdict, read_tarball, scan_tarball};
 
 /// One raw tar entry; the name bytes are written verbatim so tests can build paths the
 /// `tar` crate's builder refuses (`..`, absolute).
@@ -129,9 +129,33 @@ fn a_decompression_bomb_stops_at_the_limit() {
     let options = ScanOptions { max_uncompressed_bytes: 1024 * 1024, ..ScanOptions::default() };
     let reason = unscannable_reason(&tarball, &options);
     assert!(
-        reason.contains("decompresses to more than 1048576 bytes") || reason.contains("more than the limit"),
+        reason.contains("decompresses to more than 1048576 bytes")
+            || reason.contains("unpacks to more than 1048576 bytes")
+            || reason.contains("more than the limit"),
         "{reason}"
     );
+}
+
+/// npm inflates every gzip member; a file in a second member must be scanned too.
+#[test]
+fn files_in_a_second_gzip_member_are_read() {
+    let mut first = raw_tar(&[regular("package/package.json", PACKAGE_JSON)]);
+    first.truncate(first.len() - 1024);
+    let second = raw_tar(&[regular("package/hidden.js", "module.exports = 1")]);
+    let mut tarball = gzip(&first);
+    tarball.extend(gzip(&second));
+    let files = read_tarball(&tarball, &ScanOptions::default()).unwrap();
+    assert!(files.contains("hidden.js"), "{:?}", files.paths().collect::<Vec<_>>());
+}
+
+/// Bytes appended after the gzip stream are reported, not ignored.
+#[test]
+fn garbage_after_the_gzip_stream_is_trailing_data() {
+    let mut tarball = gzip(&raw_tar(&[regular("package/package.json", PACKAGE_JSON)]));
+    tarball.extend_from_slice(b"hidden payload after the archive");
+    let report = scan_tarball(&tarball, None, &ScanOptions::default());
+    assert_eq!(report.verdict, Verdict::Scanned);
+    assert!(report.findings.iter().any(|finding| finding.rule == "tar-trailing-data"), "{:?}", report.findings);
 }
 
 #[test]
