@@ -21,6 +21,24 @@ pub struct ScanOptions {
     /// Largest JavaScript/TypeScript file that is parsed. Larger code files are
     /// reported (high: code nobody looked at) rather than parsed.
     pub max_parsed_file_bytes: u64,
+    /// What the server knows about who published this version and when; unknown by
+    /// default (the CLI scanning a tarball knows none of it).
+    pub publication: PublicationContext,
+}
+
+/// Identity facts only the server can see (from the packument and the provenance
+/// checks), combined with what the code does by the risk layer. `None` is unknown and
+/// never counts as a signal.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PublicationContext {
+    /// Days between the package's creation and this version's publication.
+    pub package_age_days: Option<u32>,
+    /// Whether this is the first version the package published.
+    pub first_version: Option<bool>,
+    /// Whether the publisher is not among the previous version's maintainers.
+    pub maintainer_changed: Option<bool>,
+    /// Whether earlier versions had provenance attestations and this one has none.
+    pub provenance_dropped: Option<bool>,
 }
 
 impl Default for ScanOptions {
@@ -33,6 +51,7 @@ impl Default for ScanOptions {
             max_path_bytes: 1024,
             max_path_depth: 48,
             max_parsed_file_bytes: 32 * 1024 * 1024,
+            publication: PublicationContext::default(),
         }
     }
 }

@@ -31,6 +31,7 @@ use super::text::{
     find_emails, find_urls, is_wallet_address,
 };
 use super::{Indicator, IndicatorKind, LineIndex, Rule, finding_at, quote};
+use crate::risk::Signal;
 use crate::{Finding, Severity};
 
 /// What the rest of the package says about a file.
@@ -52,6 +53,8 @@ pub(crate) struct FileAnalysis {
     pub(crate) minified: bool,
     /// Literal child-process commands, to follow scripts run from install-time files.
     pub(crate) commands: Vec<String>,
+    /// What the file can do, for the risk layer: the signal, the line and a short quote.
+    pub(crate) signals: Vec<(Signal, Option<u32>, String)>,
 }
 
 /// How a file should be parsed, from its name. `None`: not parsed (declaration files,
@@ -118,8 +121,12 @@ pub(crate) fn analyse_source(
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum SiteKind {
     NetworkCall,
-    ChildProcess { command: Option<String> },
-    DynamicCode { decoded: bool },
+    ChildProcess {
+        command: Option<String>,
+    },
+    DynamicCode {
+        decoded: bool,
+    },
     DecodedRequire,
     DecodedMemberCall,
     DecodedProcessAccess,
@@ -131,8 +138,15 @@ enum SiteKind {
     WalletProviderOverride,
     RequireHook(String),
     MailCall,
-    Recipient { key: String, email: String },
+    Recipient {
+        key: String,
+        email: String,
+    },
     Decoder,
+    /// Reads the host name, user, home directory or network interfaces.
+    SystemInfo,
+    /// Any DNS query.
+    DnsQuery,
 }
 
 impl SiteKind {
@@ -157,12 +171,14 @@ impl SiteKind {
             SiteKind::WalletProviderOverride => (14, false),
             SiteKind::RequireHook(_) => (15, false),
             SiteKind::Recipient { .. } => (16, false),
+            SiteKind::SystemInfo => (17, true),
+            SiteKind::DnsQuery => (18, true),
         }
     }
 }
 
 /// Number of site budgets in [`SiteKind::budget`].
-const SITE_BUDGETS: usize = 17;
+const SITE_BUDGETS: usize = 19;
 
 #[derive(Debug, Clone)]
 struct Site {
@@ -739,6 +755,14 @@ impl<'text> Collector<'text> {
             match command {
                 Some(command) => {
                     let traits = ShellCommandTraits::of(command);
+                    if let Some(attack) = traits.attack {
+                        push(
+                            attack.rule(),
+                            if context.install_script.is_some() { Severity::Critical } else { Severity::High },
+                            format!("Runs `{}`, which {}.{install_note}", quote(command), attack.describe()),
+                            site.offset,
+                        );
+                    }
                     if traits.downloads_and_runs() || traits.downloads && !self.public_ips.is_empty() {
                         push(
                             Rule::ChildProcessDownloadExec,
@@ -1097,6 +1121,7 @@ impl<'text> Collector<'text> {
         });
 
         findings.extend(self.limits.finding(path));
+        let signals = self.signals(context, &external_hosts, &contacted_ips, has_exfiltration_service, obfuscated);
         FileAnalysis {
             findings: merge_repeated_findings(findings),
             indicators,
@@ -1104,7 +1129,86 @@ impl<'text> Collector<'text> {
             hosts,
             minified: self.minified,
             commands,
+            signals,
         }
+    }
+
+    /// What the file can do, as signals for the risk layer (`crate::risk`).
+    fn signals(
+        &self,
+        context: &FileContext<'_>,
+        external_hosts: &BTreeSet<&str>,
+        contacted_ips: &[(String, u32)],
+        has_exfiltration_service: bool,
+        obfuscated: bool,
+    ) -> Vec<(Signal, Option<u32>, String)> {
+        let mut signals = Vec::new();
+        let line = |offset: u32| Some(self.line_index.line(offset));
+        let first = |predicate: &dyn Fn(&SiteKind) -> bool| self.sites.iter().find(|site| predicate(&site.kind));
+        if let Some(script) = context.install_script {
+            signals.push((Signal::InstallTimeCode, None, format!("the `{script}` script")));
+        }
+        let network = first(&|kind| *kind == SiteKind::NetworkCall);
+        if let Some(site) = network {
+            signals.push((Signal::Network, line(site.offset), site.detail.clone()));
+            if let Some((ip, offset)) = contacted_ips.first() {
+                signals.push((Signal::ForeignNetwork, line(*offset), ip.clone()));
+            } else if let Some(host) = external_hosts.iter().next() {
+                let offset = self.urls.iter().find(|url| url.host == *host).map_or(site.offset, |url| url.offset);
+                signals.push((Signal::ForeignNetwork, line(offset), (*host).to_owned()));
+            } else if let Some((ip, offset)) = self.public_ips.first() {
+                signals.push((Signal::ForeignNetwork, line(*offset), ip.clone()));
+            } else if self.source_text.len() < SMALL_PROGRAM_BYTES
+                && !self.minified
+                && let Some(url) = self.urls.iter().find(|url| !url.bare && is_foreign_host(context, &url.host))
+            {
+                // A small script with one network call and a hard-coded URL sends there,
+                // even when the URL reaches the call through a parameter.
+                signals.push((Signal::ForeignNetwork, line(url.offset), url.host.clone()));
+            }
+        }
+        if has_exfiltration_service
+            && let Some(url) = self.urls.iter().find(|url| {
+                classify_service(&url.url, &url.host).is_some_and(|(kind, _)| kind == ServiceKind::Exfiltration)
+            })
+        {
+            signals.push((Signal::ExfiltrationService, line(url.offset), url.host.clone()));
+        }
+        if let Some(site) = first(&|kind| matches!(kind, SiteKind::DnsQuery | SiteKind::DnsExfiltration)) {
+            signals.push((Signal::DnsQuery, line(site.offset), site.detail.clone()));
+        }
+        if let Some(site) = first(&|kind| *kind == SiteKind::SystemInfo) {
+            signals.push((Signal::HostInformation, line(site.offset), site.detail.clone()));
+        } else if let Some((value, offset)) = self.credential_paths.get(&CredentialKind::SystemAccounts) {
+            signals.push((Signal::HostInformation, line(*offset), value.clone()));
+        }
+        if let Some(site) = first(&|kind| matches!(kind, SiteKind::EnvBulk | SiteKind::SecretEnv(_))) {
+            signals.push((Signal::Environment, line(site.offset), site.detail.clone()));
+        }
+        if let Some((kind, (value, offset))) =
+            self.credential_paths.iter().find(|(kind, _)| !matches!(kind, CredentialKind::NpmConfig))
+        {
+            signals.push((Signal::CredentialStore, line(*offset), format!("{}: {}", kind.describe(), quote(value))));
+        }
+        if let Some(site) = first(&|kind| matches!(kind, SiteKind::ChildProcess { .. })) {
+            signals.push((Signal::ChildProcess, line(site.offset), site.detail.clone()));
+        }
+        if let Some(site) = first(&|kind| {
+            matches!(
+                kind,
+                SiteKind::DynamicCode { .. }
+                    | SiteKind::DecodedRequire
+                    | SiteKind::DecodedMemberCall
+                    | SiteKind::DecodedProcessAccess
+            )
+        }) {
+            signals.push((Signal::DecodedExecution, line(site.offset), site.detail.clone()));
+        }
+        let code_length = self.source_text.len().max(1);
+        if obfuscated || (self.hex_escapes >= 200 && self.hex_escapes * 4 * 10 > code_length) {
+            signals.push((Signal::Obfuscation, None, String::new()));
+        }
+        signals
     }
 
     fn indicator(&self, kind: IndicatorKind, value: &str, offset: u32) -> Indicator {
@@ -1182,12 +1286,69 @@ fn is_network_call(path: &str) -> bool {
         "ws",
         "net.Socket",
     ];
-    const MODULES: &[&str] = &["axios", "got", "needle", "superagent", "node-fetch", "undici", "phin", "ky"];
+    const MODULES: &[&str] = &[
+        "axios",
+        "got",
+        "needle",
+        "superagent",
+        "node-fetch",
+        "undici",
+        "phin",
+        "ky",
+        "sync-request",
+        "then-request",
+        "urllib",
+        "request-promise",
+        "request-promise-native",
+    ];
     EXACT.contains(&path)
         || MODULES
             .iter()
             .any(|module| path == *module || path.strip_prefix(module).is_some_and(|rest| rest.starts_with('.')))
         || path.ends_with(".fetch") && path.starts_with("undici")
+}
+
+/// Files below this size are scripts: a hard-coded URL in one is where its network call goes.
+const SMALL_PROGRAM_BYTES: usize = 16 * 1024;
+
+/// Not the package's own host, a package distribution host or the local machine.
+fn is_foreign_host(context: &FileContext<'_>, host: &str) -> bool {
+    !context.own_hosts.iter().any(|own| text::registrable_domain(own) == text::registrable_domain(host))
+        && !text::is_distribution_host(host)
+        && host != "localhost"
+        && !is_documentation_host(host)
+        && text::parse_ipv4(host).is_none_or(text::is_public_ipv4)
+}
+
+/// Hosts that code names in comments-as-strings, licences and help texts, never as a
+/// destination worth a signal.
+fn is_documentation_host(host: &str) -> bool {
+    let domain = text::registrable_domain(host);
+    matches!(
+        domain,
+        "github.com"
+            | "npmjs.com"
+            | "nodejs.org"
+            | "mozilla.org"
+            | "w3.org"
+            | "wikipedia.org"
+            | "example.com"
+            | "opensource.org"
+            | "json-schema.org"
+    )
+}
+
+/// Whether a shell command asks who and where it runs: the recon of install probes.
+fn reads_system_information(command: &str) -> bool {
+    let lower = command.to_ascii_lowercase();
+    lower.split(|character: char| !(character.is_ascii_alphanumeric() || character == '/' || character == '_')).any(
+        |word| {
+            matches!(
+                word,
+                "whoami" | "hostname" | "uname" | "ifconfig" | "ipconfig" | "systeminfo" | "/etc/hosts" | "/etc/passwd"
+            )
+        },
+    )
 }
 
 fn is_child_process_call(path: &str) -> bool {
@@ -1365,7 +1526,9 @@ impl<'a> Visitor<'_, '_, '_> {
             }
             Expression::ComputedMemberExpression(member) => {
                 let base = self.path_within(&member.object, depth)?;
-                let property = static_string(&member.expression)?;
+                // `process['en' + 'v']` is `process.env`.
+                let property = static_string(&member.expression)
+                    .or_else(|| self.fold_string(&member.expression, MAX_FOLD_DEPTH)?.value)?;
                 bounded_join_path(&base, &property)
             }
             Expression::CallExpression(call) => {
@@ -1563,6 +1726,9 @@ impl<'a> Visitor<'_, '_, '_> {
             });
             if let Some(command) = &command {
                 self.collector.inspect_string(command, offset);
+                if reads_system_information(command) {
+                    self.collector.site(SiteKind::SystemInfo, offset, quote(command));
+                }
             }
             if command.as_deref().is_some_and(|command| command.to_ascii_lowercase().contains("npm publish"))
                 || first_argument.is_some_and(|argument| self.spells_npm_publish(argument))
@@ -1573,6 +1739,9 @@ impl<'a> Visitor<'_, '_, '_> {
         }
         if is_fs_write_call(path) {
             self.collector.site(SiteKind::FsWrite, offset, path);
+        }
+        if matches!(path, "os.hostname" | "os.userInfo" | "os.homedir" | "os.networkInterfaces") {
+            self.collector.site(SiteKind::SystemInfo, offset, format!("{path}()"));
         }
         if is_mail_call(path) {
             self.collector.site(SiteKind::MailCall, offset, path);
@@ -1588,9 +1757,11 @@ impl<'a> Visitor<'_, '_, '_> {
                 | "dns.promises.resolve"
                 | "dns.promises.lookup"
                 | "dns.promises.resolveTxt"
-        ) && let Some(domain) = first_argument.and_then(built_name_under_fixed_domain)
-        {
-            self.collector.site(SiteKind::DnsExfiltration, offset, domain);
+        ) {
+            self.collector.site(SiteKind::DnsQuery, offset, path);
+            if let Some(domain) = first_argument.and_then(built_name_under_fixed_domain) {
+                self.collector.site(SiteKind::DnsExfiltration, offset, domain);
+            }
         }
         if matches!(
             path,
@@ -1719,6 +1890,11 @@ impl<'a> Visit<'a> for Visitor<'_, '_, '_> {
     fn visit_reg_exp_literal(&mut self, literal: &oxc_ast::ast::RegExpLiteral<'a>) {
         // Regular expressions that match bidi controls legitimately contain them.
         self.collector.string_spans.push((literal.span.start, literal.span.end));
+        // A regular expression matching Discord tokens is what token grabbers search with.
+        let raw = self.collector.source_text.get(literal.span.start as usize..literal.span.end as usize).unwrap_or("");
+        if let Some(kind) = classify_credential_path(&raw.to_ascii_lowercase()) {
+            self.collector.credential_paths.entry(kind).or_insert((raw.to_owned(), literal.span.start));
+        }
     }
 
     fn visit_jsx_text(&mut self, text: &oxc_ast::ast::JSXText<'a>) {
@@ -1974,6 +2150,9 @@ impl<'a> Visit<'a> for Visitor<'_, '_, '_> {
             let name = member.property.name.as_str();
             if text::is_secret_env_name(name) {
                 self.collector.site(SiteKind::SecretEnv(name.to_owned()), member.span.start, name);
+            }
+            if matches!(name, "USER" | "USERNAME" | "LOGNAME" | "COMPUTERNAME" | "HOSTNAME" | "USERDOMAIN") {
+                self.collector.site(SiteKind::SystemInfo, member.span.start, format!("process.env.{name}"));
             }
         }
         walk::walk_static_member_expression(self, member);
