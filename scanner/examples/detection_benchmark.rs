@@ -152,6 +152,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     "milliseconds": seconds * 1000.0,
                     "verdict": report.verdict,
                     "held_by": report.findings.iter().filter(|finding| finding.severity >= arguments.threshold).collect::<Vec<_>>(),
+                    "below_threshold": report.findings.iter().filter(|finding| finding.severity < arguments.threshold && finding.severity > Severity::Info).map(|finding| format!("{} {}: {}", finding.severity, finding.rule, finding.message)).collect::<Vec<_>>(),
                 });
                 writeln!(writer, "{line}")?;
             }

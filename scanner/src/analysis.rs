@@ -243,7 +243,10 @@ fn add_package_signals(
     // build tool) is install-time code too.
     for finding in &analysis.findings {
         if finding.rule == Rule::InstallScript.id() && finding.severity >= Severity::Medium {
-            signals.add(Signal::InstallTimeCode, manifest_path, None, finding.excerpt.clone().unwrap_or_default());
+            let excerpt = finding.excerpt.clone().unwrap_or_default();
+            signals.add(Signal::InstallTimeCode, manifest_path, None, excerpt.clone());
+            // The lifecycle script itself runs those commands.
+            signals.add(Signal::ChildProcess, manifest_path, None, excerpt);
         }
     }
     if package.len() <= TINY_PACKAGE_FILES {

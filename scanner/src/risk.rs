@@ -43,6 +43,8 @@ pub(crate) enum Signal {
     ChildProcess,
     /// Executes a compiled executable shipped in the package.
     ShippedExecutable,
+    /// Builds or runs a shell command that downloads and runs code.
+    DownloadsAndRuns,
     /// Evaluates code produced by a decoder, or a string built at runtime.
     DecodedExecution,
     /// javascript-obfuscator output or dense escapes.
@@ -104,6 +106,7 @@ impl Signal {
             Signal::CredentialStore => "names credential stores",
             Signal::ChildProcess => "starts processes",
             Signal::ShippedExecutable => "runs an executable shipped in the package",
+            Signal::DownloadsAndRuns => "downloads and runs code",
             Signal::DecodedExecution => "executes code built or decoded at runtime",
             Signal::Obfuscation => "is obfuscated",
             Signal::NoRepository => "package.json names no repository",
@@ -276,10 +279,31 @@ pub(crate) const COMBINATIONS: &[Combination] = &[
         severity: Severity::High,
     },
     Combination {
+        name: "exfiltration by an anonymous package: it collects data and makes network requests from one file",
+        all_of: &[COLLECTS, &[Network]],
+        identity_signals: 2,
+        same_file: true,
+        severity: Severity::High,
+    },
+    Combination {
         name: "an install-time network call by a package with no track record",
         all_of: &[&[InstallTimeCode], SENDS_OUT],
         identity_signals: 1,
         same_file: true,
+        severity: Severity::High,
+    },
+    Combination {
+        name: "an install-time beacon to a host built at runtime, from a package with no track record",
+        all_of: &[&[InstallTimeCode], COLLECTS, &[Network, DnsQuery]],
+        identity_signals: 1,
+        same_file: true,
+        severity: Severity::High,
+    },
+    Combination {
+        name: "a downloader in a package with no track record: it fetches code and runs it",
+        all_of: &[&[DownloadsAndRuns]],
+        identity_signals: 1,
+        same_file: false,
         severity: Severity::High,
     },
     Combination {
@@ -300,6 +324,13 @@ pub(crate) const COMBINATIONS: &[Combination] = &[
         name: "a loader: it executes code decoded or built at runtime in a file that uses the network",
         all_of: &[&[DecodedExecution], &[Network, ForeignNetwork]],
         identity_signals: 1,
+        same_file: true,
+        severity: Severity::High,
+    },
+    Combination {
+        name: "a remote-command backdoor: one file talks to the network and starts processes, in an anonymous package",
+        all_of: &[&[Network, ForeignNetwork], &[ChildProcess]],
+        identity_signals: 2,
         same_file: true,
         severity: Severity::High,
     },
@@ -489,6 +520,11 @@ mod tests {
         // Collection plus any network in a package with no track record.
         check(&[(Environment, "a.js"), (ForeignNetwork, "a.js"), (NewPackage, pj)], BIG, Some(Severity::High));
         check(&[(Environment, "a.js"), (Network, "a.js"), (NewPackage, pj)], BIG, None);
+        check(
+            &[(Environment, "a.js"), (Network, "a.js"), (NewPackage, pj), (NoRepository, pj)],
+            BIG,
+            Some(Severity::High),
+        );
         check(&[(Environment, "a.js"), (Network, "a.js")], BIG, None);
         check(&[(Environment, "a.js"), (Network, "b.js"), (TinyPackage, pj)], BIG, None);
         // Install-time network.
@@ -500,6 +536,14 @@ mod tests {
             Some(Severity::High),
         );
         check(&[(InstallTimeCode, "i.js"), (Network, "i.js"), (NoRepository, pj)], BIG, None);
+        check(
+            &[(InstallTimeCode, "i.js"), (Environment, "i.js"), (Network, "i.js"), (NoRepository, pj)],
+            BIG,
+            Some(Severity::High),
+        );
+        check(&[(InstallTimeCode, "i.js"), (Environment, "i.js"), (Network, "i.js")], BIG, None);
+        check(&[(DownloadsAndRuns, "i.js"), (TinyPackage, pj)], BIG, Some(Severity::High));
+        check(&[(DownloadsAndRuns, "i.js")], BIG, None);
         // Droppers.
         check(&[(ShippedExecutable, "i.js"), (NoDescription, pj)], BIG, Some(Severity::High));
         check(&[(ShippedExecutable, "i.js")], BIG, None);
@@ -513,6 +557,12 @@ mod tests {
             Some(Severity::High),
         );
         check(&[(InstallTimeCode, "i.js"), (ChildProcess, "i.js"), (NoRepository, pj)], BIG, None);
+        check(
+            &[(Network, "b.js"), (ChildProcess, "b.js"), (NoRepository, pj), (TinyPackage, pj)],
+            BIG,
+            Some(Severity::High),
+        );
+        check(&[(Network, "b.js"), (ChildProcess, "b.js"), (NoRepository, pj)], BIG, None);
         // Identity alone, or one capability alone, is never enough.
         check(&[(NoRepository, pj), (TinyPackage, pj), (ProbeVersion, pj), (NewPackage, pj)], BIG, None);
         check(&[(ProvenanceDropped, pj), (ChildProcess, "a.js")], BIG, None);

@@ -246,6 +246,8 @@ enum Marker {
     ShellProfile,
     Shutdown,
     MailService,
+    /// A path into the user's Desktop or OneDrive folder.
+    UserDocuments,
     KnownIndicator(&'static str),
 }
 
@@ -366,6 +368,9 @@ impl<'text> Collector<'text> {
             }
             if lower.contains("-/whoami") || lower.contains("npm whoami") {
                 self.mark(Marker::NpmWhoami, offset);
+            }
+            if lower.contains("/desktop/") || lower.contains("/onedrive/") || lower.contains("\\desktop\\") {
+                self.mark(Marker::UserDocuments, offset);
             }
             if lower.contains(".bashrc") || lower.contains(".zshrc") || lower.contains(".bash_profile") {
                 self.mark(Marker::ShellProfile, offset);
@@ -595,9 +600,23 @@ impl<'text> Collector<'text> {
         }
 
         // What is collected.
+        let is_small_file = self.source_text.len() < 32 * 1024;
+        let is_small_script = is_small_file && !self.minified;
         if let Some(site) = env_bulk {
             if sends_to_hard_coded_host {
-                let severity = if has_exfiltration_service { Severity::Critical } else { Severity::High };
+                // `Object.keys(process.env)` lists names (what `debug` does for its options);
+                // serialising the values, or any enumeration in a small script, is what
+                // stealers do.
+                let names_only = !site.detail.starts_with("JSON.stringify")
+                    && !site.detail.starts_with("Object.entries")
+                    && !site.detail.starts_with("Object.values");
+                let severity = if has_exfiltration_service {
+                    Severity::Critical
+                } else if names_only && !is_small_script && contacted_ips.is_empty() {
+                    Severity::Medium
+                } else {
+                    Severity::High
+                };
                 push(
                     Rule::EnvExfiltration,
                     severity,
@@ -627,7 +646,21 @@ impl<'text> Collector<'text> {
         for (kind, (value, offset)) in &self.credential_paths {
             indicators.push(self.indicator(IndicatorKind::CredentialAccess, kind.describe(), *offset));
             if sends_to_hard_coded_host || !self.command_strings.is_empty() {
-                let severity = if has_exfiltration_service { Severity::Critical } else { Severity::High };
+                // Every package manager and CLI reads ~/.npmrc for its registry settings, and
+                // big CLI bundles contact many hosts; naming it only counts next to a drop
+                // service or an IP, at install time, or in a small script.
+                let npm_config_in_tool = *kind == CredentialKind::NpmConfig
+                    && !has_exfiltration_service
+                    && contacted_ips.is_empty()
+                    && context.install_script.is_none()
+                    && !is_small_script;
+                let severity = if has_exfiltration_service {
+                    Severity::Critical
+                } else if npm_config_in_tool {
+                    Severity::Medium
+                } else {
+                    Severity::High
+                };
                 push(
                     Rule::CredentialExfiltration,
                     severity,
@@ -679,7 +712,6 @@ impl<'text> Collector<'text> {
         }
 
         // Dynamic code.
-        let is_small_file = self.source_text.len() < 32 * 1024;
         let mut dynamic_sites = 0;
         let mut first_dynamic: Option<&Site> = None;
         for site in &self.sites {
@@ -763,10 +795,20 @@ impl<'text> Collector<'text> {
                             site.offset,
                         );
                     }
-                    if traits.downloads_and_runs() || traits.downloads && !self.public_ips.is_empty() {
+                    let names_public_ip = command
+                        .split(|character: char| !(character.is_ascii_digit() || character == '.'))
+                        .any(|word| text::parse_ipv4(word).is_some_and(text::is_public_ipv4));
+                    if traits.downloads_and_runs()
+                        || traits.downloads && (!self.public_ips.is_empty() || names_public_ip)
+                    {
+                        let own_installer = downloads_only_from_own_hosts(command, context);
                         push(
                             Rule::ChildProcessDownloadExec,
-                            if context.install_script.is_some() { Severity::Critical } else { Severity::High },
+                            match (context.install_script.is_some(), own_installer) {
+                                (true, false) => Severity::Critical,
+                                (true, true) | (false, false) => Severity::High,
+                                (false, true) => Severity::Medium,
+                            },
                             format!("Runs `{}`, which downloads and executes code.{install_note}", quote(command)),
                             site.offset,
                         );
@@ -780,12 +822,21 @@ impl<'text> Collector<'text> {
         }
         if has_child_process {
             for (command, offset) in &self.command_strings {
+                // A package manager's self-installer fetches from the package's own site
+                // (`curl -fsSL https://get.pnpm.io/install.sh | sh -`): worth a look, not a hold.
+                let own_installer = downloads_only_from_own_hosts(command, context);
+                let severity = match (context.install_script.is_some(), own_installer) {
+                    (true, false) => Severity::Critical,
+                    (true, true) | (false, false) => Severity::High,
+                    (false, true) => Severity::Medium,
+                };
                 push(
                     Rule::ChildProcessDownloadExec,
-                    if context.install_script.is_some() { Severity::Critical } else { Severity::High },
+                    severity,
                     format!(
-                        "Builds the shell command `{}`, which downloads and executes code, in a file that starts processes.{install_note}",
-                        quote(command)
+                        "Builds the shell command `{}`, which downloads and executes code{}, in a file that starts processes.{install_note}",
+                        quote(command),
+                        if own_installer { " from the package's own site" } else { "" }
                     ),
                     *offset,
                 );
@@ -816,9 +867,18 @@ impl<'text> Collector<'text> {
             );
         }
         if has_child_process && let Some(offset) = marker(Marker::CliCredentials) {
+            // Release tooling asks `gh auth token` to call the GitHub API on the user's
+            // behalf; a stealer does it at install time or next to a drop service. The
+            // risk layer weighs the rest (`crate::risk`).
+            let severity = if context.install_script.is_some() || has_exfiltration_service || !contacted_ips.is_empty()
+            {
+                Severity::High
+            } else {
+                Severity::Medium
+            };
             push(
                 Rule::CredentialCli,
-                Severity::High,
+                severity,
                 "Asks a CLI for its stored credentials (`gh auth token` or similar).".to_owned(),
                 offset,
             );
@@ -873,16 +933,25 @@ impl<'text> Collector<'text> {
             push(Rule::WormNpmPublish, severity, message.to_owned(), runs.unwrap_or(offset));
         }
         if has_fs_write && let Some(offset) = marker(Marker::ShellProfile) {
-            let severity = if marker(Marker::Shutdown).is_some() || !self.command_strings.is_empty() {
-                Severity::High
-            } else {
-                Severity::Medium
-            };
+            let foreign_download =
+                self.command_strings.iter().any(|(command, _)| !downloads_only_from_own_hosts(command, context));
+            let severity =
+                if marker(Marker::Shutdown).is_some() || foreign_download { Severity::High } else { Severity::Medium };
             push(
                 Rule::ShellProfileWrite,
                 severity,
                 "Writes to shell start-up files (`~/.bashrc`, `~/.zshrc`): code there runs in every new shell."
                     .to_owned(),
+                offset,
+            );
+        }
+        if has_fs_write && let Some(offset) = marker(Marker::UserDocuments) {
+            // node-ipc's peacenotwar dropped files on its users' desktops: a library has
+            // no business writing there.
+            push(
+                Rule::UserFilesWrite,
+                Severity::High,
+                "Writes files into the user's Desktop or OneDrive folder.".to_owned(),
                 offset,
             );
         }
@@ -1190,17 +1259,30 @@ impl<'text> Collector<'text> {
         {
             signals.push((Signal::CredentialStore, line(*offset), format!("{}: {}", kind.describe(), quote(value))));
         }
+        if let Some((command, offset)) = self.command_strings.first()
+            && self.has_site(|kind| matches!(kind, SiteKind::ChildProcess { .. }))
+        {
+            signals.push((Signal::DownloadsAndRuns, line(*offset), quote(command)));
+        }
+        if let Some(offset) = self.markers.get(&Marker::CliCredentials)
+            && self.has_site(|kind| matches!(kind, SiteKind::ChildProcess { .. }))
+        {
+            signals.push((Signal::CredentialStore, line(*offset), "a CLI's stored token".to_owned()));
+        }
         if let Some(site) = first(&|kind| matches!(kind, SiteKind::ChildProcess { .. })) {
             signals.push((Signal::ChildProcess, line(site.offset), site.detail.clone()));
         }
+        // `eval` of a runtime string is routine in big bundles (yarn's, webpack's); only
+        // decoded code, or dynamic code in a small script, is a signal.
+        let small_script = self.source_text.len() < SMALL_PROGRAM_BYTES && !self.minified;
         if let Some(site) = first(&|kind| {
             matches!(
                 kind,
-                SiteKind::DynamicCode { .. }
+                SiteKind::DynamicCode { decoded: true }
                     | SiteKind::DecodedRequire
                     | SiteKind::DecodedMemberCall
                     | SiteKind::DecodedProcessAccess
-            )
+            ) || small_script && *kind == SiteKind::DynamicCode { decoded: false }
         }) {
             signals.push((Signal::DecodedExecution, line(site.offset), site.detail.clone()));
         }
@@ -1336,6 +1418,16 @@ fn is_documentation_host(host: &str) -> bool {
             | "opensource.org"
             | "json-schema.org"
     )
+}
+
+/// Whether every URL a shell command downloads from is on the package's own site
+/// (its homepage, repository or bugs host), and there is at least one.
+fn downloads_only_from_own_hosts(command: &str, context: &FileContext<'_>) -> bool {
+    let urls = find_urls(command);
+    !urls.is_empty()
+        && urls.iter().all(|url| {
+            context.own_hosts.iter().any(|own| text::registrable_domain(own) == text::registrable_domain(&url.host))
+        })
 }
 
 /// Whether a shell command asks who and where it runs: the recon of install probes.
@@ -1540,6 +1632,8 @@ impl<'a> Visitor<'_, '_, '_> {
                 None
             }
             Expression::ParenthesizedExpression(inner) => self.path_within(&inner.expression, depth),
+            // `process.env || {}` is still `process.env`.
+            Expression::LogicalExpression(logical) => self.path_within(&logical.left, depth),
             Expression::SequenceExpression(sequence) => self.path_within(sequence.expressions.last()?, depth),
             Expression::AwaitExpression(inner) => {
                 // `await import('child_process')`.
@@ -1809,11 +1903,15 @@ impl<'a> Visitor<'_, '_, '_> {
                 }
                 oxc_ast::ast::ObjectPropertyKind::SpreadProperty(_) => false,
             }),
-            Expression::Identifier(identifier) => identifier
+            Expression::Identifier(identifier) => {
+                identifier
                 .reference_id
                 .get()
                 .and_then(|reference_id| self.scoping.get_reference(reference_id).symbol_id())
-                .is_some_and(|symbol_id| self.with_state(|state| state.environment_holders.contains(&symbol_id))),
+                .is_some_and(|symbol_id| self.with_state(|state| state.environment_holders.contains(&symbol_id)))
+                // `var data = process.env || {}; JSON.stringify(data)`.
+                || self.path_of(expression).as_deref() == Some("process.env")
+            }
             other => self.path_of(other).as_deref() == Some("process.env"),
         }
     }

@@ -102,6 +102,7 @@ rules! {
     KnownMalwareIndicator => "known-malware-indicator": "A string known from a documented attack.",
     ReverseShell => "reverse-shell": "A command that hands a shell to a remote host (`/dev/tcp`, `nc -e`).",
     DestructiveCommand => "destructive-command": "A command that deletes the user's or the system's files (`rm -rf ~`).",
+    UserFilesWrite => "user-files-write": "Writes files into the user's Desktop or OneDrive folder (the node-ipc/peacenotwar protestware).",
     // The combination of weak signals (scanner/src/risk.rs).
     RiskCombination => "risk-combination": "Weak signals that together make an attack pattern: what the code does plus who published it.",
     // What changed since the previous version.
