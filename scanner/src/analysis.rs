@@ -99,7 +99,7 @@ pub(crate) fn analyse_package(package: &PackageFiles, options: &ScanOptions) -> 
                 continue;
             }
             let source_text = String::from_utf8_lossy(&file.bytes);
-            let context = FileContext { install_script, own_hosts: &own_hosts };
+            let context = FileContext { install_script, own_hosts: &own_hosts, indicators: &options.indicators };
             let file_analysis = analyse_source(&mut allocator, path, &source_text, source_type, &context);
             summary.javascript_files += 1;
             summary.javascript_bytes += file.bytes.len() as u64;
@@ -163,7 +163,8 @@ pub(crate) fn analyse_package(package: &PackageFiles, options: &ScanOptions) -> 
     // `node -e` bodies from install scripts are code too, run at install time.
     for (script_name, body) in &targets.inline_scripts {
         let path = "package.json";
-        let context = FileContext { install_script: Some(script_name), own_hosts: &own_hosts };
+        let context =
+            FileContext { install_script: Some(script_name), own_hosts: &own_hosts, indicators: &options.indicators };
         let file_analysis = analyse_source(&mut allocator, path, body, oxc_span::SourceType::cjs(), &context);
         analysis.findings.extend(
             file_analysis.findings.into_iter().filter(|finding| finding.rule != Rule::ParseError.id()).map(
@@ -197,6 +198,19 @@ pub(crate) fn analyse_package(package: &PackageFiles, options: &ScanOptions) -> 
         }
     }
 
+    if let Some(parsed) = &analysis.manifest
+        && let Some(advisories) = options.indicators.malicious_version(&parsed.name, &parsed.version)
+    {
+        let advisories: Vec<&str> = advisories.iter().map(String::as_str).collect();
+        analysis.findings.push(finding_at(
+            Rule::KnownMaliciousVersion,
+            Severity::Critical,
+            format!("`{}@{}` is listed as malicious by {}.", parsed.name, parsed.version, advisories.join(", ")),
+            "package.json",
+            None,
+            None,
+        ));
+    }
     add_package_signals(package, &analysis, options, &mut signals);
     signals.code_files = summary.javascript_files as usize;
     if let Some(assessment) = risk::assess(&signals) {

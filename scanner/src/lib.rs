@@ -11,6 +11,7 @@
 
 mod analysis;
 mod diff;
+mod indicators;
 mod manifest;
 mod options;
 mod package;
@@ -20,6 +21,7 @@ mod risk;
 mod rules;
 mod tarball;
 
+pub use indicators::{FeedError, Indicators, MaliciousPackage, MaliciousVersions};
 pub use manifest::{DEPENDENCY_FIELDS, INSTALL_LIFECYCLE_SCRIPTS, ManifestError, PackageManifest};
 pub use options::{PublicationContext, ScanOptions};
 pub use package::{PackageFile, PackageFiles, PackageLimitError};

@@ -24,6 +24,9 @@ pub struct ScanOptions {
     /// What the server knows about who published this version and when; unknown by
     /// default (the CLI scanning a tarball knows none of it).
     pub publication: PublicationContext,
+    /// Known-malware indicators and versions from the configured feeds (empty by
+    /// default: nothing is compiled in). Shared, because every scan uses the same feed.
+    pub indicators: std::sync::Arc<crate::Indicators>,
 }
 
 /// Identity facts only the server can see (from the packument and the provenance
@@ -52,6 +55,7 @@ impl Default for ScanOptions {
             max_path_depth: 48,
             max_parsed_file_bytes: 32 * 1024 * 1024,
             publication: PublicationContext::default(),
+            indicators: std::sync::Arc::default(),
         }
     }
 }

@@ -35,12 +35,14 @@ use crate::risk::Signal;
 use crate::{Finding, Severity};
 
 /// What the rest of the package says about a file.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct FileContext<'a> {
     /// The lifecycle script (`postinstall`, …) that runs this file at install time.
     pub(crate) install_script: Option<&'a str>,
     /// Hosts of the package's homepage, repository and bugs URLs.
     pub(crate) own_hosts: &'a [String],
+    /// What the known-malware feeds list.
+    pub(crate) indicators: &'a crate::Indicators,
 }
 
 /// Everything the checks learned from one code file.
@@ -87,7 +89,7 @@ pub(crate) fn analyse_source(
     let options = ParseOptions { allow_return_outside_function: true, ..ParseOptions::default() };
     let parsed = Parser::new(allocator, source_text, source_type).with_options(options).parse();
     let line_index = LineIndex::new(source_text);
-    let mut collector = Collector::new(&line_index, source_text);
+    let mut collector = Collector::new(&line_index, source_text, context.indicators);
     // A file that does not parse (Flow, a new proposal, deliberate garbage) is still
     // searched: every string-looking span is inspected as text.
     let parse_error = parsed.panicked || !parsed.diagnostics.is_empty();
@@ -201,6 +203,7 @@ struct UrlSite {
 struct Collector<'text> {
     line_index: &'text LineIndex<'text>,
     source_text: &'text str,
+    indicators: &'text crate::Indicators,
     // Invariant: at most `MAX_SITES_PER_KIND` per budget (`site_counts`), one for the
     // kinds only ever used once.
     sites: Vec<Site>,
@@ -232,7 +235,7 @@ struct Collector<'text> {
     limits: LimitsReached,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Marker {
     WorkflowPath,
     GithubRepoApi,
@@ -248,14 +251,20 @@ enum Marker {
     MailService,
     /// A path into the user's Desktop or OneDrive folder.
     UserDocuments,
-    KnownIndicator(&'static str),
+    /// What a feed lists: the indicator and the advisory that names it.
+    KnownIndicator(String),
 }
 
 impl<'text> Collector<'text> {
-    fn new(line_index: &'text LineIndex<'text>, source_text: &'text str) -> Collector<'text> {
+    fn new(
+        line_index: &'text LineIndex<'text>,
+        source_text: &'text str,
+        indicators: &'text crate::Indicators,
+    ) -> Collector<'text> {
         Collector {
             line_index,
             source_text,
+            indicators,
             sites: Vec::new(),
             site_counts: [0; SITE_BUDGETS],
             urls: Vec::new(),
@@ -357,6 +366,9 @@ impl<'text> Collector<'text> {
             if let Some(kind) = classify_credential_path(&lower) {
                 self.credential_paths.entry(kind).or_insert((value.to_owned(), offset));
             }
+            if let Some(source) = self.indicators.wallet(value) {
+                self.mark(Marker::KnownIndicator(format!("the wallet address `{value}` listed by {source}")), offset);
+            }
             if is_wallet_address(value)
                 && !self.wallet_addresses.contains(value)
                 && self.room_for_string(self.wallet_addresses.len())
@@ -407,8 +419,9 @@ impl<'text> Collector<'text> {
                 }
             }
         }
-        if let Some((indicator, position)) = text::known_malware_indicator(&lower) {
-            self.mark(Marker::KnownIndicator(indicator), offset + position as u32);
+        if let Some((indicator, source, position)) = self.indicators.find_in(&lower) {
+            let described = format!("`{indicator}`, listed by {source}");
+            self.mark(Marker::KnownIndicator(described), offset + position as u32);
         }
         if value.contains('@') && value.len() <= 2000 {
             for (email, position) in find_emails(value) {

@@ -525,22 +525,6 @@ impl ShellCommandTraits {
     }
 }
 
-/// Strings from documented attacks that no benign package contains, in lowercased text,
-/// with their byte position.
-pub(crate) fn known_malware_indicator(lower: &str) -> Option<(&'static str, usize)> {
-    const INDICATORS: &[(&str, &str)] = &[
-        ("s1ngularity-repository", "the nx \"s1ngularity\" exfiltration repository name"),
-        ("shai-hulud", "the Shai-Hulud worm's repository and workflow name"),
-        ("bb8ca5f6-4175-45d2-b042-fc9ebb8170b7", "the Shai-Hulud worm's webhook.site id"),
-        ("giftshop.club", "the postmark-mcp attacker's mail domain"),
-        ("npmjs.help", "the phishing domain of the chalk/debug compromise"),
-    ];
-    if !lower.contains(['-', '.']) {
-        return None;
-    }
-    INDICATORS.iter().find_map(|(needle, name)| Some((*name, lower.find(needle)?)))
-}
-
 /// Shannon entropy in bits per byte.
 pub(crate) fn shannon_entropy(text: &str) -> f64 {
     let mut counts = [0u32; 256];
