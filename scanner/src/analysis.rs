@@ -7,9 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use oxc_allocator::Allocator;
 
 use crate::report::ScanSummary;
+use crate::risk::{self, RiskSignals, Signal};
 use crate::rules::javascript::{FileContext, analyse_source, source_type_for};
 use crate::rules::manifest::InstallTargets;
-use crate::rules::{Indicator, Rule, files, finding_at, limits, manifest};
+use crate::rules::{Indicator, Rule, files, finding_at, limits, manifest, typosquat};
 use crate::{Finding, PackageFiles, PackageManifest, ScanOptions, Severity};
 
 /// Everything learned about one package version.
@@ -88,6 +89,7 @@ fn analyse_package_on_this_stack(package: &PackageFiles, options: &ScanOptions) 
     let own_hosts: Vec<String> = analysis.manifest.as_ref().map(|parsed| parsed.own_hosts.clone()).unwrap_or_default();
     let has_install_script = !summary.install_scripts.is_empty();
 
+    let mut signals = RiskSignals::default();
     let mut allocator = Allocator::default();
     let mut hosts = BTreeSet::new();
     let mut plain_code_files = 0;
@@ -134,7 +136,7 @@ fn analyse_package_on_this_stack(package: &PackageFiles, options: &ScanOptions) 
                 continue;
             }
             let source_text = String::from_utf8_lossy(&file.bytes);
-            let context = FileContext { install_script, own_hosts: &own_hosts };
+            let context = FileContext { install_script, own_hosts: &own_hosts, indicators: &options.indicators };
             let file_analysis = analyse_source(&mut allocator, path, &source_text, source_type, &context);
             summary.javascript_files += 1;
             summary.javascript_bytes += file.bytes.len() as u64;
@@ -147,6 +149,12 @@ fn analyse_package_on_this_stack(package: &PackageFiles, options: &ScanOptions) 
                 plain_code_files += 1;
             }
             hosts.extend(file_analysis.hosts);
+            for (signal, line, detail) in file_analysis.signals {
+                signals.add(signal, path, line, detail);
+            }
+            for command in &file_analysis.commands {
+                add_started_executables(command, path, package, &mut signals);
+            }
             if let Some(script) = install_script {
                 // `exec('bash preinstall.sh')` from an install-time file runs that script at
                 // install time too (ua-parser-js 0.7.29).
@@ -192,7 +200,15 @@ fn analyse_package_on_this_stack(package: &PackageFiles, options: &ScanOptions) 
     for path in shell_scripts {
         let Some(file) = package.get(path) else { continue };
         let install_script = targets.files.get(path).copied();
-        files::check_shell_script(path, &String::from_utf8_lossy(&file.bytes), install_script, &mut analysis.findings);
+        let text = String::from_utf8_lossy(&file.bytes);
+        files::check_shell_script(path, &text, install_script, &mut analysis.findings);
+        if let Some(script) = install_script {
+            signals.add(Signal::InstallTimeCode, path, None, format!("the `{script}` script"));
+            let traits = crate::rules::text::ShellCommandTraits::of(&text);
+            if traits.downloads {
+                signals.add(Signal::Network, path, None, "curl/wget");
+            }
+        }
     }
 
     // `node -e` bodies from install scripts are code too, run at install time.
@@ -212,7 +228,8 @@ fn analyse_package_on_this_stack(package: &PackageFiles, options: &ScanOptions) 
             ));
             continue;
         }
-        let context = FileContext { install_script: Some(script_name), own_hosts: &own_hosts };
+        let context =
+            FileContext { install_script: Some(script_name), own_hosts: &own_hosts, indicators: &options.indicators };
         let file_analysis = analyse_source(&mut allocator, path, body, oxc_span::SourceType::cjs(), &context);
         analysis.findings.extend(
             file_analysis.findings.into_iter().filter(|finding| finding.rule != Rule::ParseError.id()).map(
@@ -227,6 +244,9 @@ fn analyse_package_on_this_stack(package: &PackageFiles, options: &ScanOptions) 
         );
         hosts.extend(file_analysis.hosts);
         analysis.indicators.entry(path.to_owned()).or_default().extend(file_analysis.indicators);
+        for (signal, line, detail) in file_analysis.signals {
+            signals.add(signal, path, line, detail);
+        }
     }
 
     // A minified file among plain sources is how flatmap-stream hid its payload.
@@ -243,7 +263,127 @@ fn analyse_package_on_this_stack(package: &PackageFiles, options: &ScanOptions) 
         }
     }
 
+    if let Some(parsed) = &analysis.manifest
+        && let Some(advisories) = options.indicators.malicious_version(&parsed.name, &parsed.version)
+    {
+        let advisories: Vec<&str> = advisories.iter().map(String::as_str).collect();
+        analysis.findings.push(finding_at(
+            Rule::KnownMaliciousVersion,
+            Severity::Critical,
+            format!("`{}@{}` is listed as malicious by {}.", parsed.name, parsed.version, advisories.join(", ")),
+            "package.json",
+            None,
+            None,
+        ));
+    }
+    add_package_signals(package, &analysis, options, &mut signals);
+    signals.code_files = summary.javascript_files as usize;
+    if let Some(assessment) = risk::assess(&signals) {
+        analysis.findings.push(risk::finding(&assessment));
+    }
+
     summary.hosts = hosts.into_iter().take(100).collect();
     analysis.summary = summary;
     analysis
+}
+
+/// Packages this small are a script, not a library.
+const TINY_PACKAGE_FILES: usize = 3;
+
+/// The signals about the package as a whole: who it says it is, install hooks that run
+/// commands rather than bundled code, shipped executables.
+fn add_package_signals(
+    package: &PackageFiles,
+    analysis: &PackageAnalysis,
+    options: &ScanOptions,
+    signals: &mut RiskSignals,
+) {
+    let manifest_path = "package.json";
+    if let Some(parsed) = &analysis.manifest {
+        if !parsed.has_repository {
+            signals.add(Signal::NoRepository, manifest_path, None, "");
+        }
+        let has_readme =
+            package.iter().any(|(path, _)| !path.contains('/') && path.to_ascii_lowercase().starts_with("readme"));
+        if parsed.description.trim().is_empty() && !has_readme {
+            signals.add(Signal::NoDescription, manifest_path, None, "");
+        }
+        if is_probe_version(&parsed.version) {
+            signals.add(Signal::ProbeVersion, manifest_path, None, parsed.version.clone());
+        }
+        if let Some(squat) = typosquat::typosquat_target(&parsed.name) {
+            signals.add(Signal::ImitatedName, manifest_path, None, format!("`{}` for `{}`", parsed.name, squat.target));
+        }
+        for (_, command) in parsed.install_scripts() {
+            add_started_executables(command, manifest_path, package, signals);
+        }
+    }
+    // An install script that runs commands (not only bundled JavaScript or a routine
+    // build tool) is install-time code too.
+    for finding in &analysis.findings {
+        if finding.rule == Rule::InstallScript.id() && finding.severity >= Severity::Medium {
+            let excerpt = finding.excerpt.clone().unwrap_or_default();
+            signals.add(Signal::InstallTimeCode, manifest_path, None, excerpt.clone());
+            // The lifecycle script itself runs those commands.
+            signals.add(Signal::ChildProcess, manifest_path, None, excerpt);
+        }
+    }
+    if package.len() <= TINY_PACKAGE_FILES {
+        signals.add(Signal::TinyPackage, manifest_path, None, format!("{} files", package.len()));
+    }
+    // A compiled executable shipped next to code that starts processes: the code can
+    // run it whatever the command looks like (`spawn(path.join(__dirname, x))`).
+    if signals.contains(Signal::ChildProcess)
+        && !signals.contains(Signal::ShippedExecutable)
+        && let Some((path, _)) =
+            package.iter().find(|(path, file)| !path.ends_with(".node") && files::binary_format(&file.bytes).is_some())
+    {
+        signals.add(Signal::ShippedExecutable, path, None, "shipped next to code that starts processes");
+    }
+    signals.add_publication(&options.publication);
+}
+
+/// Adds [`Signal::ShippedExecutable`] when `command` starts a compiled executable in the package.
+fn add_started_executables(command: &str, from: &str, package: &PackageFiles, signals: &mut RiskSignals) {
+    for started in manifest::files_started_by(command, package) {
+        if let Some(file) = package.get(&started)
+            && files::binary_format(&file.bytes).is_some()
+        {
+            signals.add(
+                Signal::ShippedExecutable,
+                from,
+                None,
+                format!("`{}` runs `{started}`", crate::rules::quote(command)),
+            );
+        }
+    }
+}
+
+/// A version above anything a real internal package uses (`99.0.0`, `1.999.0`,
+/// `8.9998.2`, `200000.0.2`): what dependency-confusion probes publish so that a
+/// resolver prefers them over the internal package. Calendar majors (`2024.1.0`) are not.
+pub(crate) fn is_probe_version(version: &str) -> bool {
+    let release = version.split(['-', '+']).next().unwrap_or(version);
+    let mut components = release.split('.');
+    let (Some(major), Some(minor), Some(patch)) = (components.next(), components.next(), components.next()) else {
+        return false;
+    };
+    let Ok(major_number) = major.parse::<u64>() else { return false };
+    let calendar_year = (1990..=2100).contains(&major_number);
+    (major_number >= 90 && !calendar_year) || minor.starts_with("999") || patch.starts_with("999")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_probe_version;
+
+    #[test]
+    fn probe_versions_are_recognised() {
+        for version in ["99.0.0", "99.10.9", "1.999.0", "8.9998.2", "200000.0.2", "100.0.0-beta.1"] {
+            assert!(is_probe_version(version), "{version}");
+        }
+        for version in ["1.0.0", "4.17.21", "2024.1.0", "0.0.1", "1.20261117.1", "12.0.0", "garbage"] {
+            assert!(!is_probe_version(version), "{version}");
+        }
+    }
 }

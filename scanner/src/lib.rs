@@ -11,16 +11,19 @@
 
 mod analysis;
 mod diff;
+mod indicators;
 mod manifest;
 mod options;
 mod package;
 pub mod provenance;
 mod report;
+mod risk;
 mod rules;
 mod tarball;
 
+pub use indicators::{FeedError, Indicators, MaliciousPackage, MaliciousVersions};
 pub use manifest::{DEPENDENCY_FIELDS, INSTALL_LIFECYCLE_SCRIPTS, ManifestError, PackageManifest};
-pub use options::ScanOptions;
+pub use options::{PublicationContext, ScanOptions};
 pub use package::{PackageFile, PackageFiles, PackageLimitError};
 pub use report::{DiffSummary, Finding, Location, PackageIdentity, ScanReport, ScanSummary, Severity, Verdict};
 pub use rules::Rule;

@@ -31,6 +31,10 @@ pub struct PackageManifest {
     pub own_hosts: Vec<String>,
     /// `gypfile: false` turns off the implicit `node-gyp rebuild` for binding.gyp.
     pub gypfile_disabled: bool,
+    /// `description`, or empty.
+    pub description: String,
+    /// Whether `repository` names a repository (a string or an object with a `url`).
+    pub has_repository: bool,
 }
 
 /// package.json is not a JSON object.
@@ -72,6 +76,13 @@ impl PackageManifest {
             }
             other => string_map(other),
         };
+        let has_repository = match object.get("repository") {
+            Some(Value::String(url)) => !url.trim().is_empty(),
+            Some(Value::Object(inner)) => {
+                inner.get("url").and_then(Value::as_str).is_some_and(|url| !url.trim().is_empty())
+            }
+            _ => false,
+        };
         let mut own_hosts = Vec::new();
         for key in ["homepage", "repository", "bugs"] {
             let url = match object.get(key) {
@@ -93,6 +104,8 @@ impl PackageManifest {
             bin,
             own_hosts,
             gypfile_disabled: object.get("gypfile") == Some(&Value::Bool(false)),
+            description: string_field("description"),
+            has_repository,
         })
     }
 

@@ -27,6 +27,27 @@ pub struct ScanOptions {
     /// is reported (high) instead of buffered. The largest of the top 1000 npm
     /// packages keeps 14 MB.
     pub max_retained_bytes: u64,
+    /// What the server knows about who published this version and when; unknown by
+    /// default (the CLI scanning a tarball knows none of it).
+    pub publication: PublicationContext,
+    /// Known-malware indicators and versions from the configured feeds (empty by
+    /// default: nothing is compiled in). Shared, because every scan uses the same feed.
+    pub indicators: std::sync::Arc<crate::Indicators>,
+}
+
+/// Identity facts only the server can see (from the packument and the provenance
+/// checks), combined with what the code does by the risk layer. `None` is unknown and
+/// never counts as a signal.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PublicationContext {
+    /// Days between the package's creation and this version's publication.
+    pub package_age_days: Option<u32>,
+    /// Whether this is the first version the package published.
+    pub first_version: Option<bool>,
+    /// Whether the publisher is not among the previous version's maintainers.
+    pub maintainer_changed: Option<bool>,
+    /// Whether earlier versions had provenance attestations and this one has none.
+    pub provenance_dropped: Option<bool>,
 }
 
 impl Default for ScanOptions {
@@ -40,6 +61,8 @@ impl Default for ScanOptions {
             max_path_depth: 48,
             max_parsed_file_bytes: 32 * 1024 * 1024,
             max_retained_bytes: 128 * 1024 * 1024,
+            publication: PublicationContext::default(),
+            indicators: std::sync::Arc::default(),
         }
     }
 }

@@ -10,7 +10,20 @@
 
 use std::path::Path;
 
-use airlock_scanner::{PackageFiles, ScanOptions, ScanReport, Severity, scan_files, scan_tarball};
+use airlock_scanner::{Indicators, PackageFiles, ScanOptions, ScanReport, Severity, scan_files, scan_tarball};
+
+/// The sample known-malware feed Airlock ships (`scanner/data/known-malware/`), loaded
+/// the way the server loads a configured feed directory.
+fn sample_feed() -> Indicators {
+    let path = "incidents.json";
+    let bytes = include_bytes!("../data/known-malware/incidents.json");
+    Indicators::from_osv_documents([(path, bytes.as_slice())]).expect("the sample feed parses")
+}
+
+/// The options the corpus is scanned with: the defaults plus the sample feed.
+fn corpus_options() -> ScanOptions {
+    ScanOptions { indicators: std::sync::Arc::new(sample_feed()), ..ScanOptions::default() }
+}
 
 /// The rules each malicious case must trigger at high or critical severity.
 const EXPECTED_MALICIOUS_RULES: &[(&str, &[&str])] = &[
@@ -89,7 +102,7 @@ fn tarball_of(files: &PackageFiles) -> Vec<u8> {
 }
 
 fn scan_case(directory: &Path, previous: Option<&Path>) -> ScanReport {
-    let options = ScanOptions::default();
+    let options = corpus_options();
     let files = read_case(directory);
     let previous_files = previous.map(read_case);
     let report = scan_files(&files, previous_files.as_ref(), &options);
@@ -230,4 +243,42 @@ fn a_new_install_script_is_high_a_new_binary_medium_and_a_benign_refactor_is_not
         scan_case(&directory.join("benign-refactor/current"), Some(&directory.join("benign-refactor/previous")));
     assert!(!report.holds_at(Severity::High), "{:?}", report.findings);
     assert_eq!(report.diff.as_ref().unwrap().dependencies_added, vec!["picocolors@^1.0.0"]);
+}
+
+/// Feeds only add: the postmark-mcp replay with its recipient moved to a domain no feed
+/// lists, scanned with no feed at all, is still held by what the code does.
+#[test]
+fn postmark_replay_with_an_unlisted_domain_is_held_without_any_feed() {
+    let directory = Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data/malicious/postmark-mcp-bcc");
+    let original = read_case(&directory);
+    let mut files = PackageFiles::new();
+    for (path, file) in original.iter() {
+        let text = String::from_utf8_lossy(&file.bytes);
+        assert!(path != "index.js" || text.contains("giftshop.club"), "the replay names the attacker's domain");
+        let bytes =
+            text.replace("giftshop.club", "mail-relay-service.net").replace("\"1.0.16\"", "\"1.0.99\"").into_bytes();
+        files.add_file(path, bytes, false, &ScanOptions::default()).unwrap();
+    }
+    for options in [ScanOptions::default(), corpus_options()] {
+        let report = scan_files(&files, None, &options);
+        let held_by = rules_at_or_above(&report, Severity::High);
+        assert!(held_by.contains(&"mail-hidden-recipient"), "not held by the mail rule: {held_by:?}");
+        assert!(!held_by.contains(&"known-malware-indicator") && !held_by.contains(&"known-malicious-version"));
+    }
+}
+
+#[test]
+fn versions_and_indicators_a_feed_lists_are_critical() {
+    let directory = Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data/malicious/postmark-mcp-bcc");
+    let report = scan_files(&read_case(&directory), None, &corpus_options());
+    let critical: Vec<&str> = report
+        .findings
+        .iter()
+        .filter(|finding| finding.severity == Severity::Critical)
+        .map(|finding| finding.rule.as_str())
+        .collect();
+    assert!(critical.contains(&"known-malicious-version"), "{critical:?}");
+    assert!(critical.contains(&"known-malware-indicator"), "{critical:?}");
+    let unlisted = scan_files(&read_case(&directory), None, &ScanOptions::default());
+    assert!(unlisted.findings.iter().all(|finding| !finding.rule.starts_with("known-")));
 }

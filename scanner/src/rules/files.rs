@@ -93,6 +93,23 @@ pub(crate) fn check_shell_script(path: &str, text: &str, install_script: Option<
             continue;
         }
         let traits = ShellCommandTraits::of(line);
+        if let Some(attack) = traits.attack {
+            findings.push(finding_at(
+                attack.rule(),
+                if install_script.is_some() { Severity::Critical } else { Severity::High },
+                format!(
+                    "Shell script {}: `{}`.{}",
+                    attack.describe(),
+                    quote(line.trim()),
+                    install_script
+                        .map(|script| format!(" It runs at install time (the `{script}` script)."))
+                        .unwrap_or_default()
+                ),
+                path,
+                Some(index as u32 + 1),
+                Some(super::excerpt_window(line, 0)),
+            ));
+        }
         if traits.reads_cli_credentials {
             findings.push(finding_at(
                 Rule::CredentialCli,

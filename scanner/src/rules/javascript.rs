@@ -31,15 +31,18 @@ use super::text::{
     find_emails, find_urls, is_wallet_address,
 };
 use super::{Indicator, IndicatorKind, LineIndex, Rule, finding_at, quote};
+use crate::risk::Signal;
 use crate::{Finding, Severity};
 
 /// What the rest of the package says about a file.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct FileContext<'a> {
     /// The lifecycle script (`postinstall`, …) that runs this file at install time.
     pub(crate) install_script: Option<&'a str>,
     /// Hosts of the package's homepage, repository and bugs URLs.
     pub(crate) own_hosts: &'a [String],
+    /// What the known-malware feeds list.
+    pub(crate) indicators: &'a crate::Indicators,
 }
 
 /// Everything the checks learned from one code file.
@@ -52,6 +55,8 @@ pub(crate) struct FileAnalysis {
     pub(crate) minified: bool,
     /// Literal child-process commands, to follow scripts run from install-time files.
     pub(crate) commands: Vec<String>,
+    /// What the file can do, for the risk layer: the signal, the line and a short quote.
+    pub(crate) signals: Vec<(Signal, Option<u32>, String)>,
 }
 
 /// How a file should be parsed, from its name. `None`: not parsed (declaration files,
@@ -84,7 +89,7 @@ pub(crate) fn analyse_source(
     let options = ParseOptions { allow_return_outside_function: true, ..ParseOptions::default() };
     let parsed = Parser::new(allocator, source_text, source_type).with_options(options).parse();
     let line_index = LineIndex::new(source_text);
-    let mut collector = Collector::new(&line_index, source_text);
+    let mut collector = Collector::new(&line_index, source_text, context.indicators);
     // A file that does not parse (Flow, a new proposal, deliberate garbage) is still
     // searched: every string-looking span is inspected as text.
     let parse_error = parsed.panicked || !parsed.diagnostics.is_empty();
@@ -118,8 +123,12 @@ pub(crate) fn analyse_source(
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum SiteKind {
     NetworkCall,
-    ChildProcess { command: Option<String> },
-    DynamicCode { decoded: bool },
+    ChildProcess {
+        command: Option<String>,
+    },
+    DynamicCode {
+        decoded: bool,
+    },
     DecodedRequire,
     DecodedMemberCall,
     DecodedProcessAccess,
@@ -131,8 +140,15 @@ enum SiteKind {
     WalletProviderOverride,
     RequireHook(String),
     MailCall,
-    Recipient { key: String, email: String },
+    Recipient {
+        key: String,
+        email: String,
+    },
     Decoder,
+    /// Reads the host name, user, home directory or network interfaces.
+    SystemInfo,
+    /// Any DNS query.
+    DnsQuery,
 }
 
 impl SiteKind {
@@ -157,12 +173,14 @@ impl SiteKind {
             SiteKind::WalletProviderOverride => (14, false),
             SiteKind::RequireHook(_) => (15, false),
             SiteKind::Recipient { .. } => (16, false),
+            SiteKind::SystemInfo => (17, true),
+            SiteKind::DnsQuery => (18, true),
         }
     }
 }
 
 /// Number of site budgets in [`SiteKind::budget`].
-const SITE_BUDGETS: usize = 17;
+const SITE_BUDGETS: usize = 19;
 
 #[derive(Debug, Clone)]
 struct Site {
@@ -185,6 +203,7 @@ struct UrlSite {
 struct Collector<'text> {
     line_index: &'text LineIndex<'text>,
     source_text: &'text str,
+    indicators: &'text crate::Indicators,
     // Invariant: at most `MAX_SITES_PER_KIND` per budget (`site_counts`), one for the
     // kinds only ever used once.
     sites: Vec<Site>,
@@ -216,7 +235,7 @@ struct Collector<'text> {
     limits: LimitsReached,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Marker {
     WorkflowPath,
     GithubRepoApi,
@@ -230,14 +249,22 @@ enum Marker {
     ShellProfile,
     Shutdown,
     MailService,
-    KnownIndicator(&'static str),
+    /// A path into the user's Desktop or OneDrive folder.
+    UserDocuments,
+    /// What a feed lists: the indicator and the advisory that names it.
+    KnownIndicator(String),
 }
 
 impl<'text> Collector<'text> {
-    fn new(line_index: &'text LineIndex<'text>, source_text: &'text str) -> Collector<'text> {
+    fn new(
+        line_index: &'text LineIndex<'text>,
+        source_text: &'text str,
+        indicators: &'text crate::Indicators,
+    ) -> Collector<'text> {
         Collector {
             line_index,
             source_text,
+            indicators,
             sites: Vec::new(),
             site_counts: [0; SITE_BUDGETS],
             urls: Vec::new(),
@@ -339,6 +366,9 @@ impl<'text> Collector<'text> {
             if let Some(kind) = classify_credential_path(&lower) {
                 self.credential_paths.entry(kind).or_insert((value.to_owned(), offset));
             }
+            if let Some(source) = self.indicators.wallet(value) {
+                self.mark(Marker::KnownIndicator(format!("the wallet address `{value}` listed by {source}")), offset);
+            }
             if is_wallet_address(value)
                 && !self.wallet_addresses.contains(value)
                 && self.room_for_string(self.wallet_addresses.len())
@@ -350,6 +380,9 @@ impl<'text> Collector<'text> {
             }
             if lower.contains("-/whoami") || lower.contains("npm whoami") {
                 self.mark(Marker::NpmWhoami, offset);
+            }
+            if lower.contains("/desktop/") || lower.contains("/onedrive/") || lower.contains("\\desktop\\") {
+                self.mark(Marker::UserDocuments, offset);
             }
             if lower.contains(".bashrc") || lower.contains(".zshrc") || lower.contains(".bash_profile") {
                 self.mark(Marker::ShellProfile, offset);
@@ -386,8 +419,9 @@ impl<'text> Collector<'text> {
                 }
             }
         }
-        if let Some((indicator, position)) = text::known_malware_indicator(&lower) {
-            self.mark(Marker::KnownIndicator(indicator), offset + position as u32);
+        if let Some((indicator, source, position)) = self.indicators.find_in(&lower) {
+            let described = format!("`{indicator}`, listed by {source}");
+            self.mark(Marker::KnownIndicator(described), offset + position as u32);
         }
         if value.contains('@') && value.len() <= 2000 {
             for (email, position) in find_emails(value) {
@@ -579,9 +613,23 @@ impl<'text> Collector<'text> {
         }
 
         // What is collected.
+        let is_small_file = self.source_text.len() < 32 * 1024;
+        let is_small_script = is_small_file && !self.minified;
         if let Some(site) = env_bulk {
             if sends_to_hard_coded_host {
-                let severity = if has_exfiltration_service { Severity::Critical } else { Severity::High };
+                // `Object.keys(process.env)` lists names (what `debug` does for its options);
+                // serialising the values, or any enumeration in a small script, is what
+                // stealers do.
+                let names_only = !site.detail.starts_with("JSON.stringify")
+                    && !site.detail.starts_with("Object.entries")
+                    && !site.detail.starts_with("Object.values");
+                let severity = if has_exfiltration_service {
+                    Severity::Critical
+                } else if names_only && !is_small_script && contacted_ips.is_empty() {
+                    Severity::Medium
+                } else {
+                    Severity::High
+                };
                 push(
                     Rule::EnvExfiltration,
                     severity,
@@ -611,7 +659,21 @@ impl<'text> Collector<'text> {
         for (kind, (value, offset)) in &self.credential_paths {
             indicators.push(self.indicator(IndicatorKind::CredentialAccess, kind.describe(), *offset));
             if sends_to_hard_coded_host || !self.command_strings.is_empty() {
-                let severity = if has_exfiltration_service { Severity::Critical } else { Severity::High };
+                // Every package manager and CLI reads ~/.npmrc for its registry settings, and
+                // big CLI bundles contact many hosts; naming it only counts next to a drop
+                // service or an IP, at install time, or in a small script.
+                let npm_config_in_tool = *kind == CredentialKind::NpmConfig
+                    && !has_exfiltration_service
+                    && contacted_ips.is_empty()
+                    && context.install_script.is_none()
+                    && !is_small_script;
+                let severity = if has_exfiltration_service {
+                    Severity::Critical
+                } else if npm_config_in_tool {
+                    Severity::Medium
+                } else {
+                    Severity::High
+                };
                 push(
                     Rule::CredentialExfiltration,
                     severity,
@@ -663,7 +725,6 @@ impl<'text> Collector<'text> {
         }
 
         // Dynamic code.
-        let is_small_file = self.source_text.len() < 32 * 1024;
         let mut dynamic_sites = 0;
         let mut first_dynamic: Option<&Site> = None;
         for site in &self.sites {
@@ -739,10 +800,28 @@ impl<'text> Collector<'text> {
             match command {
                 Some(command) => {
                     let traits = ShellCommandTraits::of(command);
-                    if traits.downloads_and_runs() || traits.downloads && !self.public_ips.is_empty() {
+                    if let Some(attack) = traits.attack {
+                        push(
+                            attack.rule(),
+                            if context.install_script.is_some() { Severity::Critical } else { Severity::High },
+                            format!("Runs `{}`, which {}.{install_note}", quote(command), attack.describe()),
+                            site.offset,
+                        );
+                    }
+                    let names_public_ip = command
+                        .split(|character: char| !(character.is_ascii_digit() || character == '.'))
+                        .any(|word| text::parse_ipv4(word).is_some_and(text::is_public_ipv4));
+                    if traits.downloads_and_runs()
+                        || traits.downloads && (!self.public_ips.is_empty() || names_public_ip)
+                    {
+                        let own_installer = downloads_only_from_own_hosts(command, context);
                         push(
                             Rule::ChildProcessDownloadExec,
-                            if context.install_script.is_some() { Severity::Critical } else { Severity::High },
+                            match (context.install_script.is_some(), own_installer) {
+                                (true, false) => Severity::Critical,
+                                (true, true) | (false, false) => Severity::High,
+                                (false, true) => Severity::Medium,
+                            },
                             format!("Runs `{}`, which downloads and executes code.{install_note}", quote(command)),
                             site.offset,
                         );
@@ -756,12 +835,21 @@ impl<'text> Collector<'text> {
         }
         if has_child_process {
             for (command, offset) in &self.command_strings {
+                // A package manager's self-installer fetches from the package's own site
+                // (`curl -fsSL https://get.pnpm.io/install.sh | sh -`): worth a look, not a hold.
+                let own_installer = downloads_only_from_own_hosts(command, context);
+                let severity = match (context.install_script.is_some(), own_installer) {
+                    (true, false) => Severity::Critical,
+                    (true, true) | (false, false) => Severity::High,
+                    (false, true) => Severity::Medium,
+                };
                 push(
                     Rule::ChildProcessDownloadExec,
-                    if context.install_script.is_some() { Severity::Critical } else { Severity::High },
+                    severity,
                     format!(
-                        "Builds the shell command `{}`, which downloads and executes code, in a file that starts processes.{install_note}",
-                        quote(command)
+                        "Builds the shell command `{}`, which downloads and executes code{}, in a file that starts processes.{install_note}",
+                        quote(command),
+                        if own_installer { " from the package's own site" } else { "" }
                     ),
                     *offset,
                 );
@@ -792,9 +880,18 @@ impl<'text> Collector<'text> {
             );
         }
         if has_child_process && let Some(offset) = marker(Marker::CliCredentials) {
+            // Release tooling asks `gh auth token` to call the GitHub API on the user's
+            // behalf; a stealer does it at install time or next to a drop service. The
+            // risk layer weighs the rest (`crate::risk`).
+            let severity = if context.install_script.is_some() || has_exfiltration_service || !contacted_ips.is_empty()
+            {
+                Severity::High
+            } else {
+                Severity::Medium
+            };
             push(
                 Rule::CredentialCli,
-                Severity::High,
+                severity,
                 "Asks a CLI for its stored credentials (`gh auth token` or similar).".to_owned(),
                 offset,
             );
@@ -849,16 +946,25 @@ impl<'text> Collector<'text> {
             push(Rule::WormNpmPublish, severity, message.to_owned(), runs.unwrap_or(offset));
         }
         if has_fs_write && let Some(offset) = marker(Marker::ShellProfile) {
-            let severity = if marker(Marker::Shutdown).is_some() || !self.command_strings.is_empty() {
-                Severity::High
-            } else {
-                Severity::Medium
-            };
+            let foreign_download =
+                self.command_strings.iter().any(|(command, _)| !downloads_only_from_own_hosts(command, context));
+            let severity =
+                if marker(Marker::Shutdown).is_some() || foreign_download { Severity::High } else { Severity::Medium };
             push(
                 Rule::ShellProfileWrite,
                 severity,
                 "Writes to shell start-up files (`~/.bashrc`, `~/.zshrc`): code there runs in every new shell."
                     .to_owned(),
+                offset,
+            );
+        }
+        if has_fs_write && let Some(offset) = marker(Marker::UserDocuments) {
+            // node-ipc's peacenotwar dropped files on its users' desktops: a library has
+            // no business writing there.
+            push(
+                Rule::UserFilesWrite,
+                Severity::High,
+                "Writes files into the user's Desktop or OneDrive folder.".to_owned(),
                 offset,
             );
         }
@@ -1097,6 +1203,7 @@ impl<'text> Collector<'text> {
         });
 
         findings.extend(self.limits.finding(path));
+        let signals = self.signals(context, &external_hosts, &contacted_ips, has_exfiltration_service, obfuscated);
         FileAnalysis {
             findings: merge_repeated_findings(findings),
             indicators,
@@ -1104,7 +1211,99 @@ impl<'text> Collector<'text> {
             hosts,
             minified: self.minified,
             commands,
+            signals,
         }
+    }
+
+    /// What the file can do, as signals for the risk layer (`crate::risk`).
+    fn signals(
+        &self,
+        context: &FileContext<'_>,
+        external_hosts: &BTreeSet<&str>,
+        contacted_ips: &[(String, u32)],
+        has_exfiltration_service: bool,
+        obfuscated: bool,
+    ) -> Vec<(Signal, Option<u32>, String)> {
+        let mut signals = Vec::new();
+        let line = |offset: u32| Some(self.line_index.line(offset));
+        let first = |predicate: &dyn Fn(&SiteKind) -> bool| self.sites.iter().find(|site| predicate(&site.kind));
+        if let Some(script) = context.install_script {
+            signals.push((Signal::InstallTimeCode, None, format!("the `{script}` script")));
+        }
+        let network = first(&|kind| *kind == SiteKind::NetworkCall);
+        if let Some(site) = network {
+            signals.push((Signal::Network, line(site.offset), site.detail.clone()));
+            if let Some((ip, offset)) = contacted_ips.first() {
+                signals.push((Signal::ForeignNetwork, line(*offset), ip.clone()));
+            } else if let Some(host) = external_hosts.iter().next() {
+                let offset = self.urls.iter().find(|url| url.host == *host).map_or(site.offset, |url| url.offset);
+                signals.push((Signal::ForeignNetwork, line(offset), (*host).to_owned()));
+            } else if let Some((ip, offset)) = self.public_ips.first() {
+                signals.push((Signal::ForeignNetwork, line(*offset), ip.clone()));
+            } else if self.source_text.len() < SMALL_PROGRAM_BYTES
+                && !self.minified
+                && let Some(url) = self.urls.iter().find(|url| !url.bare && is_foreign_host(context, &url.host))
+            {
+                // A small script with one network call and a hard-coded URL sends there,
+                // even when the URL reaches the call through a parameter.
+                signals.push((Signal::ForeignNetwork, line(url.offset), url.host.clone()));
+            }
+        }
+        if has_exfiltration_service
+            && let Some(url) = self.urls.iter().find(|url| {
+                classify_service(&url.url, &url.host).is_some_and(|(kind, _)| kind == ServiceKind::Exfiltration)
+            })
+        {
+            signals.push((Signal::ExfiltrationService, line(url.offset), url.host.clone()));
+        }
+        if let Some(site) = first(&|kind| matches!(kind, SiteKind::DnsQuery | SiteKind::DnsExfiltration)) {
+            signals.push((Signal::DnsQuery, line(site.offset), site.detail.clone()));
+        }
+        if let Some(site) = first(&|kind| *kind == SiteKind::SystemInfo) {
+            signals.push((Signal::HostInformation, line(site.offset), site.detail.clone()));
+        } else if let Some((value, offset)) = self.credential_paths.get(&CredentialKind::SystemAccounts) {
+            signals.push((Signal::HostInformation, line(*offset), value.clone()));
+        }
+        if let Some(site) = first(&|kind| matches!(kind, SiteKind::EnvBulk | SiteKind::SecretEnv(_))) {
+            signals.push((Signal::Environment, line(site.offset), site.detail.clone()));
+        }
+        if let Some((kind, (value, offset))) =
+            self.credential_paths.iter().find(|(kind, _)| !matches!(kind, CredentialKind::NpmConfig))
+        {
+            signals.push((Signal::CredentialStore, line(*offset), format!("{}: {}", kind.describe(), quote(value))));
+        }
+        if let Some((command, offset)) = self.command_strings.first()
+            && self.has_site(|kind| matches!(kind, SiteKind::ChildProcess { .. }))
+        {
+            signals.push((Signal::DownloadsAndRuns, line(*offset), quote(command)));
+        }
+        if let Some(offset) = self.markers.get(&Marker::CliCredentials)
+            && self.has_site(|kind| matches!(kind, SiteKind::ChildProcess { .. }))
+        {
+            signals.push((Signal::CredentialStore, line(*offset), "a CLI's stored token".to_owned()));
+        }
+        if let Some(site) = first(&|kind| matches!(kind, SiteKind::ChildProcess { .. })) {
+            signals.push((Signal::ChildProcess, line(site.offset), site.detail.clone()));
+        }
+        // `eval` of a runtime string is routine in big bundles (yarn's, webpack's); only
+        // decoded code, or dynamic code in a small script, is a signal.
+        let small_script = self.source_text.len() < SMALL_PROGRAM_BYTES && !self.minified;
+        if let Some(site) = first(&|kind| {
+            matches!(
+                kind,
+                SiteKind::DynamicCode { decoded: true }
+                    | SiteKind::DecodedRequire
+                    | SiteKind::DecodedMemberCall
+                    | SiteKind::DecodedProcessAccess
+            ) || small_script && *kind == SiteKind::DynamicCode { decoded: false }
+        }) {
+            signals.push((Signal::DecodedExecution, line(site.offset), site.detail.clone()));
+        }
+        let code_length = self.source_text.len().max(1);
+        if obfuscated || (self.hex_escapes >= 200 && self.hex_escapes * 4 * 10 > code_length) {
+            signals.push((Signal::Obfuscation, None, String::new()));
+        }
+        signals
     }
 
     fn indicator(&self, kind: IndicatorKind, value: &str, offset: u32) -> Indicator {
@@ -1182,12 +1381,79 @@ fn is_network_call(path: &str) -> bool {
         "ws",
         "net.Socket",
     ];
-    const MODULES: &[&str] = &["axios", "got", "needle", "superagent", "node-fetch", "undici", "phin", "ky"];
+    const MODULES: &[&str] = &[
+        "axios",
+        "got",
+        "needle",
+        "superagent",
+        "node-fetch",
+        "undici",
+        "phin",
+        "ky",
+        "sync-request",
+        "then-request",
+        "urllib",
+        "request-promise",
+        "request-promise-native",
+    ];
     EXACT.contains(&path)
         || MODULES
             .iter()
             .any(|module| path == *module || path.strip_prefix(module).is_some_and(|rest| rest.starts_with('.')))
         || path.ends_with(".fetch") && path.starts_with("undici")
+}
+
+/// Files below this size are scripts: a hard-coded URL in one is where its network call goes.
+const SMALL_PROGRAM_BYTES: usize = 16 * 1024;
+
+/// Not the package's own host, a package distribution host or the local machine.
+fn is_foreign_host(context: &FileContext<'_>, host: &str) -> bool {
+    !context.own_hosts.iter().any(|own| text::registrable_domain(own) == text::registrable_domain(host))
+        && !text::is_distribution_host(host)
+        && host != "localhost"
+        && !is_documentation_host(host)
+        && text::parse_ipv4(host).is_none_or(text::is_public_ipv4)
+}
+
+/// Hosts that code names in comments-as-strings, licences and help texts, never as a
+/// destination worth a signal.
+fn is_documentation_host(host: &str) -> bool {
+    let domain = text::registrable_domain(host);
+    matches!(
+        domain,
+        "github.com"
+            | "npmjs.com"
+            | "nodejs.org"
+            | "mozilla.org"
+            | "w3.org"
+            | "wikipedia.org"
+            | "example.com"
+            | "opensource.org"
+            | "json-schema.org"
+    )
+}
+
+/// Whether every URL a shell command downloads from is on the package's own site
+/// (its homepage, repository or bugs host), and there is at least one.
+fn downloads_only_from_own_hosts(command: &str, context: &FileContext<'_>) -> bool {
+    let urls = find_urls(command);
+    !urls.is_empty()
+        && urls.iter().all(|url| {
+            context.own_hosts.iter().any(|own| text::registrable_domain(own) == text::registrable_domain(&url.host))
+        })
+}
+
+/// Whether a shell command asks who and where it runs: the recon of install probes.
+fn reads_system_information(command: &str) -> bool {
+    let lower = command.to_ascii_lowercase();
+    lower.split(|character: char| !(character.is_ascii_alphanumeric() || character == '/' || character == '_')).any(
+        |word| {
+            matches!(
+                word,
+                "whoami" | "hostname" | "uname" | "ifconfig" | "ipconfig" | "systeminfo" | "/etc/hosts" | "/etc/passwd"
+            )
+        },
+    )
 }
 
 fn is_child_process_call(path: &str) -> bool {
@@ -1365,7 +1631,9 @@ impl<'a> Visitor<'_, '_, '_> {
             }
             Expression::ComputedMemberExpression(member) => {
                 let base = self.path_within(&member.object, depth)?;
-                let property = static_string(&member.expression)?;
+                // `process['en' + 'v']` is `process.env`.
+                let property = static_string(&member.expression)
+                    .or_else(|| self.fold_string(&member.expression, MAX_FOLD_DEPTH)?.value)?;
                 bounded_join_path(&base, &property)
             }
             Expression::CallExpression(call) => {
@@ -1377,6 +1645,8 @@ impl<'a> Visitor<'_, '_, '_> {
                 None
             }
             Expression::ParenthesizedExpression(inner) => self.path_within(&inner.expression, depth),
+            // `process.env || {}` is still `process.env`.
+            Expression::LogicalExpression(logical) => self.path_within(&logical.left, depth),
             Expression::SequenceExpression(sequence) => self.path_within(sequence.expressions.last()?, depth),
             Expression::AwaitExpression(inner) => {
                 // `await import('child_process')`.
@@ -1563,6 +1833,9 @@ impl<'a> Visitor<'_, '_, '_> {
             });
             if let Some(command) = &command {
                 self.collector.inspect_string(command, offset);
+                if reads_system_information(command) {
+                    self.collector.site(SiteKind::SystemInfo, offset, quote(command));
+                }
             }
             if command.as_deref().is_some_and(|command| command.to_ascii_lowercase().contains("npm publish"))
                 || first_argument.is_some_and(|argument| self.spells_npm_publish(argument))
@@ -1573,6 +1846,9 @@ impl<'a> Visitor<'_, '_, '_> {
         }
         if is_fs_write_call(path) {
             self.collector.site(SiteKind::FsWrite, offset, path);
+        }
+        if matches!(path, "os.hostname" | "os.userInfo" | "os.homedir" | "os.networkInterfaces") {
+            self.collector.site(SiteKind::SystemInfo, offset, format!("{path}()"));
         }
         if is_mail_call(path) {
             self.collector.site(SiteKind::MailCall, offset, path);
@@ -1588,9 +1864,11 @@ impl<'a> Visitor<'_, '_, '_> {
                 | "dns.promises.resolve"
                 | "dns.promises.lookup"
                 | "dns.promises.resolveTxt"
-        ) && let Some(domain) = first_argument.and_then(built_name_under_fixed_domain)
-        {
-            self.collector.site(SiteKind::DnsExfiltration, offset, domain);
+        ) {
+            self.collector.site(SiteKind::DnsQuery, offset, path);
+            if let Some(domain) = first_argument.and_then(built_name_under_fixed_domain) {
+                self.collector.site(SiteKind::DnsExfiltration, offset, domain);
+            }
         }
         if matches!(
             path,
@@ -1638,11 +1916,15 @@ impl<'a> Visitor<'_, '_, '_> {
                 }
                 oxc_ast::ast::ObjectPropertyKind::SpreadProperty(_) => false,
             }),
-            Expression::Identifier(identifier) => identifier
+            Expression::Identifier(identifier) => {
+                identifier
                 .reference_id
                 .get()
                 .and_then(|reference_id| self.scoping.get_reference(reference_id).symbol_id())
-                .is_some_and(|symbol_id| self.with_state(|state| state.environment_holders.contains(&symbol_id))),
+                .is_some_and(|symbol_id| self.with_state(|state| state.environment_holders.contains(&symbol_id)))
+                // `var data = process.env || {}; JSON.stringify(data)`.
+                || self.path_of(expression).as_deref() == Some("process.env")
+            }
             other => self.path_of(other).as_deref() == Some("process.env"),
         }
     }
@@ -1719,6 +2001,11 @@ impl<'a> Visit<'a> for Visitor<'_, '_, '_> {
     fn visit_reg_exp_literal(&mut self, literal: &oxc_ast::ast::RegExpLiteral<'a>) {
         // Regular expressions that match bidi controls legitimately contain them.
         self.collector.string_spans.push((literal.span.start, literal.span.end));
+        // A regular expression matching Discord tokens is what token grabbers search with.
+        let raw = self.collector.source_text.get(literal.span.start as usize..literal.span.end as usize).unwrap_or("");
+        if let Some(kind) = classify_credential_path(&raw.to_ascii_lowercase()) {
+            self.collector.credential_paths.entry(kind).or_insert((raw.to_owned(), literal.span.start));
+        }
     }
 
     fn visit_jsx_text(&mut self, text: &oxc_ast::ast::JSXText<'a>) {
@@ -1974,6 +2261,9 @@ impl<'a> Visit<'a> for Visitor<'_, '_, '_> {
             let name = member.property.name.as_str();
             if text::is_secret_env_name(name) {
                 self.collector.site(SiteKind::SecretEnv(name.to_owned()), member.span.start, name);
+            }
+            if matches!(name, "USER" | "USERNAME" | "LOGNAME" | "COMPUTERNAME" | "HOSTNAME" | "USERDOMAIN") {
+                self.collector.site(SiteKind::SystemInfo, member.span.start, format!("process.env.{name}"));
             }
         }
         walk::walk_static_member_expression(self, member);

@@ -71,14 +71,16 @@ pub(crate) fn check_manifest(
     }
     check_dependencies(manifest, findings);
     check_bin(manifest, findings);
-    if let Some(target) = super::typosquat::typosquat_target(&manifest.name) {
+    if let Some(squat) = super::typosquat::typosquat_target(&manifest.name) {
         let has_install_script = manifest.install_scripts().next().is_some();
         findings.push(finding_at(
             Rule::Typosquat,
             if has_install_script { Severity::High } else { Severity::Medium },
             format!(
-                "The name `{}` is one edit away from the popular package `{target}`{}.",
+                "The name `{}` is {} the popular package `{}`{}.",
                 manifest.name,
+                squat.shape.describe(),
+                squat.target,
                 if has_install_script { " and it has an install script" } else { "" }
             ),
             "package.json",
@@ -99,6 +101,16 @@ fn check_install_script(
 ) {
     let excerpt = Some(format!("\"{script_name}\": \"{}\"", quote(command)));
     let traits = ShellCommandTraits::of(command);
+    if let Some(attack) = traits.attack {
+        findings.push(finding_at(
+            attack.rule(),
+            Severity::Critical,
+            format!("The `{script_name}` script {} at install time: `{}`.", attack.describe(), quote(command)),
+            "package.json",
+            None,
+            excerpt.clone(),
+        ));
+    }
     let urls = find_urls(command);
     if traits.downloads_and_runs() || traits.downloads || !urls.is_empty() {
         let severity = if traits.downloads_and_runs() { Severity::Critical } else { Severity::High };

@@ -100,7 +100,13 @@ rules! {
     WormGithubRepo => "worm-github-repo": "Creates GitHub repositories through the API with found tokens.",
     SecretScanner => "secret-scanner": "Runs or downloads a secret scanner such as trufflehog.",
     ShellProfileWrite => "shell-profile-write": "Writes to shell start-up files such as ~/.bashrc.",
-    KnownMalwareIndicator => "known-malware-indicator": "A string known from a documented attack.",
+    KnownMalwareIndicator => "known-malware-indicator": "A domain, wallet or string a known-malware feed lists.",
+    KnownMaliciousVersion => "known-malicious-version": "A version a known-malware feed lists as malicious.",
+    ReverseShell => "reverse-shell": "A command that hands a shell to a remote host (`/dev/tcp`, `nc -e`).",
+    DestructiveCommand => "destructive-command": "A command that deletes the user's or the system's files (`rm -rf ~`).",
+    UserFilesWrite => "user-files-write": "Writes files into the user's Desktop or OneDrive folder (the node-ipc/peacenotwar protestware).",
+    // The combination of weak signals (scanner/src/risk.rs).
+    RiskCombination => "risk-combination": "Weak signals that together make an attack pattern: what the code does plus who published it.",
     // What changed since the previous version.
     DiffFiles => "diff-files": "Files added, removed and changed since the previous version.",
     DiffNewInstallScript => "diff-new-install-script": "An install script that the previous version did not have.",

@@ -248,6 +248,8 @@ pub(crate) enum CredentialKind {
     BrowserProfiles,
     /// Cryptocurrency wallets and wallet extensions.
     Wallets,
+    /// Discord and Telegram session storage, browser local storage, token patterns.
+    AppTokens,
 }
 
 impl CredentialKind {
@@ -259,6 +261,7 @@ impl CredentialKind {
             CredentialKind::SystemAccounts => "system account files",
             CredentialKind::BrowserProfiles => "browser profile data",
             CredentialKind::Wallets => "cryptocurrency wallets",
+            CredentialKind::AppTokens => "Discord, Telegram or browser session tokens",
         }
     }
 
@@ -316,6 +319,14 @@ pub(crate) fn classify_credential_path(lower: &str) -> Option<CredentialKind> {
         ("bfnaelmomeimhlpmgjnjophhpkkoljpa", CredentialKind::Wallets),
         ("solana/id.json", CredentialKind::Wallets),
         ("ethereum/keystore", CredentialKind::Wallets),
+        ("discord/local storage", CredentialKind::AppTokens),
+        ("discordcanary", CredentialKind::AppTokens),
+        ("discordptb", CredentialKind::AppTokens),
+        ("local storage/leveldb", CredentialKind::AppTokens),
+        ("telegram desktop/tdata", CredentialKind::AppTokens),
+        // Regular expressions matching Discord tokens: `[\w-]{24}\.[\w-]{6}\.[\w-]{27}`, `mfa\.[\w-]{84}`.
+        ("{24}\\.[\\w-]{6}", CredentialKind::AppTokens),
+        ("mfa\\.[\\w-]{84}", CredentialKind::AppTokens),
         (".npmrc", CredentialKind::NpmConfig),
     ];
     PATTERNS.iter().find(|(pattern, _)| lower.contains(pattern)).map(|(_, kind)| *kind)
@@ -406,6 +417,9 @@ pub(crate) fn is_wallet_address(text: &str) -> bool {
 /// that matters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct ShellCommandTraits {
+    /// What makes the command an attack whatever runs it: a reverse shell, a decoded
+    /// script piped into a shell, wiping the home directory or the disk.
+    pub(crate) attack: Option<ShellAttack>,
     /// Downloads with curl, wget, certutil, Invoke-WebRequest, bitsadmin.
     pub(crate) downloads: bool,
     /// Pipes into or evaluates with a shell or interpreter (`| sh`, `iex`, `bash -c`).
@@ -456,7 +470,36 @@ impl ShellCommandTraits {
                 || lower.contains("iex(")
                 || lower.contains("invoke-expression")
                 || (lower.contains("bash -c") || lower.contains("sh -c")) && downloads;
+        let attack = if lower.contains("/dev/tcp/")
+            || lower.contains("/dev/udp/")
+            || (has_word("nc") || has_word("ncat") || has_word("netcat"))
+                && (lower.contains(" -e ") || lower.contains(" -c "))
+            || (lower.contains("bash -i") || lower.contains("sh -i")) && lower.contains(">&")
+        {
+            Some(ShellAttack::ReverseShell)
+        } else if (lower.contains("base64 -d") || lower.contains("base64 --decode")) && pipes_to_shell {
+            Some(ShellAttack::DecodedScript)
+        } else if [
+            "rm -rf / ",
+            "rm -rf /*",
+            "rm -rf ~",
+            "rm -rf $home",
+            "rm -rf \"$home",
+            "rm -rf ${home}",
+            "rm -rf /home",
+            "del /f /s /q c:\\",
+            "format c:",
+        ]
+        .iter()
+        .any(|pattern| lower.contains(pattern))
+            || lower.ends_with("rm -rf /")
+        {
+            Some(ShellAttack::Destruction)
+        } else {
+            None
+        };
         ShellCommandTraits {
+            attack,
             downloads,
             pipes_to_shell,
             makes_executable: lower.contains("chmod +x") || lower.contains("chmod 7") || lower.contains("chmod 5"),
@@ -480,22 +523,6 @@ impl ShellCommandTraits {
     pub(crate) fn downloads_and_runs(&self) -> bool {
         self.downloads && (self.pipes_to_shell || self.makes_executable) || self.encoded_powershell
     }
-}
-
-/// Strings from documented attacks that no benign package contains, in lowercased text,
-/// with their byte position.
-pub(crate) fn known_malware_indicator(lower: &str) -> Option<(&'static str, usize)> {
-    const INDICATORS: &[(&str, &str)] = &[
-        ("s1ngularity-repository", "the nx \"s1ngularity\" exfiltration repository name"),
-        ("shai-hulud", "the Shai-Hulud worm's repository and workflow name"),
-        ("bb8ca5f6-4175-45d2-b042-fc9ebb8170b7", "the Shai-Hulud worm's webhook.site id"),
-        ("giftshop.club", "the postmark-mcp attacker's mail domain"),
-        ("npmjs.help", "the phishing domain of the chalk/debug compromise"),
-    ];
-    if !lower.contains(['-', '.']) {
-        return None;
-    }
-    INDICATORS.iter().find_map(|(needle, name)| Some((*name, lower.find(needle)?)))
 }
 
 /// Shannon entropy in bits per byte.
@@ -586,5 +613,34 @@ mod tests {
         assert!(is_wallet_address("bc1qms4f8ys8c4z47h0q29nnmyekc9r74u5ypqw6wm"));
         assert!(!is_wallet_address("0x1234"));
         assert!(!is_wallet_address("1234567890123456789012345678"));
+    }
+}
+
+/// A shell command that is an attack by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ShellAttack {
+    /// `bash -i >& /dev/tcp/…`, `nc -e /bin/sh …`: hands a shell to a remote host.
+    ReverseShell,
+    /// `echo … | base64 -d | sh`: runs a script hidden from readers.
+    DecodedScript,
+    /// `rm -rf ~`, `rm -rf /`: destroys the user's files.
+    Destruction,
+}
+
+impl ShellAttack {
+    pub(crate) fn rule(self) -> super::Rule {
+        match self {
+            ShellAttack::ReverseShell => super::Rule::ReverseShell,
+            ShellAttack::DecodedScript => super::Rule::DecodeThenExecute,
+            ShellAttack::Destruction => super::Rule::DestructiveCommand,
+        }
+    }
+
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            ShellAttack::ReverseShell => "opens a reverse shell (hands a shell on this machine to a remote host)",
+            ShellAttack::DecodedScript => "decodes a hidden script and pipes it into a shell",
+            ShellAttack::Destruction => "deletes the user's or the system's files",
+        }
     }
 }

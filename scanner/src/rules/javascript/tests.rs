@@ -6,7 +6,8 @@ use oxc_allocator::Allocator;
 use super::{FileContext, analyse_source, source_type_for};
 
 fn check(source: &str, expected: &str) {
-    check_with(source, &FileContext::default(), expected);
+    let indicators = crate::Indicators::default();
+    check_with(source, &FileContext { install_script: None, own_hosts: &[], indicators: &indicators }, expected);
 }
 
 fn check_with(source: &str, context: &FileContext<'_>, expected: &str) {
@@ -98,7 +99,8 @@ fn only_contacted_hosts_count_as_destinations() {
 #[test]
 fn the_packages_own_host_is_not_external() {
     let own_hosts = ["posthog.com".to_owned()];
-    let context = FileContext { install_script: Some("postinstall"), own_hosts: &own_hosts };
+    let indicators = crate::Indicators::default();
+    let context = FileContext { install_script: Some("postinstall"), own_hosts: &own_hosts, indicators: &indicators };
     check_with(
         "const fs = require('fs');\nhttps.get('https://us.i.posthog.com/static/x.tgz', (r) => r.pipe(fs.createWriteStream('x')));",
         &context,
