@@ -56,6 +56,41 @@ const ABBREVIATED_VERSION_FIELDS: &[&str] = &[
 /// thousands; a document beyond this is refused rather than rendered.
 pub const MAX_VERSIONS: usize = 100_000;
 
+/// Deepest nesting of arrays and objects accepted in a packument. Real ones stay under
+/// ten levels; a deeper one is hostile or broken and is refused before any parsing.
+pub const MAX_DEPTH: usize = 256;
+
+/// True when `text` (valid or not) nests arrays and objects deeper than `limit`. One
+/// pass over the bytes, aware of strings and escapes.
+fn nests_deeper_than(text: &[u8], limit: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &byte in text {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
 /// One JSON object's members in document order, borrowed from the raw bytes.
 ///
 /// Invariant: keys are unique. A key that appears twice keeps its first position and
@@ -215,6 +250,9 @@ fn parse_time(raw: &RawValue) -> Option<DateTime<Utc>> {
 pub fn parse_upstream<'a>(name: &PackageName, body: &'a [u8]) -> Result<Document<'a>, String> {
     let text =
         std::str::from_utf8(body).map_err(|error| format!("the packument of {name} is not valid UTF-8: {error}"))?;
+    if nests_deeper_than(body, MAX_DEPTH) {
+        return Err(format!("the packument of {name} nests deeper than Airlock's limit of {MAX_DEPTH} levels"));
+    }
     let not_json = |error: serde_json::Error| format!("the packument of {name} is not valid JSON: {error}");
     let whole: &RawValue = serde_json::from_str(text).map_err(not_json)?;
     let members = Members::of(whole).ok_or_else(|| format!("the packument of {name} is not a JSON object"))?;
@@ -458,7 +496,18 @@ fn separate(out: &mut Vec<u8>, first: &mut bool) {
     }
 }
 
-/// Builds the client view of a packument.
+/// A listed version, decided in the first pass and written in the second.
+struct Listed<'d> {
+    version: &'d str,
+    raw: &'d RawValue,
+    file_name: String,
+    // Airlock's registry signature, for a released version.
+    signature: Option<String>,
+}
+
+/// Builds the client view of a packument in two passes over the versions: decide each
+/// version (reading only its `dist`), then write both documents straight into their
+/// buffers, so a render holds the raw document and its output, nothing in between.
 pub fn render(
     name: &PackageName,
     document: &Document<'_>,
@@ -470,18 +519,11 @@ pub fn render(
     let mut tarballs = HashMap::with_capacity(version_count);
     let mut valid_until: Option<DateTime<Utc>> = None;
     let mut hidden: Vec<(String, Visibility)> = Vec::new();
-    // The members of the `versions` objects, written as they are decided; each entry
-    // of `listed` is the version and its range in `full_versions`.
-    let mut full_versions: Vec<u8> = Vec::new();
-    let mut abbreviated_versions: Vec<u8> = Vec::new();
-    let mut listed: Vec<(&str, Range<usize>)> = Vec::new();
-    let mut dist_buffer: Vec<u8> = Vec::new();
+    let mut listed: Vec<Listed<'_>> = Vec::new();
 
     for (version, raw) in document.versions.iter() {
-        let manifest = Members::of(raw);
-        let empty = Members::default();
-        let fields = manifest.as_ref().unwrap_or(&empty);
-        let dist = read_dist(fields);
+        let fields = Members::of(raw).unwrap_or_default();
+        let dist = read_dist(&fields);
         let declared_url = dist.tarball.as_deref().unwrap_or("");
         let file_name = tarball_file_name(name, version, declared_url);
         let record = records.get(version).cloned();
@@ -498,28 +540,9 @@ pub fn render(
         if visibility.is_listed() {
             let signature = record
                 .as_ref()
-                .and_then(|record| record.airlock_signature.as_deref())
+                .and_then(|record| record.airlock_signature.clone())
                 .filter(|_| visibility.is_installable());
-            let tarball_url = format!("{}/{}/-/{file_name}", context.public_base, name.as_str());
-            dist_buffer.clear();
-            let rewritten_dist = fields.get("dist").and_then(|raw_dist| {
-                rewrite_dist(&mut dist_buffer, raw_dist, &tarball_url, signature, context.airlock_key_id)
-            });
-            let rewritten_dist = rewritten_dist.map(|()| dist_buffer.as_slice());
-
-            separate_members(&mut full_versions);
-            write_key(&mut full_versions, version);
-            let start = full_versions.len();
-            match &manifest {
-                Some(fields) => write_manifest(&mut full_versions, fields, rewritten_dist),
-                // Not an object: passed through as it is, like any other field.
-                None => full_versions.extend_from_slice(raw.get().as_bytes()),
-            }
-            listed.push((version, start..full_versions.len()));
-
-            separate_members(&mut abbreviated_versions);
-            write_key(&mut abbreviated_versions, version);
-            write_abbreviated(&mut abbreviated_versions, fields, rewritten_dist);
+            listed.push(Listed { version, raw, file_name: file_name.clone(), signature });
         } else {
             hidden.push((version.to_owned(), visibility.clone()));
         }
@@ -539,30 +562,34 @@ pub fn render(
         document.dist_tags.iter().filter_map(|(tag, target)| Some((tag, raw_str(target)?))).collect();
     let dist_tags = recompute_dist_tags(
         upstream_tags.iter().map(|(tag, target)| (*tag, target.as_ref())),
-        listed.iter().map(|(version, _)| *version),
+        listed.iter().map(|listed| listed.version),
     );
     let dist_tags_json = dist_tags_json(&dist_tags);
-    let listed_names: std::collections::HashSet<&str> = listed.iter().map(|(version, _)| *version).collect();
+    let listed_names: std::collections::HashSet<&str> = listed.iter().map(|listed| listed.version).collect();
     let time = document.time.as_ref().map(|time| filtered_time(time, &listed_names));
 
     // The full document: every top-level member in the upstream's order, with
     // `versions`, `dist-tags` and `time` replaced.
-    let mut full = Vec::with_capacity(full_versions.len() + 4096);
+    let raw_size: usize = listed.iter().map(|listed| listed.raw.get().len()).sum();
+    let mut full = Vec::with_capacity(raw_size + raw_size / 16 + 4096);
+    let mut abbreviated_versions = Vec::with_capacity(raw_size / 4);
+    let mut manifests = HashMap::with_capacity(listed.len());
+    let mut dist_buffer: Vec<u8> = Vec::new();
     full.push(b'{');
     let mut first = true;
-    let mut manifests = HashMap::with_capacity(listed.len());
     for (key, value) in document.members.iter() {
         separate(&mut full, &mut first);
         write_key(&mut full, key);
         match key {
             "versions" => {
                 full.push(b'{');
-                let offset = full.len();
-                full.extend_from_slice(&full_versions);
-                full.push(b'}');
-                for (version, range) in &listed {
-                    manifests.insert((*version).to_owned(), range.start + offset..range.end + offset);
+                for listed in &listed {
+                    separate_members(&mut full, listed.version, manifests.is_empty());
+                    let start = full.len();
+                    write_listed(&mut full, &mut abbreviated_versions, &mut dist_buffer, name, listed, context);
+                    manifests.insert(listed.version.to_owned(), start..full.len());
                 }
+                full.push(b'}');
             }
             "dist-tags" => full.extend_from_slice(&dist_tags_json),
             "time" => full.extend_from_slice(time.as_deref().unwrap_or(b"null")),
@@ -575,7 +602,6 @@ pub fn render(
         full.extend_from_slice(&dist_tags_json);
     }
     full.push(b'}');
-    drop(full_versions);
 
     let mut abbreviated = Vec::with_capacity(abbreviated_versions.len() + 1024);
     abbreviated.push(b'{');
@@ -595,6 +621,7 @@ pub fn render(
     write_key(&mut abbreviated, "versions");
     abbreviated.push(b'{');
     abbreviated.extend_from_slice(&abbreviated_versions);
+    drop(abbreviated_versions);
     abbreviated.push(b'}');
     if let Some(time) = &time {
         abbreviated.push(b',');
@@ -615,11 +642,43 @@ pub fn render(
     }
 }
 
-/// Appends a comma before every member of a members-only buffer but the first.
-fn separate_members(out: &mut Vec<u8>) {
-    if !out.is_empty() {
+/// Writes a listed version's full manifest into `full` (without its key) and its
+/// `"version":{abbreviated}` member into `abbreviated_versions`.
+fn write_listed(
+    full: &mut Vec<u8>,
+    abbreviated_versions: &mut Vec<u8>,
+    dist_buffer: &mut Vec<u8>,
+    name: &PackageName,
+    listed: &Listed<'_>,
+    context: &RenderContext<'_>,
+) {
+    let manifest = Members::of(listed.raw);
+    let empty = Members::default();
+    let fields = manifest.as_ref().unwrap_or(&empty);
+    let tarball_url = format!("{}/{}/-/{}", context.public_base, name.as_str(), listed.file_name);
+    dist_buffer.clear();
+    let rewritten_dist = fields.get("dist").and_then(|raw_dist| {
+        rewrite_dist(dist_buffer, raw_dist, &tarball_url, listed.signature.as_deref(), context.airlock_key_id)
+    });
+    let rewritten_dist = rewritten_dist.map(|()| dist_buffer.as_slice());
+    match &manifest {
+        Some(fields) => write_manifest(full, fields, rewritten_dist),
+        // Not an object: passed through as it is, like any other field.
+        None => full.extend_from_slice(listed.raw.get().as_bytes()),
+    }
+    if !abbreviated_versions.is_empty() {
+        abbreviated_versions.push(b',');
+    }
+    write_key(abbreviated_versions, listed.version);
+    write_abbreviated(abbreviated_versions, fields, rewritten_dist);
+}
+
+/// Writes the separator (unless `first`) and the key of a member of `versions`.
+fn separate_members(out: &mut Vec<u8>, version: &str, first: bool) {
+    if !first {
         out.push(b',');
     }
+    write_key(out, version);
 }
 
 /// Writes `dist` with Airlock's tarball URL and, for a released version, Airlock's

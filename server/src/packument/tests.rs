@@ -294,3 +294,17 @@ fn prerelease_tags_only_move_within_prereleases_or_below() {
     let dropped = recompute_dist_tags(tags.into_iter(), std::iter::empty());
     assert!(dropped.is_empty());
 }
+
+#[test]
+fn deeply_nested_documents_are_refused_naming_the_limit() {
+    let nested = format!(
+        r#"{{"name":"demo","readme":"[[[[ in a string is fine","x":{}1{}}}"#,
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    let error = parse_upstream(&name("demo"), nested.as_bytes()).unwrap_err();
+    assert_eq!(error, "the packument of demo nests deeper than Airlock's limit of 256 levels");
+    let shallow =
+        format!(r#"{{"name":"demo","readme":"{}","x":{}1{}}}"#, "[".repeat(10_000), "[".repeat(200), "]".repeat(200));
+    assert!(parse_upstream(&name("demo"), shallow.as_bytes()).is_ok());
+}
