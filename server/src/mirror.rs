@@ -1,10 +1,10 @@
 //! The caching mirror: packuments and tarballs from the upstream, through the store,
 //! to clients, with revalidation, stale-if-error and one upstream fetch per key.
 //!
-//! Request path for a packument: memory cache (rendered bytes) → store (raw upstream
-//! JSON, re-rendered) → upstream. For a tarball: the packument (to find the version and
-//! its integrity) → [`quarantine::authorize`] → blob file, downloaded and verified first
-//! if missing.
+//! Request path for a packument: memory cache (rendered bytes) → document blob (raw
+//! upstream JSON, re-rendered) → upstream. For a tarball: the tarball entry recorded at
+//! ingest (file name → version, declared integrity) and the version record →
+//! [`quarantine::authorize`] → blob file, downloaded and verified first if missing.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -17,11 +17,11 @@ use futures_util::StreamExt as _;
 use crate::clock::Clock;
 use crate::error::{AppError, AppResult};
 use crate::npm::{Integrity, PackageName, TarballFileName};
-use crate::packument::{self, Document, PackageIndex, RenderContext, Rendered, VersionView};
+use crate::packument::{self, RenderContext, Rendered};
 use crate::quarantine::{self, Policy, Released, Visibility};
 use crate::singleflight::SingleFlight;
 use crate::store::blobs::{BlobError, Blobs};
-use crate::store::{PackageRecord, Store, Transition, VersionRecord, VersionState};
+use crate::store::{Fetch, PackageRecord, Store, TarballEntry, Transition, VersionRecord, VersionState};
 use crate::upstream::{PackumentFetch, Upstream, Upstreams};
 
 /// Largest tarball kept in the hot cache.
@@ -86,8 +86,6 @@ struct Inner {
     upstreams: Upstreams,
     clock: Arc<dyn Clock>,
     cache: WeightedCache<CachedPackument>,
-    // File name → version, integrity and upstream URL per package, for tarballs.
-    indexes: WeightedCache<PackageIndex>,
     // Small, frequently served tarballs by blob path, so the hottest ones skip the
     // blocking pool. Bounded by `cache.tarball_memory`; everything else streams from disk.
     hot_tarballs: Mutex<(lru::LruCache<PathBuf, bytes::Bytes>, usize)>,
@@ -141,7 +139,6 @@ impl Mirror {
         let upstreams = Upstreams::new(&config.upstream, config.limits.max_packument_size)?;
         let public_base = config.server.public_url.as_str().trim_end_matches('/').to_owned();
         let cache = WeightedCache::new(config.cache.rendered_packuments_memory as usize);
-        let indexes = WeightedCache::new(config.cache.package_index_memory as usize);
         let stopping = tokio_util::sync::CancellationToken::new();
         Ok(Mirror {
             inner: Arc::new(Inner {
@@ -155,7 +152,6 @@ impl Mirror {
                 upstreams,
                 clock,
                 cache,
-                indexes,
                 hot_tarballs: Mutex::new((lru::LruCache::unbounded(), 0)),
                 generation: std::sync::atomic::AtomicU64::new(0),
                 render_permits: tokio::sync::Semaphore::new(4),
@@ -204,19 +200,29 @@ impl Mirror {
         name: &PackageName,
         version: &str,
     ) -> AppResult<(serde_json::Value, Option<DateTime<Utc>>)> {
-        let document = self.stored_document(name).await?;
-        let manifest = document
-            .get("versions")
-            .and_then(|versions| versions.get(version))
-            .cloned()
-            .ok_or_else(|| AppError::NotFound(format!("the upstream no longer lists {name}@{version}")))?;
-        let published = document
-            .get("time")
-            .and_then(|time| time.get(version))
-            .and_then(serde_json::Value::as_str)
-            .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
-            .map(|time| time.with_timezone(&Utc));
-        Ok((manifest, published))
+        let record = self
+            .inner
+            .store
+            .package(name)?
+            .ok_or_else(|| AppError::NotFound(format!("Airlock has not fetched {name} yet")))?;
+        let raw = self.stored_raw(name, &record).await?;
+        let (parse_name, parse_version) = (name.clone(), version.to_owned());
+        // One version is parsed into a tree; the rest of the document is skipped.
+        let found = tokio::task::spawn_blocking(move || {
+            let document = packument::parse_upstream(&parse_name, &raw)?;
+            let published = document.published(&parse_version);
+            let manifest = match document.manifest(&parse_version) {
+                Some(manifest) => {
+                    Some(serde_json::from_str::<serde_json::Value>(manifest.get()).map_err(|error| error.to_string())?)
+                }
+                None => None,
+            };
+            Ok::<_, String>(manifest.map(|manifest| (manifest, published)))
+        })
+        .await
+        .map_err(|error| AppError::Internal(anyhow::anyhow!("parsing panicked: {error}")))?
+        .map_err(|message| AppError::Internal(anyhow::anyhow!("stored packument unreadable: {message}")))?;
+        found.ok_or_else(|| AppError::NotFound(format!("the upstream no longer lists {name}@{version}")))
     }
 
     /// The metadata store.
@@ -285,24 +291,24 @@ impl Mirror {
         let record = inner.store.package(name)?;
         let stored_is_fresh = record.as_ref().is_some_and(|record| now - record.fetched_at < max_age);
 
-        let (document, revalidate_at) = if stored_is_fresh {
-            let record = record.as_ref().expect("checked above");
-            (self.stored_document(name).await?, record.fetched_at + max_age)
-        } else {
-            match self.fetch_from_upstream(name, record.as_ref(), now).await {
-                Ok(document) => (document, now + max_age),
+        let (raw, revalidate_at) = match &record {
+            Some(record) if stored_is_fresh => (self.stored_raw(name, record).await?, record.fetched_at + max_age),
+            _ => match self.fetch_from_upstream(name, record.as_ref(), now).await {
+                Ok(raw) => (raw, now + max_age),
                 Err(error @ (AppError::Upstream(_) | AppError::UpstreamTimeout(_))) if record.is_some() => {
                     // Stale-if-error: a cached copy beats no answer. Try again soon.
                     tracing::warn!(package.name = %name, error = %error, "upstream failed; serving the cached packument");
-                    (self.stored_document(name).await?, now + RETRY_AFTER_FAILURE.min(max_age))
+                    let record = record.as_ref().expect("checked by the guard");
+                    (self.stored_raw(name, record).await?, now + RETRY_AFTER_FAILURE.min(max_age))
                 }
                 Err(error) => return Err(error),
-            }
+            },
         };
 
         let records: HashMap<String, VersionRecord> = inner.store.versions(name)?.into_iter().collect();
-        // Parsing and rendering a large packument takes tens of MB for a moment; a few
-        // at a time keeps peak memory bounded under a cold install of hundreds.
+        // A render holds the raw document and its output (about three times the raw
+        // size) for a moment; a few at a time keeps peak memory bounded under a cold
+        // install of hundreds.
         let _render_permit = inner
             .render_permits
             .acquire()
@@ -310,7 +316,9 @@ impl Mirror {
             .map_err(|_| AppError::Internal(anyhow::anyhow!("render permits closed")))?;
         let mirror = self.clone();
         let render_name = name.clone();
+        let started = std::time::Instant::now();
         let rendered = tokio::task::spawn_blocking(move || {
+            let document = packument::parse_upstream(&render_name, &raw)?;
             let context = RenderContext {
                 public_base: &mirror.inner.public_base,
                 upstream_base: mirror.inner.upstreams.for_package(&render_name).base(),
@@ -318,41 +326,55 @@ impl Mirror {
                 airlock_key_id: &mirror.inner.airlock_key_id,
                 now,
             };
-            packument::render(&render_name, &document, &records, &context)
+            Ok::<_, String>(packument::render(&render_name, &document, &records, &context))
         })
         .await
-        .map_err(|error| AppError::Internal(anyhow::anyhow!("rendering panicked: {error}")))?;
+        .map_err(|error| AppError::Internal(anyhow::anyhow!("rendering panicked: {error}")))?
+        .map_err(|message| AppError::Internal(anyhow::anyhow!("stored packument unreadable: {message}")))?;
+        tracing::debug!(
+            package.name = %name,
+            bytes = rendered.full.identity.len(),
+            duration_ms = started.elapsed().as_millis() as u64,
+            "packument rendered"
+        );
 
         let cached = Arc::new(CachedPackument { rendered, revalidate_at });
-        // The index holds no decisions (tarballs are authorised against the stored
-        // record), so it is cached whatever happened meanwhile.
-        inner.indexes.insert(name.clone(), Arc::clone(&cached.rendered.index));
         if inner.generation.load(std::sync::atomic::Ordering::SeqCst) == generation {
             inner.cache.insert(name.clone(), Arc::clone(&cached));
         }
         Ok(cached)
     }
 
-    async fn stored_document(&self, name: &PackageName) -> AppResult<Document> {
-        let raw = self
-            .inner
-            .store
-            .raw_packument(name)?
-            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("the stored packument of {name} is missing")))?;
-        let parse_name = name.clone();
-        tokio::task::spawn_blocking(move || packument::parse_upstream(&parse_name, &raw))
-            .await
-            .map_err(|error| AppError::Internal(anyhow::anyhow!("parsing panicked: {error}")))?
-            .map_err(|message| AppError::Internal(anyhow::anyhow!("stored packument unreadable: {message}")))
+    /// The stored raw upstream packument: one file read.
+    async fn stored_raw(&self, name: &PackageName, record: &PackageRecord) -> AppResult<bytes::Bytes> {
+        match &record.raw_packument_sha256 {
+            Some(hex) => Ok(self
+                .inner
+                .blobs
+                .read_document(hex)
+                .await
+                .map_err(|error| {
+                    AppError::Internal(anyhow::anyhow!("reading the stored packument of {name}: {error}"))
+                })?
+                .into()),
+            None => {
+                let raw =
+                    self.inner.store.legacy_raw_packument(name)?.ok_or_else(|| {
+                        AppError::Internal(anyhow::anyhow!("the stored packument of {name} is missing"))
+                    })?;
+                Ok(bytes::Bytes::copy_from_slice(&raw))
+            }
+        }
     }
 
-    /// Asks the upstream (conditionally), records new versions, stores the document.
+    /// Asks the upstream (conditionally), records new versions and changed tarball
+    /// entries, stores the raw document as a blob; returns the raw document.
     async fn fetch_from_upstream(
         &self,
         name: &PackageName,
         record: Option<&PackageRecord>,
         now: DateTime<Utc>,
-    ) -> AppResult<Document> {
+    ) -> AppResult<bytes::Bytes> {
         let inner = &self.inner;
         let etag = record.and_then(|record| record.upstream_etag.as_deref());
         let started = std::time::Instant::now();
@@ -374,53 +396,90 @@ impl Mirror {
                     )));
                 };
                 let refreshed = PackageRecord { fetched_at: now, ..record.clone() };
-                inner.store.save_fetch(name, &refreshed, None, &[], &[]).await?;
-                self.stored_document(name).await
+                let fetch =
+                    Fetch { record: &refreshed, new_versions: &[], enqueue: &[], tarballs: &[], removed_tarballs: &[] };
+                inner.store.save_fetch(name, &fetch).await?;
+                self.stored_raw(name, record).await
             }
             PackumentFetch::Modified { body, etag } => {
-                let parse_name = name.clone();
-                let parse_body = body.clone();
-                let document = tokio::task::spawn_blocking(move || packument::parse_upstream(&parse_name, &parse_body))
-                    .await
-                    .map_err(|error| AppError::Internal(anyhow::anyhow!("parsing panicked: {error}")))?
-                    .map_err(AppError::Upstream)?;
+                let (parse_name, parse_body) = (name.clone(), body.clone());
+                let blobs = inner.blobs.clone();
+                let upstream_base = inner.upstreams.for_package(name).base().to_owned();
+                // Parsing skips everything but each version's `dist` and time; the raw
+                // bytes go to a document blob as they are.
+                let (facts, tagged, raw_sha256) = tokio::task::spawn_blocking(move || {
+                    let document = packument::parse_upstream(&parse_name, &parse_body).map_err(AppError::Upstream)?;
+                    let facts = packument::version_facts(&parse_name, &document, &upstream_base);
+                    let tagged = document.tagged_versions();
+                    let raw_sha256 = blobs.store_document(&parse_body)?;
+                    Ok::<_, AppError>((facts, tagged, raw_sha256))
+                })
+                .await
+                .map_err(|error| AppError::Internal(anyhow::anyhow!("parsing panicked: {error}")))??;
                 let known_package = record.is_some();
                 let existing: HashMap<String, VersionRecord> = inner.store.versions(name)?.into_iter().collect();
-                let facts = packument::version_facts(&document);
+                let mut known_tarballs: HashMap<String, TarballEntry> =
+                    inner.store.tarballs(name)?.into_iter().collect();
                 let mut new_versions = Vec::new();
                 let mut changed_integrity = Vec::new();
-                for fact in &facts {
-                    let Ok(integrity) = &fact.integrity else { continue };
+                let mut tarballs = Vec::new();
+                for fact in facts {
+                    let declared = fact.integrity.as_ref().ok().map(Integrity::to_string);
+                    let entry = TarballEntry {
+                        version: fact.version.clone(),
+                        declared_integrity: declared.clone(),
+                        upstream_url: fact.upstream_tarball,
+                    };
+                    // Only new or changed entries are written: a revalidation of a
+                    // package with thousands of versions writes what changed.
+                    if known_tarballs.remove(&fact.tarball_file_name).as_ref() != Some(&entry) {
+                        tarballs.push((fact.tarball_file_name, entry));
+                    }
+                    let Some(declared) = declared else { continue };
                     match existing.get(&fact.version) {
                         None => new_versions.push((
                             fact.version.clone(),
-                            first_sighting(known_package, fact.claimed_published, integrity.to_string(), now),
+                            first_sighting(known_package, fact.claimed_published, declared, now),
                         )),
-                        Some(known) if known.integrity != integrity.to_string() => {
-                            changed_integrity.push((
-                                fact.version.clone(),
-                                known.integrity.clone(),
-                                integrity.to_string(),
-                            ));
+                        Some(known) if known.integrity != declared => {
+                            changed_integrity.push((fact.version, known.integrity.clone(), declared));
                         }
                         Some(_) => {}
                     }
                 }
-                let enqueue = self.versions_to_check_eagerly(name, &document, &new_versions, known_package, now);
+                // What is left was listed before and is not any more.
+                let removed_tarballs: Vec<String> = known_tarballs.into_keys().collect();
+                let enqueue = self.versions_to_check_eagerly(name, &tagged, &new_versions, known_package, now);
                 let new_record = PackageRecord {
                     first_seen: record.map_or(now, |record| record.first_seen),
                     fetched_at: now,
                     upstream_etag: etag,
+                    raw_packument_sha256: Some(raw_sha256.clone()),
                 };
                 // save_fetch keeps existing version records; only true first sightings land.
-                inner.store.save_fetch(name, &new_record, Some(&body), &new_versions, &enqueue).await?;
+                let fetch = Fetch {
+                    record: &new_record,
+                    new_versions: &new_versions,
+                    enqueue: &enqueue,
+                    tarballs: &tarballs,
+                    removed_tarballs: &removed_tarballs,
+                };
+                inner.store.save_fetch(name, &fetch).await?;
+                if let Some(previous) = record.and_then(|record| record.raw_packument_sha256.as_deref())
+                    && previous != raw_sha256
+                {
+                    // The new document is durable and referenced; the old one is not.
+                    if let Err(error) = inner.blobs.remove_document(previous).await {
+                        tracing::warn!(package.name = %name, %error, "could not remove a replaced packument blob");
+                    }
+                }
                 for (version, recorded, declared) in changed_integrity {
                     self.hold_for_changed_integrity(name, &version, &recorded, &declared, now).await?;
                 }
                 if !enqueue.is_empty() {
                     inner.checks_wanted.notify_one();
                 }
-                Ok(document)
+                Ok(body)
             }
         }
     }
@@ -432,21 +491,16 @@ impl Mirror {
     fn versions_to_check_eagerly(
         &self,
         name: &PackageName,
-        document: &Document,
+        tagged: &[String],
         new_versions: &[(String, VersionRecord)],
         known_package: bool,
         now: DateTime<Utc>,
     ) -> Vec<String> {
-        let tagged: Vec<&str> = document
-            .get("dist-tags")
-            .and_then(serde_json::Value::as_object)
-            .map(|tags| tags.values().filter_map(serde_json::Value::as_str).collect())
-            .unwrap_or_default();
         new_versions
             .iter()
             .filter(|(version, record)| {
                 known_package
-                    || tagged.contains(&version.as_str())
+                    || tagged.contains(version)
                     || self.inner.policy.cooling_until(name, version, record.effective_published) > now
             })
             .map(|(version, _)| version.clone())
@@ -487,39 +541,55 @@ impl Mirror {
         Ok(())
     }
 
-    /// The version a tarball file name belongs to, its view, and its stored record.
+    /// What a tarball file name stands for, and the version's stored record.
     ///
-    /// Uses the cached package index even when the packument is due for revalidation:
-    /// a known version's integrity and decision do not depend on the upstream's latest
-    /// word, and revalidating inside every tarball request would make warm installs
-    /// wait on the upstream. An unknown file name falls back to a fresh packument.
+    /// The entry recorded at the last packument fetch answers, even when the packument
+    /// is due for revalidation: a known version's integrity and decision do not depend
+    /// on the upstream's latest word, and revalidating inside every tarball request
+    /// would make warm installs wait on the upstream. An unknown file name (or a
+    /// package stored before entries were recorded) asks for the packument first.
     async fn lookup_tarball(
         &self,
         name: &PackageName,
         file_name: &TarballFileName,
-    ) -> AppResult<(String, VersionView, Option<VersionRecord>)> {
-        let index = match self.inner.indexes.get(name) {
-            Some(index) if index.tarballs.contains_key(file_name.as_str()) => index,
-            _ => Arc::clone(&self.packument(name).await?.rendered.index),
+    ) -> AppResult<(TarballEntry, Option<VersionRecord>)> {
+        let store = &self.inner.store;
+        let entry = match store.tarball(name, file_name.as_str())? {
+            Some(entry) => entry,
+            None => {
+                let packument = self.packument(name).await?;
+                let index = &packument.rendered.index;
+                let version = index.tarballs.get(file_name.as_str()).ok_or_else(|| {
+                    AppError::NotFound(format!("{name} has no version with the tarball {}", file_name.as_str()))
+                })?;
+                let view = index.versions.get(version).ok_or_else(|| {
+                    AppError::Internal(anyhow::anyhow!("tarball index names unknown version {version}"))
+                })?;
+                TarballEntry {
+                    version: version.clone(),
+                    declared_integrity: view.integrity.as_ref().map(Integrity::to_string),
+                    upstream_url: view.upstream_tarball.clone(),
+                }
+            }
         };
-        let version = index.tarballs.get(file_name.as_str()).ok_or_else(|| {
-            AppError::NotFound(format!("{name} has no version with the tarball {}", file_name.as_str()))
-        })?;
-        let view = index
-            .versions
-            .get(version)
-            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("tarball index names unknown version {version}")))?;
-        let record = self.inner.store.version(name, version)?;
-        Ok((version.clone(), view.clone(), record))
+        let record = store.version(name, &entry.version)?;
+        Ok((entry, record))
     }
 
     /// Authorises a tarball at this moment, against the version's stored record (not
     /// a cached rendering, so a decision made a moment ago counts). Does no disk I/O:
     /// the route opens the blob and asks for [`Mirror::download_released`] if missing.
     pub async fn tarball(&self, name: &PackageName, file_name: &TarballFileName) -> AppResult<TarballAccess> {
-        let (version, view, record) = self.lookup_tarball(name, file_name).await?;
-        let (Some(record), Some(integrity)) = (&record, &view.integrity) else {
-            return Err(AppError::Quarantined(view.visibility.explain(name, &version)));
+        let (entry, record) = self.lookup_tarball(name, file_name).await?;
+        let version = entry.version;
+        let declared = entry.declared_integrity.as_deref().map(|text| Integrity::from_dist(Some(text), None));
+        let (Some(record), Some(Ok(integrity))) = (&record, &declared) else {
+            let reason = match declared {
+                Some(Ok(_)) => "Airlock has no record of this version yet".to_owned(),
+                Some(Err(error)) => error.0,
+                None => "the version has no usable dist.integrity".to_owned(),
+            };
+            return Err(AppError::Quarantined(Visibility::Unusable { reason }.explain(name, &version)));
         };
         let now = self.now();
         if quarantine::decide(name, &version, record, integrity, &self.inner.policy, now) == Visibility::Provisional {
@@ -536,7 +606,7 @@ impl Mirror {
         )?;
         let known_sha512 = integrity.sha512_hex().or_else(|| record.blob_sha512.clone());
         let path = known_sha512.and_then(|hex| self.inner.blobs.path(&hex));
-        Ok(TarballAccess::Ready(TarballFile { path, released, upstream_url: view.upstream_tarball }))
+        Ok(TarballAccess::Ready(TarballFile { path, released, upstream_url: entry.upstream_url }))
     }
 
     /// Downloads and verifies a released tarball that is not on disk yet; returns its
@@ -717,15 +787,7 @@ impl Weighed for CachedPackument {
     }
 }
 
-impl Weighed for PackageIndex {
-    fn weight(&self) -> usize {
-        PackageIndex::weight(self)
-    }
-}
-
-/// An LRU map evicting past a byte budget. Used for rendered packuments and, with its
-/// own budget, for package indexes (so a large working set of tarballs does not force
-/// re-rendering documents nobody asked for).
+/// An LRU map evicting past a byte budget, for rendered packuments.
 struct WeightedCache<V> {
     budget: usize,
     // Locked for a lookup or an insert only; never across an await.

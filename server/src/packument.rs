@@ -1,17 +1,24 @@
-//! Upstream packuments in, client packuments out.
+//! Upstream packuments in, client packuments out, without a tree of the whole document.
 //!
-//! [`parse_upstream`] checks an upstream document's shape; [`version_facts`] extracts
-//! what Airlock records about each version; [`render`] builds what clients see: only
-//! installable versions, tarball URLs pointing at Airlock, dist-tags moved off hidden
-//! versions, in the full and the abbreviated form, serialised and precompressed once.
-//! Every other field is passed through untouched.
+//! [`parse_upstream`] borrows the upstream bytes: top-level fields, versions and times
+//! stay raw JSON slices ([`RawValue`]), so a 20 MB packument costs a few vectors of
+//! pointers instead of a DOM ten times its size. [`version_facts`] extracts what Airlock
+//! records about each version; [`render`] copies the raw manifest of every listed
+//! version into the client documents (full and abbreviated), rewriting only `dist`
+//! (tarball URL, Airlock's signature), moves dist-tags off hidden versions, and passes
+//! every other field through byte for byte. Compression happens on first demand.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Write as _;
+use std::ops::Range;
+use std::sync::OnceLock;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
+use serde::Deserialize as _;
+use serde::de::{self, Deserializer as _, MapAccess, Visitor};
+use serde_json::value::RawValue;
 use sha2::{Digest as _, Sha256};
 
 use crate::npm::{Integrity, PackageName, TarballFileName};
@@ -45,28 +52,231 @@ const ABBREVIATED_VERSION_FIELDS: &[&str] = &[
     "hasInstallScript",
 ];
 
-/// A parsed upstream packument: the top-level JSON object.
-pub type Document = Map<String, Value>;
+/// Most versions one packument may list. npm's largest packages list a few tens of
+/// thousands; a document beyond this is refused rather than rendered.
+pub const MAX_VERSIONS: usize = 100_000;
+
+/// Deepest nesting of arrays and objects accepted in a packument. Real ones stay under
+/// ten levels; a deeper one is hostile or broken and is refused before any parsing.
+pub const MAX_DEPTH: usize = 256;
+
+/// True when `text` (valid or not) nests arrays and objects deeper than `limit`. One
+/// pass over the bytes, aware of strings and escapes.
+fn nests_deeper_than(text: &[u8], limit: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &byte in text {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// One JSON object's members in document order, borrowed from the raw bytes.
+///
+/// Invariant: keys are unique. A key that appears twice keeps its first position and
+/// its last value, as serde_json's `preserve_order` map (and `JSON.parse`) would, so
+/// what Airlock records and what it renders always come from the same member.
+#[derive(Debug, Default)]
+pub struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'a> Members<'a> {
+    /// The members of `raw`, or `None` when it is not an object.
+    fn of(raw: &'a RawValue) -> Option<Members<'a>> {
+        let text = raw.get();
+        if !text.starts_with('{') {
+            return None;
+        }
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let members = deserializer.deserialize_map(MembersVisitor).ok()?;
+        Some(Members(deduplicate(members)))
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&'a RawValue> {
+        self.0.iter().find(|(candidate, _)| candidate == key).map(|(_, value)| *value)
+    }
+
+    /// The members in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &'a RawValue)> + '_ {
+        self.0.iter().map(|(key, value)| (key.as_ref(), *value))
+    }
+
+    /// How many members there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when the object has no members.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Keeps the first position and the last value of every key.
+fn deduplicate<'a>(members: Vec<(Cow<'a, str>, &'a RawValue)>) -> Vec<(Cow<'a, str>, &'a RawValue)> {
+    let mut positions: HashMap<&str, usize> = HashMap::with_capacity(members.len());
+    let mut duplicates = false;
+    for (index, (key, _)) in members.iter().enumerate() {
+        if positions.insert(key.as_ref(), index).is_some() {
+            duplicates = true;
+        }
+    }
+    if !duplicates {
+        return members;
+    }
+    // `positions` now holds the last index of every key.
+    let last: HashMap<String, usize> = positions.into_iter().map(|(key, index)| (key.to_owned(), index)).collect();
+    let values: Vec<&'a RawValue> = members.iter().map(|(_, value)| *value).collect();
+    let mut seen = std::collections::HashSet::with_capacity(last.len());
+    members
+        .into_iter()
+        .filter_map(|(key, _)| {
+            let value = values[last[key.as_ref()]];
+            seen.insert(key.clone()).then_some((key, value))
+        })
+        .collect()
+}
+
+struct MembersVisitor;
+
+impl<'de> Visitor<'de> for MembersVisitor {
+    type Value = Vec<(Cow<'de, str>, &'de RawValue)>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut members = Vec::with_capacity(map.size_hint().unwrap_or(0).min(1024));
+        while let Some(key) = map.next_key::<Text<'de>>()? {
+            let value: &'de RawValue = map.next_value()?;
+            members.push((key.0, value));
+        }
+        Ok(members)
+    }
+}
+
+/// A JSON string, borrowed when it has no escapes.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Text<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(text)))
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(text.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, text: String) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(text)))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor)
+    }
+}
+
+/// The string a raw value holds, or `None` when it is not a string.
+fn raw_str(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let text = raw.get();
+    if !text.starts_with('"') {
+        return None;
+    }
+    Text::deserialize(&mut serde_json::Deserializer::from_str(text)).ok().map(|text| text.0)
+}
+
+/// A parsed upstream packument, borrowing the upstream's bytes.
+#[derive(Debug)]
+pub struct Document<'a> {
+    /// The top-level members in order (with `versions`, `dist-tags` and `time` raw).
+    members: Members<'a>,
+    /// `versions`, in order.
+    versions: Members<'a>,
+    /// `dist-tags` (empty when absent or not an object).
+    dist_tags: Members<'a>,
+    /// `time`, when it is an object.
+    time: Option<Members<'a>>,
+}
+
+impl<'a> Document<'a> {
+    /// The raw manifest of one version.
+    pub fn manifest(&self, version: &str) -> Option<&'a RawValue> {
+        self.versions.get(version)
+    }
+
+    /// `time[version]`, if present and parseable.
+    pub fn published(&self, version: &str) -> Option<DateTime<Utc>> {
+        parse_time(self.time.as_ref()?.get(version)?)
+    }
+
+    /// The versions the dist-tags point at.
+    pub fn tagged_versions(&self) -> Vec<String> {
+        self.dist_tags.iter().filter_map(|(_, target)| raw_str(target).map(Cow::into_owned)).collect()
+    }
+}
+
+fn parse_time(raw: &RawValue) -> Option<DateTime<Utc>> {
+    let text = raw_str(raw)?;
+    DateTime::parse_from_rfc3339(&text).ok().map(|time| time.with_timezone(&Utc))
+}
 
 /// Parses and sanity-checks an upstream packument. An upstream that answers for
 /// another package, or with something that is not a packument, is refused.
-pub fn parse_upstream(name: &PackageName, body: &[u8]) -> Result<Document, String> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|error| format!("the packument of {name} is not valid JSON: {error}"))?;
-    let Value::Object(document) = value else {
-        return Err(format!("the packument of {name} is not a JSON object"));
-    };
-    match document.get("name").and_then(Value::as_str) {
-        Some(declared) if declared == name.as_str() => {}
-        Some(declared) => {
-            return Err(format!("the upstream answered for {} when asked for {name}", crate::npm::quote(declared)));
+pub fn parse_upstream<'a>(name: &PackageName, body: &'a [u8]) -> Result<Document<'a>, String> {
+    let text =
+        std::str::from_utf8(body).map_err(|error| format!("the packument of {name} is not valid UTF-8: {error}"))?;
+    if nests_deeper_than(body, MAX_DEPTH) {
+        return Err(format!("the packument of {name} nests deeper than Airlock's limit of {MAX_DEPTH} levels"));
+    }
+    let not_json = |error: serde_json::Error| format!("the packument of {name} is not valid JSON: {error}");
+    let whole: &RawValue = serde_json::from_str(text).map_err(not_json)?;
+    let members = Members::of(whole).ok_or_else(|| format!("the packument of {name} is not a JSON object"))?;
+    match members.get("name").map(raw_str) {
+        Some(Some(declared)) if declared == name.as_str() => {}
+        Some(Some(declared)) => {
+            return Err(format!("the upstream answered for {} when asked for {name}", crate::npm::quote(&declared)));
         }
-        None => return Err(format!("the packument of {name} has no name")),
+        _ => return Err(format!("the packument of {name} has no name")),
     }
-    if !document.get("versions").is_none_or(Value::is_object) {
-        return Err(format!("the packument of {name} has a `versions` field that is not an object"));
+    let versions = match members.get("versions") {
+        None => Members::default(),
+        Some(raw) => Members::of(raw)
+            .ok_or_else(|| format!("the packument of {name} has a `versions` field that is not an object"))?,
+    };
+    if versions.len() > MAX_VERSIONS {
+        return Err(format!(
+            "the packument of {name} lists {} versions, more than Airlock's limit of {MAX_VERSIONS}",
+            versions.len()
+        ));
     }
-    Ok(document)
+    let dist_tags = members.get("dist-tags").and_then(Members::of).unwrap_or_default();
+    let time = members.get("time").and_then(Members::of);
+    Ok(Document { members, versions, dist_tags, time })
 }
 
 /// What the upstream says about one version, as Airlock records it at first sight.
@@ -78,32 +288,50 @@ pub struct VersionFacts {
     pub claimed_published: Option<DateTime<Utc>>,
     /// `dist.integrity` (or `shasum`), or why it is unusable.
     pub integrity: Result<Integrity, String>,
+    /// The tarball's file name, as clients will request it from Airlock.
+    pub tarball_file_name: String,
+    /// Where to download the tarball upstream (see [`upstream_tarball_url`]).
+    pub upstream_tarball: String,
 }
 
-/// Extracts the per-version facts from a parsed packument.
-pub fn version_facts(document: &Document) -> Vec<VersionFacts> {
-    let times = document.get("time").and_then(Value::as_object);
-    let Some(versions) = document.get("versions").and_then(Value::as_object) else {
-        return Vec::new();
+/// The `dist` fields Airlock reads from one manifest.
+struct Dist<'a> {
+    tarball: Option<Cow<'a, str>>,
+    integrity: Result<Integrity, String>,
+}
+
+fn read_dist<'a>(manifest: &Members<'a>) -> Dist<'a> {
+    let Some(dist) = manifest.get("dist").and_then(Members::of) else {
+        return Dist { tarball: None, integrity: Err("the version has no dist".into()) };
     };
-    versions
+    let integrity_text = dist.get("integrity").and_then(raw_str);
+    let shasum = dist.get("shasum").and_then(raw_str);
+    Dist {
+        tarball: dist.get("tarball").and_then(raw_str),
+        integrity: Integrity::from_dist(integrity_text.as_deref(), shasum.as_deref()).map_err(|error| error.0),
+    }
+}
+
+/// Extracts the per-version facts from a parsed packument: one pass over each
+/// manifest's top level and its `dist`, skipping everything else unread.
+pub fn version_facts(name: &PackageName, document: &Document<'_>, upstream_base: &str) -> Vec<VersionFacts> {
+    document
+        .versions
         .iter()
-        .map(|(version, manifest)| VersionFacts {
-            version: version.clone(),
-            claimed_published: times
-                .and_then(|times| times.get(version))
-                .and_then(Value::as_str)
-                .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
-                .map(|time| time.with_timezone(&Utc)),
-            integrity: declared_integrity(manifest),
+        .map(|(version, raw)| {
+            let manifest = Members::of(raw).unwrap_or_default();
+            let dist = read_dist(&manifest);
+            let declared_url = dist.tarball.as_deref().unwrap_or("");
+            let tarball_file_name = tarball_file_name(name, version, declared_url);
+            VersionFacts {
+                version: version.to_owned(),
+                claimed_published: document.published(version),
+                upstream_tarball: upstream_tarball_url(name, &tarball_file_name, declared_url, upstream_base),
+                tarball_file_name,
+                integrity: dist.integrity,
+            }
         })
         .collect()
-}
-
-fn declared_integrity(manifest: &Value) -> Result<Integrity, String> {
-    let dist = manifest.get("dist").ok_or("the version has no dist")?;
-    Integrity::from_dist(dist.get("integrity").and_then(Value::as_str), dist.get("shasum").and_then(Value::as_str))
-        .map_err(|error| error.0)
 }
 
 /// One version as the server needs it after rendering.
@@ -119,38 +347,72 @@ pub struct VersionView {
     pub upstream_tarball: String,
 }
 
-/// Bytes of one document, ready to send, with its entity tag.
-#[derive(Debug, Clone)]
+/// A compressed form of a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// gzip (level 6).
+    Gzip,
+    /// brotli (quality 5).
+    Brotli,
+}
+
+/// Bytes of one document, ready to send, with its entity tag. The compressed forms are
+/// made on first demand (most clients ask for one encoding of one form only) and kept.
+#[derive(Debug)]
 pub struct Encoded {
     /// Uncompressed JSON.
     pub identity: Bytes,
-    /// gzip (level 6).
-    pub gzip: Bytes,
-    /// brotli (quality 5).
-    pub brotli: Bytes,
     /// Strong entity tag of the content (without quotes or encoding suffix).
     pub tag: String,
+    gzip: OnceLock<Bytes>,
+    brotli: OnceLock<Bytes>,
 }
 
 impl Encoded {
     fn new(identity: Vec<u8>) -> Encoded {
         let tag = hex::encode(&Sha256::digest(&identity)[..16]);
-        let mut gzip =
-            flate2::write::GzEncoder::new(Vec::with_capacity(identity.len() / 6), flate2::Compression::new(6));
-        // Writing into a Vec cannot fail.
-        let _ = gzip.write_all(&identity);
-        let gzip = gzip.finish().unwrap_or_default();
-        let mut brotli = Vec::with_capacity(identity.len() / 8);
-        {
-            let mut writer = brotli::CompressorWriter::new(&mut brotli, 64 << 10, 5, 22);
-            let _ = writer.write_all(&identity);
-        }
-        Encoded { identity: identity.into(), gzip: gzip.into(), brotli: brotli.into(), tag }
+        Encoded { identity: identity.into(), tag, gzip: OnceLock::new(), brotli: OnceLock::new() }
     }
 
-    fn weight(&self) -> usize {
-        self.identity.len() + self.gzip.len() + self.brotli.len()
+    /// The compressed bytes if they were made already (cheap; never compresses).
+    pub fn compressed_if_ready(&self, compression: Compression) -> Option<Bytes> {
+        match compression {
+            Compression::Gzip => self.gzip.get().cloned(),
+            Compression::Brotli => self.brotli.get().cloned(),
+        }
     }
+
+    /// The compressed bytes, compressing now if needed. CPU-bound for large documents:
+    /// call from a blocking thread. Concurrent callers wait for one compression.
+    pub fn compressed(&self, compression: Compression) -> Bytes {
+        match compression {
+            Compression::Gzip => self.gzip.get_or_init(|| gzip(&self.identity)).clone(),
+            Compression::Brotli => self.brotli.get_or_init(|| brotli(&self.identity)).clone(),
+        }
+    }
+
+    /// The memory budgeted for this document: the identity bytes and room for its
+    /// compressed forms (JSON compresses at least 3:1 at these levels).
+    fn weight(&self) -> usize {
+        self.identity.len() + self.identity.len() / 3
+    }
+}
+
+fn gzip(identity: &[u8]) -> Bytes {
+    let mut encoder =
+        flate2::write::GzEncoder::new(Vec::with_capacity(identity.len() / 6), flate2::Compression::new(6));
+    // Writing into a Vec cannot fail.
+    let _ = encoder.write_all(identity);
+    encoder.finish().unwrap_or_default().into()
+}
+
+fn brotli(identity: &[u8]) -> Bytes {
+    let mut compressed = Vec::with_capacity(identity.len() / 8);
+    {
+        let mut writer = brotli::CompressorWriter::new(&mut compressed, 64 << 10, 5, 22);
+        let _ = writer.write_all(identity);
+    }
+    compressed.into()
 }
 
 /// A packument as clients see it, cached until something it depends on changes.
@@ -162,7 +424,10 @@ pub struct Rendered {
     pub abbreviated: Encoded,
     /// The recomputed dist-tags, as JSON.
     pub dist_tags: Bytes,
-    /// What the tarball route needs, cached apart from the (much larger) documents.
+    /// Where each listed version's manifest sits in `full.identity`, so a version
+    /// request is a slice, not a parse.
+    pub manifests: HashMap<String, Range<usize>>,
+    /// What the pipeline needs about every version.
     pub index: std::sync::Arc<PackageIndex>,
     /// The `npm-notice` text when versions are hidden.
     pub notice: Option<String>,
@@ -170,8 +435,7 @@ pub struct Rendered {
     pub valid_until: Option<DateTime<Utc>>,
 }
 
-/// Every version of a package with where its tarball lives: enough to serve tarballs
-/// without the rendered documents.
+/// Every version of a package with its visibility and where its tarball lives.
 #[derive(Debug)]
 pub struct PackageIndex {
     /// Every version the upstream lists, visible or not.
@@ -190,7 +454,17 @@ impl PackageIndex {
 impl Rendered {
     /// Approximate memory held, for the cache budget.
     pub fn weight(&self) -> usize {
-        self.full.weight() + self.abbreviated.weight() + self.dist_tags.len() + self.index.weight()
+        self.full.weight()
+            + self.abbreviated.weight()
+            + self.dist_tags.len()
+            + self.manifests.len() * 48
+            + self.index.weight()
+    }
+
+    /// A listed version's manifest, as it appears in the full document.
+    pub fn manifest(&self, version: &str) -> Option<Bytes> {
+        let range = self.manifests.get(version)?;
+        Some(self.full.identity.slice(range.clone()))
     }
 }
 
@@ -208,28 +482,52 @@ pub struct RenderContext<'a> {
     pub now: DateTime<Utc>,
 }
 
-/// Builds the client view of a packument.
+/// Appends `"key":` to a JSON buffer.
+fn write_key(out: &mut Vec<u8>, key: &str) {
+    // Serialising a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, key);
+    out.push(b':');
+}
+
+/// Appends a comma unless this is the first member of an object.
+fn separate(out: &mut Vec<u8>, first: &mut bool) {
+    if !std::mem::take(first) {
+        out.push(b',');
+    }
+}
+
+/// A listed version, decided in the first pass and written in the second.
+struct Listed<'d> {
+    version: &'d str,
+    raw: &'d RawValue,
+    file_name: String,
+    // Airlock's registry signature, for a released version.
+    signature: Option<String>,
+}
+
+/// Builds the client view of a packument in two passes over the versions: decide each
+/// version (reading only its `dist`), then write both documents straight into their
+/// buffers, so a render holds the raw document and its output, nothing in between.
 pub fn render(
     name: &PackageName,
-    document: &Document,
+    document: &Document<'_>,
     records: &HashMap<String, VersionRecord>,
     context: &RenderContext<'_>,
 ) -> Rendered {
-    let empty = Map::new();
-    let upstream_versions = document.get("versions").and_then(Value::as_object).unwrap_or(&empty);
-    let mut visible_versions = Map::new();
-    let mut abbreviated_versions = Map::new();
-    let mut views = HashMap::with_capacity(upstream_versions.len());
-    let mut tarballs = HashMap::with_capacity(upstream_versions.len());
+    let version_count = document.versions.len();
+    let mut views = HashMap::with_capacity(version_count);
+    let mut tarballs = HashMap::with_capacity(version_count);
     let mut valid_until: Option<DateTime<Utc>> = None;
     let mut hidden: Vec<(String, Visibility)> = Vec::new();
+    let mut listed: Vec<Listed<'_>> = Vec::new();
 
-    for (version, manifest) in upstream_versions {
-        let upstream_url = manifest.pointer("/dist/tarball").and_then(Value::as_str).unwrap_or("");
-        let file_name = tarball_file_name(name, version, upstream_url);
+    for (version, raw) in document.versions.iter() {
+        let fields = Members::of(raw).unwrap_or_default();
+        let dist = read_dist(&fields);
+        let declared_url = dist.tarball.as_deref().unwrap_or("");
+        let file_name = tarball_file_name(name, version, declared_url);
         let record = records.get(version).cloned();
-        let integrity = declared_integrity(manifest);
-        let visibility = match (&record, &integrity) {
+        let visibility = match (&record, &dist.integrity) {
             (_, Err(reason)) => Visibility::Unusable { reason: reason.clone() },
             (None, Ok(_)) => Visibility::Unusable { reason: "Airlock has no record of this version yet".into() },
             (Some(record), Ok(integrity)) => {
@@ -240,82 +538,252 @@ pub fn render(
             valid_until = Some(valid_until.map_or(until, |current| current.min(until)));
         }
         if visibility.is_listed() {
-            let mut manifest = manifest.clone();
-            if let Some(dist) = manifest.get_mut("dist").and_then(Value::as_object_mut) {
-                dist.insert(
-                    "tarball".into(),
-                    Value::String(format!("{}/{}/-/{file_name}", context.public_base, name.as_str())),
-                );
-                // Airlock's own registry signature, next to the upstream's (which stay).
-                if let Some(signature) = record.as_ref().and_then(|record| record.airlock_signature.as_ref())
-                    && visibility.is_installable()
-                {
-                    let entry = serde_json::json!({"keyid": context.airlock_key_id, "sig": signature});
-                    match dist.get_mut("signatures").and_then(Value::as_array_mut) {
-                        Some(signatures) => signatures.push(entry),
-                        None => {
-                            dist.insert("signatures".into(), Value::Array(vec![entry]));
-                        }
-                    }
-                }
-            }
-            abbreviated_versions.insert(version.clone(), abbreviate(&manifest));
-            visible_versions.insert(version.clone(), manifest);
+            let signature = record
+                .as_ref()
+                .and_then(|record| record.airlock_signature.clone())
+                .filter(|_| visibility.is_installable());
+            listed.push(Listed { version, raw, file_name: file_name.clone(), signature });
         } else {
-            hidden.push((version.clone(), visibility.clone()));
+            hidden.push((version.to_owned(), visibility.clone()));
         }
-        tarballs.insert(file_name.clone(), version.clone());
         views.insert(
-            version.clone(),
+            version.to_owned(),
             VersionView {
                 visibility,
                 record,
-                integrity: integrity.ok(),
-                upstream_tarball: upstream_tarball_url(name, &file_name, upstream_url, context.upstream_base),
+                integrity: dist.integrity.ok(),
+                upstream_tarball: upstream_tarball_url(name, &file_name, declared_url, context.upstream_base),
             },
         );
+        tarballs.insert(file_name, version.to_owned());
     }
 
-    let upstream_tags = document.get("dist-tags").and_then(Value::as_object).unwrap_or(&empty);
-    let dist_tags = recompute_dist_tags(upstream_tags, visible_versions.keys().map(String::as_str));
-    let time = filter_time(document.get("time"), &visible_versions);
+    let upstream_tags: Vec<(&str, Cow<'_, str>)> =
+        document.dist_tags.iter().filter_map(|(tag, target)| Some((tag, raw_str(target)?))).collect();
+    let dist_tags = recompute_dist_tags(
+        upstream_tags.iter().map(|(tag, target)| (*tag, target.as_ref())),
+        listed.iter().map(|listed| listed.version),
+    );
+    let dist_tags_json = dist_tags_json(&dist_tags);
+    let listed_names: std::collections::HashSet<&str> = listed.iter().map(|listed| listed.version).collect();
+    let time = document.time.as_ref().map(|time| filtered_time(time, &listed_names));
 
-    let mut full = Map::with_capacity(document.len());
-    for (key, value) in document {
-        let replaced = match key.as_str() {
-            "versions" => Value::Object(visible_versions.clone()),
-            "dist-tags" => Value::Object(dist_tags.clone()),
-            "time" => time.clone().unwrap_or(Value::Null),
-            _ => value.clone(),
-        };
-        full.insert(key.clone(), replaced);
+    // The full document: every top-level member in the upstream's order, with
+    // `versions`, `dist-tags` and `time` replaced.
+    let raw_size: usize = listed.iter().map(|listed| listed.raw.get().len()).sum();
+    let mut full = Vec::with_capacity(raw_size + raw_size / 16 + 4096);
+    let mut abbreviated_versions = Vec::with_capacity(raw_size / 4);
+    let mut manifests = HashMap::with_capacity(listed.len());
+    let mut dist_buffer: Vec<u8> = Vec::new();
+    full.push(b'{');
+    let mut first = true;
+    for (key, value) in document.members.iter() {
+        separate(&mut full, &mut first);
+        write_key(&mut full, key);
+        match key {
+            "versions" => {
+                full.push(b'{');
+                for listed in &listed {
+                    separate_members(&mut full, listed.version, manifests.is_empty());
+                    let start = full.len();
+                    write_listed(&mut full, &mut abbreviated_versions, &mut dist_buffer, name, listed, context);
+                    manifests.insert(listed.version.to_owned(), start..full.len());
+                }
+                full.push(b'}');
+            }
+            "dist-tags" => full.extend_from_slice(&dist_tags_json),
+            "time" => full.extend_from_slice(time.as_deref().unwrap_or(b"null")),
+            _ => full.extend_from_slice(value.get().as_bytes()),
+        }
     }
-    if !full.contains_key("dist-tags") {
-        full.insert("dist-tags".into(), Value::Object(dist_tags.clone()));
+    if document.members.get("dist-tags").is_none() {
+        separate(&mut full, &mut first);
+        write_key(&mut full, "dist-tags");
+        full.extend_from_slice(&dist_tags_json);
     }
+    full.push(b'}');
 
-    let mut abbreviated = Map::new();
-    abbreviated.insert("name".into(), Value::String(name.as_str().to_owned()));
-    if let Some(modified) =
-        document.get("modified").or_else(|| document.get("time").and_then(|time| time.get("modified")))
-    {
-        abbreviated.insert("modified".into(), modified.clone());
+    let mut abbreviated = Vec::with_capacity(abbreviated_versions.len() + 1024);
+    abbreviated.push(b'{');
+    write_key(&mut abbreviated, "name");
+    let _ = serde_json::to_writer(&mut abbreviated, name.as_str());
+    let modified =
+        document.members.get("modified").or_else(|| document.time.as_ref().and_then(|time| time.get("modified")));
+    if let Some(modified) = modified {
+        abbreviated.push(b',');
+        write_key(&mut abbreviated, "modified");
+        abbreviated.extend_from_slice(modified.get().as_bytes());
     }
-    abbreviated.insert("dist-tags".into(), Value::Object(dist_tags.clone()));
-    abbreviated.insert("versions".into(), Value::Object(abbreviated_versions));
-    if let Some(time) = time {
-        abbreviated.insert("time".into(), time);
+    abbreviated.push(b',');
+    write_key(&mut abbreviated, "dist-tags");
+    abbreviated.extend_from_slice(&dist_tags_json);
+    abbreviated.push(b',');
+    write_key(&mut abbreviated, "versions");
+    abbreviated.push(b'{');
+    abbreviated.extend_from_slice(&abbreviated_versions);
+    drop(abbreviated_versions);
+    abbreviated.push(b'}');
+    if let Some(time) = &time {
+        abbreviated.push(b',');
+        write_key(&mut abbreviated, "time");
+        abbreviated.extend_from_slice(time);
     }
+    abbreviated.push(b'}');
 
     let notice = notice(name, &hidden);
     Rendered {
-        full: Encoded::new(serde_json::to_vec(&full).unwrap_or_default()),
-        abbreviated: Encoded::new(serde_json::to_vec(&abbreviated).unwrap_or_default()),
-        dist_tags: serde_json::to_vec(&dist_tags).unwrap_or_default().into(),
+        full: Encoded::new(full),
+        abbreviated: Encoded::new(abbreviated),
+        dist_tags: dist_tags_json.into(),
+        manifests,
         index: std::sync::Arc::new(PackageIndex { versions: views, tarballs }),
         notice,
         valid_until,
     }
+}
+
+/// Writes a listed version's full manifest into `full` (without its key) and its
+/// `"version":{abbreviated}` member into `abbreviated_versions`.
+fn write_listed(
+    full: &mut Vec<u8>,
+    abbreviated_versions: &mut Vec<u8>,
+    dist_buffer: &mut Vec<u8>,
+    name: &PackageName,
+    listed: &Listed<'_>,
+    context: &RenderContext<'_>,
+) {
+    let manifest = Members::of(listed.raw);
+    let empty = Members::default();
+    let fields = manifest.as_ref().unwrap_or(&empty);
+    let tarball_url = format!("{}/{}/-/{}", context.public_base, name.as_str(), listed.file_name);
+    dist_buffer.clear();
+    let rewritten_dist = fields.get("dist").and_then(|raw_dist| {
+        rewrite_dist(dist_buffer, raw_dist, &tarball_url, listed.signature.as_deref(), context.airlock_key_id)
+    });
+    let rewritten_dist = rewritten_dist.map(|()| dist_buffer.as_slice());
+    match &manifest {
+        Some(fields) => write_manifest(full, fields, rewritten_dist),
+        // Not an object: passed through as it is, like any other field.
+        None => full.extend_from_slice(listed.raw.get().as_bytes()),
+    }
+    if !abbreviated_versions.is_empty() {
+        abbreviated_versions.push(b',');
+    }
+    write_key(abbreviated_versions, listed.version);
+    write_abbreviated(abbreviated_versions, fields, rewritten_dist);
+}
+
+/// Writes the separator (unless `first`) and the key of a member of `versions`.
+fn separate_members(out: &mut Vec<u8>, version: &str, first: bool) {
+    if !first {
+        out.push(b',');
+    }
+    write_key(out, version);
+}
+
+/// Writes `dist` with Airlock's tarball URL and, for a released version, Airlock's
+/// registry signature after the upstream's (which stay). `None` when `dist` is not an
+/// object (it is then passed through unchanged).
+fn rewrite_dist(
+    out: &mut Vec<u8>,
+    raw_dist: &RawValue,
+    tarball_url: &str,
+    signature: Option<&str>,
+    airlock_key_id: &str,
+) -> Option<()> {
+    let dist = Members::of(raw_dist)?;
+    let airlock_signature = signature.map(|signature| {
+        serde_json::to_string(&serde_json::json!({"keyid": airlock_key_id, "sig": signature})).unwrap_or_default()
+    });
+    out.push(b'{');
+    let mut first = true;
+    let mut wrote_tarball = false;
+    let mut wrote_signatures = false;
+    for (key, value) in dist.iter() {
+        separate(out, &mut first);
+        write_key(out, key);
+        match key {
+            "tarball" => {
+                let _ = serde_json::to_writer(&mut *out, tarball_url);
+                wrote_tarball = true;
+            }
+            "signatures" => match &airlock_signature {
+                Some(ours) => {
+                    // Not an array: replaced by one holding Airlock's signature only.
+                    out.push(b'[');
+                    for entry in signature_entries(value).unwrap_or_default() {
+                        out.extend_from_slice(entry.get().as_bytes());
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(ours.as_bytes());
+                    out.push(b']');
+                    wrote_signatures = true;
+                }
+                None => out.extend_from_slice(value.get().as_bytes()),
+            },
+            _ => out.extend_from_slice(value.get().as_bytes()),
+        }
+    }
+    if !wrote_tarball {
+        separate(out, &mut first);
+        write_key(out, "tarball");
+        let _ = serde_json::to_writer(&mut *out, tarball_url);
+    }
+    if let (Some(ours), false) = (&airlock_signature, wrote_signatures) {
+        separate(out, &mut first);
+        write_key(out, "signatures");
+        out.push(b'[');
+        out.extend_from_slice(ours.as_bytes());
+        out.push(b']');
+    }
+    out.push(b'}');
+    Some(())
+}
+
+/// The entries of a `signatures` array, or `None` when it is not an array.
+fn signature_entries(raw: &RawValue) -> Option<Vec<&RawValue>> {
+    serde_json::from_str(raw.get()).ok()
+}
+
+/// Writes one manifest with its `dist` replaced.
+fn write_manifest(out: &mut Vec<u8>, fields: &Members<'_>, rewritten_dist: Option<&[u8]>) {
+    out.push(b'{');
+    let mut first = true;
+    for (key, value) in fields.iter() {
+        separate(out, &mut first);
+        write_key(out, key);
+        match (key, rewritten_dist) {
+            ("dist", Some(dist)) => out.extend_from_slice(dist),
+            _ => out.extend_from_slice(value.get().as_bytes()),
+        }
+    }
+    out.push(b'}');
+}
+
+/// Writes the abbreviated form of one manifest (its `dist` already rewritten).
+fn write_abbreviated(out: &mut Vec<u8>, fields: &Members<'_>, rewritten_dist: Option<&[u8]>) {
+    out.push(b'{');
+    let mut first = true;
+    for field in ABBREVIATED_VERSION_FIELDS {
+        let Some(value) = fields.get(field) else { continue };
+        separate(out, &mut first);
+        write_key(out, field);
+        match (*field, rewritten_dist) {
+            ("dist", Some(dist)) => out.extend_from_slice(dist),
+            _ => out.extend_from_slice(value.get().as_bytes()),
+        }
+    }
+    if fields.get("hasInstallScript").is_none() && has_install_script(fields) {
+        separate(out, &mut first);
+        out.extend_from_slice(br#""hasInstallScript":true"#);
+    }
+    out.push(b'}');
+}
+
+fn has_install_script(manifest: &Members<'_>) -> bool {
+    let scripts = manifest.get("scripts").and_then(Members::of);
+    scripts.is_some_and(|scripts| ["preinstall", "install", "postinstall"].iter().any(|key| scripts.get(key).is_some()))
+        || manifest.get("gypfile").is_some_and(|gypfile| gypfile.get() == "true")
 }
 
 /// The tarball's file name: the upstream's, when it is a safe name, else npm's
@@ -342,53 +810,48 @@ fn upstream_tarball_url(name: &PackageName, file_name: &str, declared: &str, ups
     }
 }
 
-/// The abbreviated form of one (already rewritten) version manifest.
-fn abbreviate(manifest: &Value) -> Value {
-    let mut abbreviated = Map::new();
-    if let Some(object) = manifest.as_object() {
-        for field in ABBREVIATED_VERSION_FIELDS {
-            if let Some(value) = object.get(*field) {
-                abbreviated.insert((*field).to_owned(), value.clone());
-            }
-        }
-        if !abbreviated.contains_key("hasInstallScript") && has_install_script(object) {
-            abbreviated.insert("hasInstallScript".into(), Value::Bool(true));
+/// `time` with `created`, `modified` and the times of listed versions, as JSON.
+fn filtered_time(time: &Members<'_>, listed: &std::collections::HashSet<&str>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(listed.len() * 40 + 64);
+    out.push(b'{');
+    let mut first = true;
+    for (key, value) in time.iter() {
+        if matches!(key, "created" | "modified") || listed.contains(key) {
+            separate(&mut out, &mut first);
+            write_key(&mut out, key);
+            out.extend_from_slice(value.get().as_bytes());
         }
     }
-    Value::Object(abbreviated)
+    out.push(b'}');
+    out
 }
 
-fn has_install_script(manifest: &Map<String, Value>) -> bool {
-    let scripts = manifest.get("scripts").and_then(Value::as_object);
-    scripts.is_some_and(|scripts| ["preinstall", "install", "postinstall"].iter().any(|key| scripts.contains_key(*key)))
-        || manifest.get("gypfile").and_then(Value::as_bool).unwrap_or(false)
-}
-
-/// Keeps `created`, `modified` and the times of visible versions.
-fn filter_time(time: Option<&Value>, visible: &Map<String, Value>) -> Option<Value> {
-    let time = time?.as_object()?;
-    let filtered: Map<String, Value> = time
-        .iter()
-        .filter(|(key, _)| matches!(key.as_str(), "created" | "modified") || visible.contains_key(*key))
-        .map(|(key, value)| (key.clone(), value.clone()))
-        .collect();
-    Some(Value::Object(filtered))
+fn dist_tags_json(tags: &[(String, String)]) -> Vec<u8> {
+    let mut out = b"{".to_vec();
+    let mut first = true;
+    for (tag, version) in tags {
+        separate(&mut out, &mut first);
+        write_key(&mut out, tag);
+        let _ = serde_json::to_writer(&mut out, version);
+    }
+    out.push(b'}');
+    out
 }
 
 /// Points every dist-tag at a visible version: a tag on a hidden version moves to the
 /// newest visible version not greater than it (stable versions only, unless the tag
 /// pointed at a prerelease); a tag with no such version is dropped.
 pub fn recompute_dist_tags<'a>(
-    tags: &Map<String, Value>,
+    tags: impl Iterator<Item = (&'a str, &'a str)>,
     visible: impl Iterator<Item = &'a str>,
-) -> Map<String, Value> {
+) -> Vec<(String, String)> {
     let visible: Vec<(&str, Option<semver::Version>)> =
         visible.map(|version| (version, semver::Version::parse(version).ok())).collect();
-    let mut result = Map::new();
+    let visible_names: std::collections::HashSet<&str> = visible.iter().map(|(version, _)| *version).collect();
+    let mut result = Vec::new();
     for (tag, target) in tags {
-        let Some(target) = target.as_str() else { continue };
-        if visible.iter().any(|(version, _)| *version == target) {
-            result.insert(tag.clone(), Value::String(target.to_owned()));
+        if visible_names.contains(target) {
+            result.push((tag.to_owned(), target.to_owned()));
             continue;
         }
         let Ok(target_version) = semver::Version::parse(target) else { continue };
@@ -400,7 +863,7 @@ pub fn recompute_dist_tags<'a>(
             })
             .max_by(|left, right| left.1.cmp(right.1));
         if let Some((text, _)) = replacement {
-            result.insert(tag.clone(), Value::String(text.to_owned()));
+            result.push((tag.to_owned(), text.to_owned()));
         }
     }
     result

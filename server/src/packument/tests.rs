@@ -3,6 +3,7 @@
 use super::*;
 use crate::store::VersionState;
 use chrono::{Datelike as _, TimeZone as _};
+use serde_json::Value;
 
 fn policy(cooling_hours: u64) -> Policy {
     let text = format!("[quarantine]\ncooling_period = \"{cooling_hours}h\"\n");
@@ -33,8 +34,8 @@ fn manifest(version: &str) -> Value {
     })
 }
 
-fn document() -> Document {
-    let value = serde_json::json!({
+fn document() -> Value {
+    serde_json::json!({
         "name": "demo",
         "description": "demo package",
         "dist-tags": {"latest": "2.0.0", "next": "3.0.0-beta.1", "legacy": "1.0.0"},
@@ -53,15 +54,15 @@ fn document() -> Document {
             "3.0.0-beta.1": "2026-11-20T00:00:00.000Z"
         },
         "readme": "<script>alert(1)</script>"
-    });
-    match value {
-        Value::Object(map) => map,
-        _ => unreachable!(),
-    }
+    })
 }
 
-fn records(document: &Document) -> HashMap<String, VersionRecord> {
-    version_facts(document)
+fn parse(body: &[u8]) -> Document<'_> {
+    parse_upstream(&name("demo"), body).unwrap()
+}
+
+fn records(body: &[u8]) -> HashMap<String, VersionRecord> {
+    version_facts(&name("demo"), &parse(body), "https://upstream.example")
         .into_iter()
         .map(|facts| {
             let claimed = facts.claimed_published.unwrap();
@@ -86,17 +87,20 @@ fn records(document: &Document) -> HashMap<String, VersionRecord> {
         .collect()
 }
 
-fn render_at(now: DateTime<Utc>, cooling_hours: u64) -> (Rendered, Value, Value) {
-    let document = document();
-    let policy = policy(cooling_hours);
-    let context = RenderContext {
+fn context(policy: &Policy, now: DateTime<Utc>) -> RenderContext<'_> {
+    RenderContext {
         public_base: "http://airlock.test:4873",
         upstream_base: "https://upstream.example",
-        policy: &policy,
+        policy,
         airlock_key_id: "SHA256:airlock",
         now,
-    };
-    let rendered = render(&name("demo"), &document, &records(&document), &context);
+    }
+}
+
+fn render_at(now: DateTime<Utc>, cooling_hours: u64) -> (Rendered, Value, Value) {
+    let body = serde_json::to_vec(&document()).unwrap();
+    let policy = policy(cooling_hours);
+    let rendered = render(&name("demo"), &parse(&body), &records(&body), &context(&policy, now));
     let full = serde_json::from_slice(&rendered.full.identity).unwrap();
     let abbreviated = serde_json::from_slice(&rendered.abbreviated.identity).unwrap();
     (rendered, full, abbreviated)
@@ -169,32 +173,82 @@ fn precompressed_variants_decode_to_the_identity_bytes() {
     use std::io::Read as _;
     let (rendered, _, _) = render_at(now(), 0);
     let mut gunzipped = Vec::new();
-    flate2::read::GzDecoder::new(&rendered.full.gzip[..]).read_to_end(&mut gunzipped).unwrap();
+    flate2::read::GzDecoder::new(&rendered.full.compressed(Compression::Gzip)[..]).read_to_end(&mut gunzipped).unwrap();
     assert_eq!(gunzipped, rendered.full.identity);
     let mut unbrotli = Vec::new();
-    brotli::Decompressor::new(&rendered.abbreviated.brotli[..], 4096).read_to_end(&mut unbrotli).unwrap();
+    assert!(rendered.abbreviated.compressed_if_ready(Compression::Brotli).is_none());
+    brotli::Decompressor::new(&rendered.abbreviated.compressed(Compression::Brotli)[..], 4096)
+        .read_to_end(&mut unbrotli)
+        .unwrap();
     assert_eq!(unbrotli, rendered.abbreviated.identity);
 }
 
 #[test]
 fn changed_integrity_hides_the_version() {
     let mut document = document();
-    let mut records = records(&document);
+    let body = serde_json::to_vec(&document).unwrap();
+    let mut records = records(&body);
     records.get_mut("1.0.0").unwrap().integrity = "sha512-different".into();
     let policy = policy(0);
-    let context = RenderContext {
-        public_base: "http://a",
-        upstream_base: "https://upstream.example",
-        policy: &policy,
-        airlock_key_id: "SHA256:airlock",
-        now: now(),
-    };
-    let rendered = render(&name("demo"), &document, &records, &context);
+    let context = context(&policy, now());
+    let rendered = render(&name("demo"), &parse(&body), &records, &context);
     assert!(matches!(rendered.index.versions["1.0.0"].visibility, Visibility::IntegrityChanged { .. }));
     // A version with no record (appeared after the last fetch was stored) is hidden too.
     document["versions"].as_object_mut().unwrap().insert("9.9.9".into(), manifest("9.9.9"));
-    let rendered = render(&name("demo"), &document, &records, &context);
+    let body = serde_json::to_vec(&document).unwrap();
+    let rendered = render(&name("demo"), &parse(&body), &records, &context);
     assert!(matches!(rendered.index.versions["9.9.9"].visibility, Visibility::Unusable { .. }));
+    let full: Value = serde_json::from_slice(&rendered.full.identity).unwrap();
+    assert!(full["versions"].get("9.9.9").is_none());
+    assert!(full["versions"].get("1.0.0").is_none());
+}
+
+#[test]
+fn duplicate_keys_keep_the_last_value_for_records_and_rendering_alike() {
+    let first = serde_json::to_string(&manifest("1.0.0")).unwrap();
+    let other_integrity = format!("sha512-{}Q==", "B".repeat(85));
+    let second = first.replace(INTEGRITY_A, &other_integrity);
+    let body = format!(
+        r#"{{"name":"demo","versions":{{"1.0.0":{first},"1.0.0":{second}}},"time":{{"1.0.0":"2020-01-01T00:00:00.000Z"}}}}"#
+    );
+    let facts = version_facts(&name("demo"), &parse(body.as_bytes()), "https://upstream.example");
+    assert_eq!(facts.len(), 1);
+    assert_eq!(facts[0].integrity.as_ref().unwrap().to_string(), other_integrity);
+    let policy = policy(0);
+    let rendered = render(&name("demo"), &parse(body.as_bytes()), &records(body.as_bytes()), &context(&policy, now()));
+    let full: Value = serde_json::from_slice(&rendered.full.identity).unwrap();
+    assert_eq!(full["versions"]["1.0.0"]["dist"]["integrity"], other_integrity.as_str());
+}
+
+#[test]
+fn a_version_manifest_is_a_slice_of_the_full_document() {
+    let (rendered, full, _) = render_at(now(), 0);
+    let manifest: Value = serde_json::from_slice(&rendered.manifest("1.1.0").unwrap()).unwrap();
+    assert_eq!(manifest, full["versions"]["1.1.0"]);
+    assert!(rendered.manifest("9.9.9").is_none());
+}
+
+#[test]
+fn unlisted_fields_pass_through_byte_for_byte() {
+    let body = br#"{"name":"demo","custom":{"a" : [1, 2.50, "A"]},"versions":{}}"#;
+    let policy = policy(0);
+    let rendered = render(&name("demo"), &parse(body), &HashMap::new(), &context(&policy, now()));
+    let full = std::str::from_utf8(&rendered.full.identity).unwrap();
+    assert_eq!(full, r#"{"name":"demo","custom":{"a" : [1, 2.50, "A"]},"versions":{},"dist-tags":{}}"#);
+}
+
+#[test]
+fn too_many_versions_are_refused_naming_the_limit() {
+    let mut body = String::from(r#"{"name":"demo","versions":{"#);
+    for index in 0..=MAX_VERSIONS {
+        if index > 0 {
+            body.push(',');
+        }
+        body.push_str(&format!(r#""0.0.{index}":1"#));
+    }
+    body.push_str("}}");
+    let error = parse_upstream(&name("demo"), body.as_bytes()).unwrap_err();
+    assert_eq!(error, "the packument of demo lists 100001 versions, more than Airlock's limit of 100000");
 }
 
 #[test]
@@ -234,10 +288,23 @@ fn upstream_documents_for_another_name_are_refused() {
 
 #[test]
 fn prerelease_tags_only_move_within_prereleases_or_below() {
-    let tags = serde_json::json!({"latest": "2.0.0", "next": "2.1.0-rc.2"});
-    let tags = tags.as_object().unwrap();
-    let moved = recompute_dist_tags(tags, ["1.0.0", "2.1.0-rc.1", "1.5.0-beta"].into_iter());
-    assert_eq!(Value::Object(moved), serde_json::json!({"latest": "1.0.0", "next": "2.1.0-rc.1"}));
-    let dropped = recompute_dist_tags(tags, std::iter::empty());
+    let tags = [("latest", "2.0.0"), ("next", "2.1.0-rc.2")];
+    let moved = recompute_dist_tags(tags.into_iter(), ["1.0.0", "2.1.0-rc.1", "1.5.0-beta"].into_iter());
+    assert_eq!(moved, [("latest".to_owned(), "1.0.0".to_owned()), ("next".to_owned(), "2.1.0-rc.1".to_owned())]);
+    let dropped = recompute_dist_tags(tags.into_iter(), std::iter::empty());
     assert!(dropped.is_empty());
+}
+
+#[test]
+fn deeply_nested_documents_are_refused_naming_the_limit() {
+    let nested = format!(
+        r#"{{"name":"demo","readme":"[[[[ in a string is fine","x":{}1{}}}"#,
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    let error = parse_upstream(&name("demo"), nested.as_bytes()).unwrap_err();
+    assert_eq!(error, "the packument of demo nests deeper than Airlock's limit of 256 levels");
+    let shallow =
+        format!(r#"{{"name":"demo","readme":"{}","x":{}1{}}}"#, "[".repeat(10_000), "[".repeat(200), "]".repeat(200));
+    assert!(parse_upstream(&name("demo"), shallow.as_bytes()).is_ok());
 }

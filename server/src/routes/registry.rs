@@ -9,9 +9,9 @@ use serde_json::Value;
 
 use super::AppState;
 use crate::error::{AppError, AppResult};
-use crate::mirror::TarballAccess;
+use crate::mirror::{CachedPackument, TarballAccess};
 use crate::npm::{PackageName, TarballFileName, VersionSpec, quote};
-use crate::packument::{Encoded, Rendered};
+use crate::packument::{Compression, Encoded};
 
 /// The media type of npm's abbreviated packument.
 const ABBREVIATED_MEDIA_TYPE: &str = "application/vnd.npm.install-v1+json";
@@ -81,14 +81,13 @@ pub(super) async fn get_package_path(
 
 async fn get_packument(state: &AppState, name: &PackageName, headers: &HeaderMap) -> AppResult<Response> {
     let packument = state.mirror.packument(name).await?;
-    let rendered = &packument.rendered;
     let abbreviated = accepts_abbreviated(headers);
-    let (document, content_type) = if abbreviated {
-        (&rendered.abbreviated, ABBREVIATED_MEDIA_TYPE)
-    } else {
-        (&rendered.full, "application/json")
-    };
-    Ok(encoded_response(headers, document, content_type, rendered))
+    encoded_response(headers, packument, abbreviated).await
+}
+
+/// The form of the document a request asked for.
+fn chosen_form(packument: &CachedPackument, abbreviated: bool) -> &Encoded {
+    if abbreviated { &packument.rendered.abbreviated } else { &packument.rendered.full }
 }
 
 /// True when the client asked for the abbreviated document (npm, pnpm, yarn and bun
@@ -160,22 +159,35 @@ fn not_modified(headers: &HeaderMap, tag: &str) -> bool {
     })
 }
 
-/// A precompressed document, or 304.
-fn encoded_response(
+/// A document in the negotiated encoding, or 304. A compressed form is made on its
+/// first request (on a blocking thread) and kept with the rendering.
+async fn encoded_response(
     headers: &HeaderMap,
-    document: &Encoded,
-    content_type: &'static str,
-    rendered: &Rendered,
-) -> Response {
-    let encoding = negotiate_encoding(headers);
-    let (body, etag, content_encoding) = match encoding {
-        Encoding::Identity => (document.identity.clone(), format!("\"{}\"", document.tag), None),
-        Encoding::Gzip => (document.gzip.clone(), format!("\"{}-gzip\"", document.tag), Some("gzip")),
-        Encoding::Brotli => (document.brotli.clone(), format!("\"{}-br\"", document.tag), Some("br")),
+    packument: std::sync::Arc<CachedPackument>,
+    abbreviated: bool,
+) -> AppResult<Response> {
+    let content_type = if abbreviated { ABBREVIATED_MEDIA_TYPE } else { "application/json" };
+    let document = chosen_form(&packument, abbreviated);
+    let (compression, etag, content_encoding) = match negotiate_encoding(headers) {
+        Encoding::Identity => (None, format!("\"{}\"", document.tag), None),
+        Encoding::Gzip => (Some(Compression::Gzip), format!("\"{}-gzip\"", document.tag), Some("gzip")),
+        Encoding::Brotli => (Some(Compression::Brotli), format!("\"{}-br\"", document.tag), Some("br")),
     };
     let mut response = if not_modified(headers, &document.tag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
+        let body = match compression {
+            None => document.identity.clone(),
+            Some(compression) => match document.compressed_if_ready(compression) {
+                Some(bytes) => bytes,
+                None => {
+                    let held = std::sync::Arc::clone(&packument);
+                    tokio::task::spawn_blocking(move || chosen_form(&held, abbreviated).compressed(compression))
+                        .await
+                        .map_err(|error| AppError::Internal(anyhow::anyhow!("compressing panicked: {error}")))?
+                }
+            },
+        };
         let mut response = Response::new(Body::from(body));
         let response_headers = response.headers_mut();
         response_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -184,6 +196,7 @@ fn encoded_response(
         }
         response
     };
+    let rendered = &packument.rendered;
     let response_headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&etag) {
         response_headers.insert(header::ETAG, value);
@@ -203,7 +216,7 @@ fn encoded_response(
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=0, must-revalidate"));
         }
     }
-    response
+    Ok(response)
 }
 
 async fn get_version_manifest(state: &AppState, name: &PackageName, spec: &VersionSpec) -> AppResult<Response> {
@@ -223,14 +236,12 @@ async fn get_version_manifest(state: &AppState, name: &PackageName, spec: &Versi
         }
         Some(_) => {}
     }
-    // Rare request: extracting from the rendered document costs a parse, which is fine.
-    let full: Value = serde_json::from_slice(&rendered.full.identity)
-        .map_err(|error| AppError::Internal(anyhow::anyhow!("rendered packument unreadable: {error}")))?;
-    let manifest = full
-        .get("versions")
-        .and_then(|versions| versions.get(&version))
+    let manifest = rendered
+        .manifest(&version)
         .ok_or_else(|| AppError::NotFound(format!("version not found: {name}@{version}")))?;
-    Ok(json_response(StatusCode::OK, manifest.to_string()))
+    let mut response = Response::new(Body::from(manifest));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(response)
 }
 
 /// `GET /-/package/{name}/dist-tags`.

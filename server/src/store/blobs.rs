@@ -1,9 +1,12 @@
-//! Tarballs as content-addressed files: `blobs/sha512/ab/cdef…` named by the hex sha512
-//! of their bytes.
+//! Content-addressed files: tarballs as `blobs/sha512/ab/cdef…` named by the hex sha512
+//! of their bytes, and documents (raw upstream packuments) as
+//! `blobs/documents/ab/cdef…` named by their hex sha256.
 //!
 //! Invariant: a file exists under its final name only if its bytes hash to that name
-//! and matched the declared integrity. Writers stream into `blobs/tmp/`, hash as they
-//! go, and rename only after the check passed; a crash leaves at most a temporary file.
+//! (and, for tarballs, matched the declared integrity). Writers write into
+//! `blobs/tmp/`, hash as they go, and rename only after the check passed; a crash
+//! leaves at most a temporary file. Large values live here, not in sled, so the
+//! metadata store keeps small records only and a document is read in one file read.
 
 use std::path::{Path, PathBuf};
 
@@ -54,7 +57,60 @@ impl Blobs {
         }
         std::fs::create_dir_all(&temporary)?;
         std::fs::create_dir_all(root.join("sha512"))?;
+        std::fs::create_dir_all(root.join("documents"))?;
         Ok(Blobs { root })
+    }
+
+    /// Where the document with this sha256 lives (whether or not it exists).
+    ///
+    /// `sha256_hex` must be 64 lowercase hex digits, for the same reason as in
+    /// [`Blobs::path`].
+    pub fn document_path(&self, sha256_hex: &str) -> Option<PathBuf> {
+        let valid = sha256_hex.len() == 64 && sha256_hex.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'));
+        valid.then(|| self.root.join("documents").join(&sha256_hex[..2]).join(sha256_hex))
+    }
+
+    /// Stores a document under its sha256 and returns the hex digest. Storing the
+    /// same bytes twice is a no-op. Blocking: call from a blocking thread.
+    pub fn store_document(&self, bytes: &[u8]) -> std::io::Result<String> {
+        use sha2::Digest as _;
+        use std::io::Write as _;
+        let hex = hex::encode(sha2::Sha256::digest(bytes));
+        let final_path = self.document_path(&hex).ok_or_else(|| std::io::Error::other("unexpected sha256 form"))?;
+        if final_path.exists() {
+            return Ok(hex);
+        }
+        let temporary_path = self.root.join("tmp").join(temporary_name());
+        let written = (|| {
+            let mut file = std::fs::File::create(&temporary_path)?;
+            file.write_all(bytes)?;
+            file.sync_all()?;
+            if let Some(parent) = final_path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::rename(&temporary_path, &final_path)
+        })();
+        if let Err(error) = written {
+            let _ = std::fs::remove_file(&temporary_path);
+            return Err(error);
+        }
+        Ok(hex)
+    }
+
+    /// Reads a stored document. Like tarballs, blobs are trusted once written: they
+    /// were hashed on the way in and are never modified in place.
+    pub async fn read_document(&self, sha256_hex: &str) -> std::io::Result<Vec<u8>> {
+        let path = self.document_path(sha256_hex).ok_or_else(|| std::io::Error::other("unexpected sha256 form"))?;
+        tokio::fs::read(&path).await
+    }
+
+    /// Removes a document that nothing refers to any more. A missing file is fine.
+    pub async fn remove_document(&self, sha256_hex: &str) -> std::io::Result<()> {
+        let Some(path) = self.document_path(sha256_hex) else { return Ok(()) };
+        match tokio::fs::remove_file(path).await {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
+            _ => Ok(()),
+        }
     }
 
     /// Where the blob with this sha512 lives (whether or not it exists).

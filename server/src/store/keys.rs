@@ -16,7 +16,12 @@ pub(crate) fn version(name: &PackageName, version: &str) -> Vec<u8> {
     key
 }
 
-/// Prefix of every version key of a package.
+/// Key of a tarball entry: `name\0file name` (file names are validated, without NUL).
+pub(crate) fn tarball(name: &PackageName, file_name: &str) -> Vec<u8> {
+    version(name, file_name)
+}
+
+/// Prefix of every version (and tarball) key of a package.
 pub(crate) fn versions_prefix(name: &PackageName) -> Vec<u8> {
     let mut key = name.as_str().as_bytes().to_vec();
     key.push(0);

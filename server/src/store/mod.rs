@@ -25,6 +25,24 @@ pub struct PackageRecord {
     pub fetched_at: DateTime<Utc>,
     /// The upstream's ETag for the stored packument, for conditional revalidation.
     pub upstream_etag: Option<String>,
+    /// The sha256 (hex) of the raw upstream packument, stored as a document blob
+    /// ([`blobs::Blobs::document_path`]). `None` for records written before documents
+    /// became blobs: their raw packument is still in the `packuments` tree.
+    #[serde(default)]
+    pub raw_packument_sha256: Option<String>,
+}
+
+/// What a tarball file name stands for, recorded at packument ingest so the tarball
+/// route authorises without a packument.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TarballEntry {
+    /// The version the file belongs to.
+    pub version: String,
+    /// The integrity the upstream declared at the last fetch (SRI), if usable. Compared
+    /// with the version record's, so a changed integrity is refused as before.
+    pub declared_integrity: Option<String>,
+    /// Where the upstream serves the file.
+    pub upstream_url: String,
 }
 
 /// What Airlock remembers about one version. Written when the version is first seen and
@@ -138,6 +156,20 @@ pub struct AuditEvent {
     pub comment: Option<String>,
 }
 
+/// What one upstream fetch writes (see [`Store::save_fetch`]).
+pub struct Fetch<'a> {
+    /// The package record.
+    pub record: &'a PackageRecord,
+    /// Versions seen for the first time; existing records are never overwritten.
+    pub new_versions: &'a [(String, VersionRecord)],
+    /// Versions to queue for checks.
+    pub enqueue: &'a [String],
+    /// Tarball entries that are new or changed.
+    pub tarballs: &'a [(String, TarballEntry)],
+    /// Tarball file names the upstream no longer lists.
+    pub removed_tarballs: &'a [String],
+}
+
 /// What a state change writes besides the record.
 #[derive(Clone)]
 pub struct Transition {
@@ -173,6 +205,8 @@ pub struct Store {
     releases: sled::Tree,
     // Allow and deny rules added in the admin UI, by big-endian id.
     policy_rules: sled::Tree,
+    // Tarball file name → `TarballEntry`, by `name\0file name`.
+    tarballs: sled::Tree,
     database: sled::Db,
 }
 
@@ -197,6 +231,7 @@ impl Store {
             history: database.open_tree("history")?,
             releases: database.open_tree("releases")?,
             policy_rules: database.open_tree("policy_rules")?,
+            tarballs: database.open_tree("tarballs")?,
             database,
         })
     }
@@ -206,32 +241,32 @@ impl Store {
         Ok(self.packages.get(keys::package(name))?.and_then(|bytes| decode(&bytes)))
     }
 
-    /// The raw upstream packument stored for the package.
-    pub fn raw_packument(&self, name: &PackageName) -> sled::Result<Option<sled::IVec>> {
+    /// The raw upstream packument stored in the metadata store by earlier releases
+    /// (newer ones store it as a document blob; see [`PackageRecord`]).
+    pub fn legacy_raw_packument(&self, name: &PackageName) -> sled::Result<Option<sled::IVec>> {
         self.packuments.get(keys::package(name))
     }
 
-    /// Stores a freshly fetched packument, its record and the records of versions seen
-    /// for the first time, atomically, and waits until they are on disk.
-    pub async fn save_fetch(
-        &self,
-        name: &PackageName,
-        record: &PackageRecord,
-        raw_packument: Option<&[u8]>,
-        new_versions: &[(String, VersionRecord)],
-        enqueue: &[String],
-    ) -> sled::Result<()> {
+    /// Stores a fetch's package record, the records of versions seen for the first
+    /// time, their queue entries and the changed tarball entries, atomically, and waits
+    /// until they are on disk. The raw packument is a blob written before this call.
+    pub async fn save_fetch(&self, name: &PackageName, fetch: &Fetch<'_>) -> sled::Result<()> {
         use sled::Transactional as _;
-        let queue_keys: Vec<Vec<u8>> = enqueue.iter().map(|version| keys::version(name, version)).collect();
+        let queue_keys: Vec<Vec<u8>> = fetch.enqueue.iter().map(|version| keys::version(name, version)).collect();
         let package_key = keys::package(name);
-        let record_bytes = encode(record);
+        let record_bytes = encode(fetch.record);
         let version_entries: Vec<(Vec<u8>, Vec<u8>)> =
-            new_versions.iter().map(|(version, record)| (keys::version(name, version), encode(record))).collect();
-        (&self.packages, &self.packuments, &self.versions, &self.queue)
-            .transaction(|(packages, packuments, versions, queue)| {
+            fetch.new_versions.iter().map(|(version, record)| (keys::version(name, version), encode(record))).collect();
+        let tarball_entries: Vec<(Vec<u8>, Vec<u8>)> =
+            fetch.tarballs.iter().map(|(file_name, entry)| (keys::tarball(name, file_name), encode(entry))).collect();
+        let removed_tarball_keys: Vec<Vec<u8>> =
+            fetch.removed_tarballs.iter().map(|file_name| keys::tarball(name, file_name)).collect();
+        let drop_legacy = fetch.record.raw_packument_sha256.is_some();
+        (&self.packages, &self.packuments, &self.versions, &self.queue, &self.tarballs)
+            .transaction(|(packages, packuments, versions, queue, tarballs)| {
                 packages.insert(package_key.as_slice(), record_bytes.as_slice())?;
-                if let Some(raw) = raw_packument {
-                    packuments.insert(package_key.as_slice(), raw)?;
+                if drop_legacy {
+                    packuments.remove(package_key.as_slice())?;
                 }
                 for (key, value) in &version_entries {
                     // Never overwrite: the first sighting is the record of truth.
@@ -241,6 +276,12 @@ impl Store {
                 }
                 for key in &queue_keys {
                     queue.insert(key.as_slice(), &[][..])?;
+                }
+                for (key, value) in &tarball_entries {
+                    tarballs.insert(key.as_slice(), value.as_slice())?;
+                }
+                for key in &removed_tarball_keys {
+                    tarballs.remove(key.as_slice())?;
                 }
                 Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
             })
@@ -252,6 +293,23 @@ impl Store {
             })?;
         self.flush().await?;
         Ok(())
+    }
+
+    /// What a tarball file name of a package stands for, if a fetch recorded it.
+    pub fn tarball(&self, name: &PackageName, file_name: &str) -> sled::Result<Option<TarballEntry>> {
+        Ok(self.tarballs.get(keys::tarball(name, file_name))?.and_then(|bytes| decode(&bytes)))
+    }
+
+    /// Every recorded tarball entry of a package, by file name.
+    pub fn tarballs(&self, name: &PackageName) -> sled::Result<Vec<(String, TarballEntry)>> {
+        let mut entries = Vec::new();
+        for entry in self.tarballs.scan_prefix(keys::versions_prefix(name)) {
+            let (key, value) = entry?;
+            if let (Some(file_name), Some(entry)) = (keys::version_of_key(&key), decode(&value)) {
+                entries.push((file_name.to_owned(), entry));
+            }
+        }
+        Ok(entries)
     }
 
     /// Every version record of a package.
