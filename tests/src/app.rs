@@ -37,12 +37,30 @@ pub struct TestAppOptions {
     pub forge_url: Option<String>,
     /// Extra TOML appended to the generated configuration (new sections only).
     pub extra_toml: String,
+    /// Extra keys of the `[checks]` section (the worker executable is always set).
+    pub checks_toml: String,
 }
 
 impl Default for TestAppOptions {
     fn default() -> Self {
-        TestAppOptions { cooling_period: "0s", upstream_timeout: "3s", forge_url: None, extra_toml: String::new() }
+        TestAppOptions {
+            cooling_period: "0s",
+            upstream_timeout: "3s",
+            forge_url: None,
+            extra_toml: String::new(),
+            checks_toml: String::new(),
+        }
     }
+}
+
+/// The `airlock-for-tests` binary next to the running test binary (`target/debug/` for
+/// `target/debug/deps/it-*`), which runs each check as Airlock's check worker.
+pub fn worker_executable() -> std::path::PathBuf {
+    let test_binary = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = test_binary.parent().and_then(Path::parent).expect("target/<profile>/deps/<test binary>");
+    let worker = profile_dir.join(format!("airlock-for-tests{}", std::env::consts::EXE_SUFFIX));
+    assert!(worker.exists(), "{} is missing; cargo builds it with the tests crate", worker.display());
+    worker
 }
 
 impl TestApp {
@@ -71,10 +89,13 @@ impl TestApp {
              [upstream]\nurl = \"{upstream_url}\"\ntimeout = \"{}\"\nconnect_timeout = \"1s\"\nretries = 1\nretry_backoff = \"10ms\"\n\
              [quarantine]\ncooling_period = \"{}\"\n\
              [[admin.tokens]]\nname = \"tester\"\nsha256 = \"{token_hash}\"\n\
-             [forge]\napi_url = \"{}\"\nrepository_host = \"github.com\"\ntimeout = \"5s\"\n{}",
+             [forge]\napi_url = \"{}\"\nrepository_host = \"github.com\"\ntimeout = \"5s\"\n\
+             [checks]\nworker_executable = {:?}\n{}\n{}",
             options.upstream_timeout,
             options.cooling_period,
             options.forge_url.as_deref().unwrap_or("http://127.0.0.1:1"),
+            worker_executable(),
+            options.checks_toml,
             options.extra_toml
         );
         let config = Config::from_toml("test.toml", &toml_text, Overrides::default()).expect("test configuration");

@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, Semaphore};
 
 use super::checks::{self, CheckInputs, CheckRecord};
+use super::worker::CheckWorker;
 use super::{Policy, Visibility};
 use crate::error::{AppError, AppResult};
 use crate::forge::{ForgeClient, ForgeSettings};
@@ -46,6 +47,8 @@ struct Inner {
     store: Store,
     policy: Policy,
     signer: Arc<Signer>,
+    // Starts the limited subprocess each check's static scan runs in.
+    worker: CheckWorker,
     // Bounds concurrent checks. Acquired by `check_now` around the CPU-heavy part and
     // the downloads; released when the permit drops.
     permits: Semaphore,
@@ -95,6 +98,7 @@ impl Pipeline {
             }
             None => SigstoreTrustRoot::public_good(),
         };
+        let worker = CheckWorker::new(&config.checks)?;
         let policy = mirror.policy().clone();
         let store = mirror.store().clone();
         let concurrency = policy.config().check_concurrency;
@@ -109,6 +113,7 @@ impl Pipeline {
                 store,
                 policy,
                 signer,
+                worker,
                 permits: Semaphore::new(concurrency),
                 flights: SingleFlight::new(stopping),
                 dispatched: Mutex::new(HashSet::new()),
@@ -336,13 +341,18 @@ impl Pipeline {
                 .await;
         extra_findings.extend(provenance_outcome.findings);
 
-        let policy = inner.policy.clone();
-        let mirror = inner.mirror.clone();
-        let inputs = CheckInputs { tarball, previous, extra_findings, incomplete };
-        let mut check_record =
-            tokio::task::spawn_blocking(move || checks::run(inputs, &policy, started, || mirror.now()))
-                .await
-                .map_err(|error| AppError::Internal(anyhow::anyhow!("the checks panicked: {error}")))?;
+        // The static checks run in a limited subprocess; its failure is a finding.
+        let outcome = inner.worker.scan(&tarball, previous.as_ref().map(|(_, bytes)| bytes.as_slice())).await;
+        if let Err(failure) = &outcome {
+            tracing::warn!(package.name = %name, package.version = version, rule = failure.rule(), error = failure.message(), "check worker failed");
+        }
+        drop(tarball);
+        let inputs = CheckInputs {
+            previous_version: previous.map(|(previous_version, _)| previous_version),
+            extra_findings,
+            incomplete,
+        };
+        let mut check_record = checks::record(outcome, inputs, &inner.policy, started, inner.mirror.now());
         check_record.provenance = Some(provenance_outcome.provenance);
         check_record.source_match = Some(provenance_outcome.source_match);
         inner.store.save_checks(name, version, &check_record)?;
