@@ -7,6 +7,7 @@ mod cooling;
 mod forge;
 mod npm_client;
 mod quarantine;
+mod queue;
 mod registry;
 mod resilience;
 

@@ -27,7 +27,7 @@ use crate::notifications::{Event, Notifier};
 use crate::npm::{Integrity, PackageName};
 use crate::signing::{ReleasePredicate, Signer};
 use crate::singleflight::SingleFlight;
-use crate::store::{Store, Transition, VersionRecord, VersionState};
+use crate::store::{QueueEntry, Store, Transition, VersionRecord, VersionState};
 
 /// How often the dispatcher looks at the queue and the cooling versions without being
 /// woken.
@@ -263,8 +263,101 @@ impl Pipeline {
             inner.store.dequeue(name, version)?;
             return Ok(());
         }
+        // A denied version is rejected before any of its bytes reach a check, so a deny
+        // rule is the way out of a package that breaks the checks.
+        if let Some(rule) = inner.policy.denied(name, version) {
+            let reason = rule.reason.clone().unwrap_or_else(|| format!("a deny rule covers {}", rule.package));
+            let transition = plain_transition(VersionState::Rejected, "policy", "rejected", reason);
+            let applied =
+                inner.store.transition(name, version, inner.mirror.now(), |_| Some(transition.clone())).await?;
+            inner.mirror.invalidate(name);
+            inner.store.dequeue(name, version)?;
+            if let Some((_, after)) = &applied {
+                self.notify(name, version, after);
+            }
+            return Ok(());
+        }
         let _permit =
             inner.permits.acquire().await.map_err(|_| AppError::Internal(anyhow::anyhow!("pipeline closed")))?;
+        // Counted on disk before the check starts: if this check takes the process
+        // down, the restarted server sees the attempt and stops after `max_attempts`.
+        let entry = inner.store.claim(name, version).await?;
+        let max_attempts = inner.mirror.config().checks.max_attempts;
+        if entry.attempts > max_attempts {
+            return self.hold_after_failed_attempts(name, version, &entry, max_attempts).await;
+        }
+        match self.run_checks(name, version, &record).await {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                // Upstream trouble is not the package's fault; the attempt is taken back.
+                let counts = !matches!(error, AppError::Upstream(_) | AppError::UpstreamTimeout(_));
+                if let Err(store_error) = inner.store.record_failure(name, version, &error.to_string(), counts).await {
+                    tracing::error!(package.name = %name, package.version = version, error = %store_error, "recording a failed check attempt");
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Holds a version whose checks were started `max_attempts` times without a
+    /// decision, instead of starting them again.
+    async fn hold_after_failed_attempts(
+        &self,
+        name: &PackageName,
+        version: &str,
+        entry: &QueueEntry,
+        max_attempts: u32,
+    ) -> AppResult<()> {
+        let inner = &self.inner;
+        let started = inner.mirror.now();
+        let cause = match &entry.last_error {
+            Some(error) => format!("The last attempt failed: {error}"),
+            None => "No attempt returned, so the process stopped during each (for example, killed by the system for its memory).".into(),
+        };
+        let message = format!(
+            "The checks of this version were started {} times without reaching a decision (checks.max_attempts = {max_attempts}); Airlock stopped retrying. {cause}",
+            entry.attempts - 1
+        );
+        let finding = Finding {
+            rule: "check-failed-repeatedly".into(),
+            severity: Severity::Critical,
+            message: message.clone(),
+            location: None,
+            excerpt: None,
+        };
+        let inputs = CheckInputs { previous_version: None, extra_findings: vec![finding], incomplete: Vec::new() };
+        let outcome = Ok(super::worker::WorkerResponse {
+            report: airlock_scanner::ScanReport {
+                verdict: airlock_scanner::Verdict::Unscannable { reason: message.clone() },
+                findings: Vec::new(),
+                package: None,
+                summary: None,
+                diff: None,
+            },
+            review: Default::default(),
+        });
+        let check_record = checks::record(outcome, inputs, &inner.policy, started, inner.mirror.now());
+        inner.store.save_checks(name, version, &check_record)?;
+        let transition = plain_transition(VersionState::Held, "pipeline", "held", message);
+        let applied = inner
+            .store
+            .transition(name, version, inner.mirror.now(), |current| {
+                (current.state == VersionState::Checking).then(|| transition.clone())
+            })
+            .await?;
+        inner.mirror.invalidate(name);
+        inner.store.dequeue(name, version)?;
+        if let Some((_, after)) = &applied {
+            self.notify(name, version, after);
+        }
+        inner.mirror.metrics().record_check("held", Duration::ZERO, &["check-failed-repeatedly".to_owned()]);
+        tracing::warn!(package.name = %name, package.version = version, attempts = entry.attempts - 1, "held after repeated failed checks");
+        Ok(())
+    }
+
+    /// The checks proper: fetches, the worker, provenance, the decision.
+    async fn run_checks(&self, name: &PackageName, version: &str, record: &VersionRecord) -> AppResult<()> {
+        let inner = &self.inner;
         let started = inner.mirror.now();
         tracing::info!(package.name = %name, package.version = version, "checking");
 
@@ -358,14 +451,15 @@ impl Pipeline {
         inner.store.save_checks(name, version, &check_record)?;
 
         let now = inner.mirror.now();
-        let transition = self.decide_after_checks(name, version, &record, &check_record, now);
+        let transition = self.decide_after_checks(name, version, record, &check_record, now);
         let decided_state = transition.state;
         let applied = inner
             .store
             .transition(name, version, now, |current| {
-                // An admin decision made while the checks ran stands.
+                // An admin decision made while the checks ran stands (a hold comes from clearing
+                // the queue entry).
                 let admin_decided = current.decided_by.as_deref().is_some_and(|actor| actor.starts_with("admin:"))
-                    && matches!(current.state, VersionState::Released | VersionState::Rejected);
+                    && matches!(current.state, VersionState::Released | VersionState::Rejected | VersionState::Held);
                 (!admin_decided).then(|| transition.clone())
             })
             .await?;
@@ -585,6 +679,57 @@ impl Pipeline {
         let transition =
             plain_transition(VersionState::Rejected, &format!("admin:{admin}"), "reject", comment.to_owned());
         self.apply_admin_decision(name, version, now, transition).await
+    }
+
+    /// The check queue: each entry with whether a check of it is running now.
+    pub fn queue(&self) -> Vec<(PackageName, String, QueueEntry, bool)> {
+        let running = self.inner.dispatched.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+        self.inner
+            .store
+            .queue_entries()
+            .into_iter()
+            .map(|(name, version, entry)| {
+                let in_flight = running.contains(&(name.clone(), version.clone()));
+                (name, version, entry, in_flight)
+            })
+            .collect()
+    }
+
+    /// An admin takes a version off the check queue. A version still undecided is held
+    /// (it was never checked, so it must not be served), never released.
+    pub async fn clear_queue_entry(
+        &self,
+        name: &PackageName,
+        version: &str,
+        admin: &str,
+        comment: &str,
+    ) -> AppResult<()> {
+        let now = self.inner.mirror.now();
+        let transition = plain_transition(
+            VersionState::Held,
+            &format!("admin:{admin}"),
+            "clear-queue",
+            format!("taken off the check queue by {admin} before its checks finished: {comment}"),
+        );
+        let applied = self
+            .inner
+            .store
+            .transition(name, version, now, |current| {
+                (current.state == VersionState::Checking).then(|| transition.clone())
+            })
+            .await?;
+        if applied.is_none() {
+            self.inner
+                .store
+                .log_event(name, version, now, &format!("admin:{admin}"), "clear-queue", Some(comment.to_owned()))
+                .await?;
+        }
+        self.inner.mirror.invalidate(name);
+        self.inner.store.dequeue(name, version)?;
+        if let Some((_, after)) = &applied {
+            self.notify(name, version, after);
+        }
+        Ok(())
     }
 
     /// An admin asks for the checks to run again; the version returns to `checking`
