@@ -78,6 +78,25 @@ pub struct Config {
     pub clients: ClientsConfig,
     /// Webhook notifications.
     pub notifications: NotificationsConfig,
+    /// Bounds of the check worker and the check queue.
+    pub checks: ChecksConfig,
+}
+
+/// `[checks]`: every check runs in a worker subprocess bounded by these limits, and a
+/// version whose checks keep failing is held instead of retried forever.
+#[derive(Debug, Clone)]
+pub struct ChecksConfig {
+    /// Address-space limit (`RLIMIT_AS`) of one worker, in bytes.
+    pub worker_memory_limit: u64,
+    /// CPU-time limit (`RLIMIT_CPU`) of one worker, whole seconds.
+    pub worker_cpu_time: Duration,
+    /// Wall-clock deadline of one worker; its process group is killed after it.
+    pub worker_deadline: Duration,
+    /// Attempts (counted when a check starts) before a version is held.
+    pub max_attempts: u32,
+    /// The executable started as `<executable> internal check-worker`; `None` means
+    /// the running executable.
+    pub worker_executable: Option<PathBuf>,
 }
 
 /// `[notifications]`.
@@ -784,7 +803,65 @@ impl Config {
             webhook_attempts,
         };
 
-        Ok(Config { server, upstream, quarantine, cache, limits, log, forge, admin, signing, clients, notifications })
+        let checks = ChecksConfig {
+            worker_memory_limit: size("checks.worker_memory_limit", raw.checks.worker_memory_limit, 1 << 30)?,
+            worker_cpu_time: duration("checks.worker_cpu_time", raw.checks.worker_cpu_time, "60s")?,
+            worker_deadline: duration("checks.worker_deadline", raw.checks.worker_deadline, "120s")?,
+            max_attempts: raw.checks.max_attempts.unwrap_or(2),
+            worker_executable: raw.checks.worker_executable.map(PathBuf::from),
+        };
+        // Below this the worker cannot even map its own executable and runtime.
+        if checks.worker_memory_limit < 64 << 20 {
+            return Err(ConfigError::Invalid {
+                key: "checks.worker_memory_limit",
+                value: checks.worker_memory_limit.to_string(),
+                reason: "must be at least 64MiB".into(),
+            });
+        }
+        // RLIMIT_CPU counts whole seconds.
+        if checks.worker_cpu_time < Duration::from_secs(1) || checks.worker_cpu_time.subsec_nanos() != 0 {
+            return Err(ConfigError::Invalid {
+                key: "checks.worker_cpu_time",
+                value: format_duration(checks.worker_cpu_time),
+                reason: "expected a whole number of seconds, at least 1s".into(),
+            });
+        }
+        if checks.worker_deadline < Duration::from_millis(100) {
+            return Err(ConfigError::Invalid {
+                key: "checks.worker_deadline",
+                value: format_duration(checks.worker_deadline),
+                reason: "must be at least 100ms".into(),
+            });
+        }
+        if !(1..=100).contains(&checks.max_attempts) {
+            return Err(ConfigError::Invalid {
+                key: "checks.max_attempts",
+                value: checks.max_attempts.to_string(),
+                reason: "expected 1 to 100".into(),
+            });
+        }
+        if checks.worker_executable.as_ref().is_some_and(|path| path.as_os_str().is_empty()) {
+            return Err(ConfigError::Invalid {
+                key: "checks.worker_executable",
+                value: String::new(),
+                reason: "must not be empty; leave it out to use the running executable".into(),
+            });
+        }
+
+        Ok(Config {
+            server,
+            upstream,
+            quarantine,
+            cache,
+            limits,
+            log,
+            forge,
+            admin,
+            signing,
+            clients,
+            notifications,
+            checks,
+        })
     }
 }
 

@@ -40,6 +40,25 @@ pub struct RawConfig {
     /// `[notifications]`.
     #[serde(default)]
     pub notifications: RawNotifications,
+    /// `[checks]`.
+    #[serde(default)]
+    pub checks: RawChecks,
+}
+
+/// `[checks]` as written: how the check worker subprocess is bounded.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawChecks {
+    /// Address-space limit of one check worker.
+    pub worker_memory_limit: Option<ByteSize>,
+    /// CPU-time limit of one check worker.
+    pub worker_cpu_time: Option<String>,
+    /// Wall-clock deadline of one check worker.
+    pub worker_deadline: Option<String>,
+    /// Check attempts before a version is held instead of retried.
+    pub max_attempts: Option<u32>,
+    /// The executable re-run as the check worker (default: the running `airlock`).
+    pub worker_executable: Option<String>,
 }
 
 /// `[notifications]` as written.

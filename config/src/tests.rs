@@ -292,3 +292,30 @@ fn a_short_admin_token_and_a_bad_proxy_address_are_refused() {
         "invalid value for `server.trusted_proxies`: \"10.0.0.0/8\": expected an IP address",
     );
 }
+
+#[test]
+fn check_worker_limits_default_and_are_validated() {
+    let checks = Config::defaults().checks;
+    assert_eq!(checks.worker_memory_limit, 1 << 30);
+    assert_eq!(checks.worker_cpu_time, Duration::from_secs(60));
+    assert_eq!(checks.worker_deadline, Duration::from_secs(120));
+    assert_eq!(checks.max_attempts, 2);
+    assert_eq!(checks.worker_executable, None);
+    check_error(
+        "[checks]\nworker_memory_limit = \"1MiB\"\n",
+        "invalid value for `checks.worker_memory_limit`: \"1048576\": must be at least 64MiB",
+    );
+    check_error(
+        "[checks]\nworker_cpu_time = \"1500ms\"\n",
+        "invalid value for `checks.worker_cpu_time`: \"1s 500ms\": expected a whole number of seconds, at least 1s",
+    );
+    check_error(
+        "[checks]\nworker_deadline = \"10ms\"\n",
+        "invalid value for `checks.worker_deadline`: \"10ms\": must be at least 100ms",
+    );
+    check_error("[checks]\nmax_attempts = 0\n", "invalid value for `checks.max_attempts`: \"0\": expected 1 to 100");
+    check_error(
+        "[checks]\nworker_executable = \"\"\n",
+        "invalid value for `checks.worker_executable`: \"\": must not be empty; leave it out to use the running executable",
+    );
+}

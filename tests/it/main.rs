@@ -8,6 +8,7 @@ mod cooling;
 mod forge;
 mod npm_client;
 mod quarantine;
+mod queue;
 mod registry;
 mod resilience;
 

@@ -41,6 +41,8 @@ pub struct TestAppOptions {
     pub server_toml: String,
     /// Extra keys for the generated `[upstream]` section.
     pub upstream_toml: String,
+    /// Extra keys of the `[checks]` section (the worker executable is always set).
+    pub checks_toml: String,
 }
 
 impl Default for TestAppOptions {
@@ -52,8 +54,19 @@ impl Default for TestAppOptions {
             extra_toml: String::new(),
             server_toml: String::new(),
             upstream_toml: String::new(),
+            checks_toml: String::new(),
         }
     }
+}
+
+/// The `airlock-for-tests` binary next to the running test binary (`target/debug/` for
+/// `target/debug/deps/it-*`), which runs each check as Airlock's check worker.
+pub fn worker_executable() -> std::path::PathBuf {
+    let test_binary = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = test_binary.parent().and_then(Path::parent).expect("target/<profile>/deps/<test binary>");
+    let worker = profile_dir.join(format!("airlock-for-tests{}", std::env::consts::EXE_SUFFIX));
+    assert!(worker.exists(), "{} is missing; cargo builds it with the tests crate", worker.display());
+    worker
 }
 
 impl TestApp {
@@ -82,12 +95,15 @@ impl TestApp {
              [upstream]\nurl = \"{upstream_url}\"\ntimeout = \"{}\"\nconnect_timeout = \"1s\"\nretries = 1\nretry_backoff = \"10ms\"\n{}\n\
              [quarantine]\ncooling_period = \"{}\"\n\
              [[admin.tokens]]\nname = \"tester\"\nsha256 = \"{token_hash}\"\n\
-             [forge]\napi_url = \"{}\"\nrepository_host = \"github.com\"\ntimeout = \"5s\"\n{}",
+             [forge]\napi_url = \"{}\"\nrepository_host = \"github.com\"\ntimeout = \"5s\"\n\
+             [checks]\nworker_executable = {:?}\n{}\n{}",
             options.server_toml,
             options.upstream_timeout,
             options.upstream_toml,
             options.cooling_period,
             options.forge_url.as_deref().unwrap_or("http://127.0.0.1:1"),
+            worker_executable(),
+            options.checks_toml,
             options.extra_toml
         );
         let config = Config::from_toml("test.toml", &toml_text, Overrides::default()).expect("test configuration");

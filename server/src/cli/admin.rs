@@ -63,6 +63,9 @@ pub enum AdminCommand {
     },
     /// Create an admin web UI user, or change its password (read from stdin).
     AddUser(super::users::AddUserArgs),
+    /// The check queue: list entries with their attempts, or clear stuck ones.
+    #[command(subcommand)]
+    Queue(QueueCommand),
     /// Run a version's checks again.
     Recheck {
         /// Package name.
@@ -72,6 +75,24 @@ pub enum AdminCommand {
         /// Why (optional).
         #[arg(long, short)]
         comment: Option<String>,
+    },
+}
+
+/// `airlock admin queue ...`.
+#[derive(Debug, clap::Subcommand)]
+pub enum QueueCommand {
+    /// Versions waiting for checks, with attempts and the last error.
+    List,
+    /// Take entries off the queue; versions not yet decided are held, never released.
+    Clear {
+        /// `NAME@VERSION` (`@scope/name@1.2.3`).
+        spec: Option<String>,
+        /// Every entry with a failed attempt and no check running.
+        #[arg(long, conflicts_with = "spec")]
+        all_stuck: bool,
+        /// Why (required; recorded in the audit log).
+        #[arg(long, short)]
+        comment: String,
     },
 }
 
@@ -115,6 +136,22 @@ async fn run_async(args: AdminArgs, token: String) -> anyhow::Result<ExitCode> {
         AdminCommand::Recheck { package, version, comment } => {
             (action(&client, version_path(package, version), "recheck", comment.as_ref()), Kind::Version)
         }
+        AdminCommand::Queue(QueueCommand::List) => (client.get(format!("{base}/queue")), Kind::Queue),
+        AdminCommand::Queue(QueueCommand::Clear { spec, all_stuck, comment }) => {
+            let body = match (spec, all_stuck) {
+                (Some(spec), false) => {
+                    let (package, version) = split_spec(spec)?;
+                    serde_json::json!({ "package": package, "version": version, "comment": comment })
+                }
+                (None, true) => serde_json::json!({ "all_stuck": true, "comment": comment }),
+                _ => anyhow::bail!("give NAME@VERSION or --all-stuck"),
+            };
+            let request = client
+                .post(format!("{base}/queue/clear"))
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_string());
+            (request, Kind::Cleared)
+        }
         AdminCommand::AddUser(_) => unreachable!("add-user is handled by `run` before any request"),
     };
     let response =
@@ -134,6 +171,13 @@ async fn run_async(args: AdminArgs, token: String) -> anyhow::Result<ExitCode> {
     match kind {
         Kind::List => print_list(&mut stdout, &body)?,
         Kind::Version => print_version(&mut stdout, &body)?,
+        Kind::Queue => print_queue(&mut stdout, &body)?,
+        Kind::Cleared => {
+            for entry in body["cleared"].as_array().into_iter().flatten() {
+                writeln!(stdout, "cleared {}@{}", text_of(&entry["package"]), text_of(&entry["version"]))?;
+            }
+            writeln!(stdout, "{} entries cleared", body["cleared"].as_array().map_or(0, Vec::len))?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -141,6 +185,40 @@ async fn run_async(args: AdminArgs, token: String) -> anyhow::Result<ExitCode> {
 enum Kind {
     List,
     Version,
+    Queue,
+    Cleared,
+}
+
+/// Splits `name@version`, where a scoped name starts with `@`.
+fn split_spec(spec: &str) -> anyhow::Result<(&str, &str)> {
+    let at = spec.rfind('@').filter(|&at| at > 0).with_context(|| format!("expected NAME@VERSION, got {spec:?}"))?;
+    Ok((&spec[..at], &spec[at + 1..]))
+}
+
+fn text_of(value: &Value) -> &str {
+    value.as_str().unwrap_or("")
+}
+
+fn print_queue(out: &mut impl std::io::Write, body: &Value) -> std::io::Result<()> {
+    writeln!(out, "{:<40} {:<16} {:<9} {:<8} LAST ERROR", "PACKAGE", "VERSION", "STATE", "ATTEMPTS")?;
+    for entry in body["entries"].as_array().into_iter().flatten() {
+        let attempts = format!(
+            "{}/{}{}",
+            entry["attempts"],
+            body["max_attempts"],
+            if entry["in_flight"].as_bool() == Some(true) { "*" } else { "" }
+        );
+        writeln!(
+            out,
+            "{:<40} {:<16} {:<9} {:<8} {}",
+            text_of(&entry["package"]),
+            text_of(&entry["version"]),
+            text_of(&entry["state"]),
+            attempts,
+            text_of(&entry["last_error"])
+        )?;
+    }
+    writeln!(out, "{} entries (* = being checked now)", body["total"])
 }
 
 fn action(client: &reqwest::Client, path: String, verb: &str, comment: Option<&String>) -> reqwest::RequestBuilder {

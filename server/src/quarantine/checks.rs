@@ -1,13 +1,13 @@
-//! Running the checks on bytes the pipeline gathered, and the stored result.
-//!
-//! Everything here is synchronous and CPU-bound; the pipeline calls it from a blocking
-//! thread. The inputs are bytes already fetched and verified by the server.
+//! The stored result of checking one version, and how the pipeline turns a check
+//! worker's outcome (a report, or the way it failed) into it.
 
-use airlock_scanner::{Finding, ScanOptions, ScanReport, Severity};
+use airlock_scanner::{Finding, ScanReport, Severity, Verdict};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::Policy;
+use super::review::ReviewMaterial;
+use super::worker::{WorkerFailure, WorkerResponse};
 
 /// The stored result of checking one version.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -30,6 +30,10 @@ pub struct CheckRecord {
     /// Checks that could not run, with the reason.
     #[serde(default)]
     pub incomplete: Vec<String>,
+    /// What the admin page shows from the files; `None` for checks stored before it
+    /// was kept, whose page reads the tarball (bounded) instead.
+    #[serde(default)]
+    pub review: Option<ReviewMaterial>,
 }
 
 impl CheckRecord {
@@ -58,36 +62,58 @@ impl CheckRecord {
 
 /// What the pipeline hands to the checks.
 pub struct CheckInputs {
-    /// The tarball, already verified against its integrity.
-    pub tarball: Vec<u8>,
-    /// The previous released version and its tarball, for the diff.
-    pub previous: Option<(String, Vec<u8>)>,
+    /// The previous released version the diff was computed against.
+    pub previous_version: Option<String>,
     /// Findings the pipeline itself produced (for example an integrity change upstream).
     pub extra_findings: Vec<Finding>,
     /// Checks that could not run.
     pub incomplete: Vec<String>,
 }
 
-/// Runs the static checks and applies the policy's overrides.
-pub fn run(
+/// Builds the stored record from the worker's outcome and applies the policy's
+/// overrides. A worker that failed leaves a report with one finding saying how, which
+/// holds the version unless the policy lowers that rule's severity.
+pub fn record(
+    outcome: Result<WorkerResponse, WorkerFailure>,
     inputs: CheckInputs,
     policy: &Policy,
     started: DateTime<Utc>,
-    now: impl Fn() -> DateTime<Utc>,
+    completed_at: DateTime<Utc>,
 ) -> CheckRecord {
-    let options = ScanOptions::default();
-    let previous_bytes = inputs.previous.as_ref().map(|(_, bytes)| bytes.as_slice());
-    let mut report = airlock_scanner::scan_tarball(&inputs.tarball, previous_bytes, &options);
+    let (mut report, review) = match outcome {
+        Ok(response) => (response.report, Some(response.review)),
+        Err(failure) => (failed_report(&failure), None),
+    };
     report.findings.extend(inputs.extra_findings);
     policy.apply_overrides(&mut report);
-    let completed_at = now();
     CheckRecord {
         completed_at,
         duration_ms: (completed_at - started).num_milliseconds().max(0) as u64,
-        previous_version: inputs.previous.map(|(version, _)| version),
+        previous_version: inputs.previous_version,
         report,
         provenance: None,
         source_match: None,
         incomplete: inputs.incomplete,
+        review,
+    }
+}
+
+/// The report of a check whose worker died or overran: the static checks did not run,
+/// so nothing about the package is known except that checking it broke a limit.
+fn failed_report(failure: &WorkerFailure) -> ScanReport {
+    ScanReport {
+        verdict: Verdict::Scanned,
+        findings: vec![Finding {
+            rule: failure.rule().into(),
+            // Critical by default so it holds at any `hold_severity`; the policy may
+            // lower it per rule (`quarantine.rule_severity`).
+            severity: Severity::Critical,
+            message: failure.message().to_owned(),
+            location: None,
+            excerpt: None,
+        }],
+        package: None,
+        summary: None,
+        diff: None,
     }
 }

@@ -9,6 +9,8 @@ pub mod checks;
 pub mod pipeline;
 pub mod policy;
 pub mod provenance;
+pub mod review;
+pub mod worker;
 
 use chrono::{DateTime, Utc};
 

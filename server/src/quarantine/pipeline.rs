@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, Semaphore};
 
 use super::checks::{self, CheckInputs, CheckRecord};
+use super::worker::CheckWorker;
 use super::{Policy, Visibility};
 use crate::error::{AppError, AppResult};
 use crate::forge::{ForgeClient, ForgeSettings};
@@ -26,7 +27,7 @@ use crate::notifications::{Event, Notifier};
 use crate::npm::{Integrity, PackageName};
 use crate::signing::{ReleasePredicate, Signer};
 use crate::singleflight::SingleFlight;
-use crate::store::{Store, Transition, VersionRecord, VersionState};
+use crate::store::{QueueEntry, Store, Transition, VersionRecord, VersionState};
 
 /// How often the dispatcher looks at the queue and the cooling versions without being
 /// woken.
@@ -46,6 +47,8 @@ struct Inner {
     store: Store,
     policy: Policy,
     signer: Arc<Signer>,
+    // Starts the limited subprocess each check's static scan runs in.
+    worker: CheckWorker,
     // Bounds concurrent checks. Acquired by `check_now` around the CPU-heavy part and
     // the downloads; released when the permit drops.
     permits: Semaphore,
@@ -95,6 +98,7 @@ impl Pipeline {
             }
             None => SigstoreTrustRoot::public_good(),
         };
+        let worker = CheckWorker::new(&config.checks)?;
         let policy = mirror.policy().clone();
         let store = mirror.store().clone();
         let concurrency = policy.config().check_concurrency;
@@ -109,6 +113,7 @@ impl Pipeline {
                 store,
                 policy,
                 signer,
+                worker,
                 permits: Semaphore::new(concurrency),
                 flights: SingleFlight::new(stopping),
                 dispatched: Mutex::new(HashSet::new()),
@@ -258,8 +263,101 @@ impl Pipeline {
             inner.store.dequeue(name, version)?;
             return Ok(());
         }
+        // A denied version is rejected before any of its bytes reach a check, so a deny
+        // rule is the way out of a package that breaks the checks.
+        if let Some(rule) = inner.policy.denied(name, version) {
+            let reason = rule.reason.clone().unwrap_or_else(|| format!("a deny rule covers {}", rule.package));
+            let transition = plain_transition(VersionState::Rejected, "policy", "rejected", reason);
+            let applied =
+                inner.store.transition(name, version, inner.mirror.now(), |_| Some(transition.clone())).await?;
+            inner.mirror.invalidate(name);
+            inner.store.dequeue(name, version)?;
+            if let Some((_, after)) = &applied {
+                self.notify(name, version, after);
+            }
+            return Ok(());
+        }
         let _permit =
             inner.permits.acquire().await.map_err(|_| AppError::Internal(anyhow::anyhow!("pipeline closed")))?;
+        // Counted on disk before the check starts: if this check takes the process
+        // down, the restarted server sees the attempt and stops after `max_attempts`.
+        let entry = inner.store.claim(name, version).await?;
+        let max_attempts = inner.mirror.config().checks.max_attempts;
+        if entry.attempts > max_attempts {
+            return self.hold_after_failed_attempts(name, version, &entry, max_attempts).await;
+        }
+        match self.run_checks(name, version, &record).await {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                // Upstream trouble is not the package's fault; the attempt is taken back.
+                let counts = !matches!(error, AppError::Upstream(_) | AppError::UpstreamTimeout(_));
+                if let Err(store_error) = inner.store.record_failure(name, version, &error.to_string(), counts).await {
+                    tracing::error!(package.name = %name, package.version = version, error = %store_error, "recording a failed check attempt");
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Holds a version whose checks were started `max_attempts` times without a
+    /// decision, instead of starting them again.
+    async fn hold_after_failed_attempts(
+        &self,
+        name: &PackageName,
+        version: &str,
+        entry: &QueueEntry,
+        max_attempts: u32,
+    ) -> AppResult<()> {
+        let inner = &self.inner;
+        let started = inner.mirror.now();
+        let cause = match &entry.last_error {
+            Some(error) => format!("The last attempt failed: {error}"),
+            None => "No attempt returned, so the process stopped during each (for example, killed by the system for its memory).".into(),
+        };
+        let message = format!(
+            "The checks of this version were started {} times without reaching a decision (checks.max_attempts = {max_attempts}); Airlock stopped retrying. {cause}",
+            entry.attempts - 1
+        );
+        let finding = Finding {
+            rule: "check-failed-repeatedly".into(),
+            severity: Severity::Critical,
+            message: message.clone(),
+            location: None,
+            excerpt: None,
+        };
+        let inputs = CheckInputs { previous_version: None, extra_findings: vec![finding], incomplete: Vec::new() };
+        let outcome = Ok(super::worker::WorkerResponse {
+            report: airlock_scanner::ScanReport {
+                verdict: airlock_scanner::Verdict::Unscannable { reason: message.clone() },
+                findings: Vec::new(),
+                package: None,
+                summary: None,
+                diff: None,
+            },
+            review: Default::default(),
+        });
+        let check_record = checks::record(outcome, inputs, &inner.policy, started, inner.mirror.now());
+        inner.store.save_checks(name, version, &check_record)?;
+        let transition = plain_transition(VersionState::Held, "pipeline", "held", message);
+        let applied = inner
+            .store
+            .transition(name, version, inner.mirror.now(), |current| {
+                (current.state == VersionState::Checking).then(|| transition.clone())
+            })
+            .await?;
+        inner.mirror.invalidate(name);
+        inner.store.dequeue(name, version)?;
+        if let Some((_, after)) = &applied {
+            self.notify(name, version, after);
+        }
+        inner.mirror.metrics().record_check("held", Duration::ZERO, &["check-failed-repeatedly".to_owned()]);
+        tracing::warn!(package.name = %name, package.version = version, attempts = entry.attempts - 1, "held after repeated failed checks");
+        Ok(())
+    }
+
+    /// The checks proper: fetches, the worker, provenance, the decision.
+    async fn run_checks(&self, name: &PackageName, version: &str, record: &VersionRecord) -> AppResult<()> {
+        let inner = &self.inner;
         let started = inner.mirror.now();
         tracing::info!(package.name = %name, package.version = version, "checking");
 
@@ -336,26 +434,32 @@ impl Pipeline {
                 .await;
         extra_findings.extend(provenance_outcome.findings);
 
-        let policy = inner.policy.clone();
-        let mirror = inner.mirror.clone();
-        let inputs = CheckInputs { tarball, previous, extra_findings, incomplete };
-        let mut check_record =
-            tokio::task::spawn_blocking(move || checks::run(inputs, &policy, started, || mirror.now()))
-                .await
-                .map_err(|error| AppError::Internal(anyhow::anyhow!("the checks panicked: {error}")))?;
+        // The static checks run in a limited subprocess; its failure is a finding.
+        let outcome = inner.worker.scan(&tarball, previous.as_ref().map(|(_, bytes)| bytes.as_slice())).await;
+        if let Err(failure) = &outcome {
+            tracing::warn!(package.name = %name, package.version = version, rule = failure.rule(), error = failure.message(), "check worker failed");
+        }
+        drop(tarball);
+        let inputs = CheckInputs {
+            previous_version: previous.map(|(previous_version, _)| previous_version),
+            extra_findings,
+            incomplete,
+        };
+        let mut check_record = checks::record(outcome, inputs, &inner.policy, started, inner.mirror.now());
         check_record.provenance = Some(provenance_outcome.provenance);
         check_record.source_match = Some(provenance_outcome.source_match);
         inner.store.save_checks(name, version, &check_record)?;
 
         let now = inner.mirror.now();
-        let transition = self.decide_after_checks(name, version, &record, &check_record, now);
+        let transition = self.decide_after_checks(name, version, record, &check_record, now);
         let decided_state = transition.state;
         let applied = inner
             .store
             .transition(name, version, now, |current| {
-                // An admin decision made while the checks ran stands.
+                // An admin decision made while the checks ran stands (a hold comes from clearing
+                // the queue entry).
                 let admin_decided = current.decided_by.as_deref().is_some_and(|actor| actor.starts_with("admin:"))
-                    && matches!(current.state, VersionState::Released | VersionState::Rejected);
+                    && matches!(current.state, VersionState::Released | VersionState::Rejected | VersionState::Held);
                 (!admin_decided).then(|| transition.clone())
             })
             .await?;
@@ -575,6 +679,57 @@ impl Pipeline {
         let transition =
             plain_transition(VersionState::Rejected, &format!("admin:{admin}"), "reject", comment.to_owned());
         self.apply_admin_decision(name, version, now, transition).await
+    }
+
+    /// The check queue: each entry with whether a check of it is running now.
+    pub fn queue(&self) -> Vec<(PackageName, String, QueueEntry, bool)> {
+        let running = self.inner.dispatched.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+        self.inner
+            .store
+            .queue_entries()
+            .into_iter()
+            .map(|(name, version, entry)| {
+                let in_flight = running.contains(&(name.clone(), version.clone()));
+                (name, version, entry, in_flight)
+            })
+            .collect()
+    }
+
+    /// An admin takes a version off the check queue. A version still undecided is held
+    /// (it was never checked, so it must not be served), never released.
+    pub async fn clear_queue_entry(
+        &self,
+        name: &PackageName,
+        version: &str,
+        admin: &str,
+        comment: &str,
+    ) -> AppResult<()> {
+        let now = self.inner.mirror.now();
+        let transition = plain_transition(
+            VersionState::Held,
+            &format!("admin:{admin}"),
+            "clear-queue",
+            format!("taken off the check queue by {admin} before its checks finished: {comment}"),
+        );
+        let applied = self
+            .inner
+            .store
+            .transition(name, version, now, |current| {
+                (current.state == VersionState::Checking).then(|| transition.clone())
+            })
+            .await?;
+        if applied.is_none() {
+            self.inner
+                .store
+                .log_event(name, version, now, &format!("admin:{admin}"), "clear-queue", Some(comment.to_owned()))
+                .await?;
+        }
+        self.inner.mirror.invalidate(name);
+        self.inner.store.dequeue(name, version)?;
+        if let Some((_, after)) = &applied {
+            self.notify(name, version, after);
+        }
+        Ok(())
     }
 
     /// An admin asks for the checks to run again; the version returns to `checking`

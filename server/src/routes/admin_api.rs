@@ -402,6 +402,77 @@ pub(super) async fn post_action(
     Ok((StatusCode::OK, Json(detail)).into_response())
 }
 
+/// `GET /-/airlock/api/queue`: versions waiting for checks, with their attempts.
+pub(super) async fn list_queue(State(state): State<AppState>, _admin: Admin) -> AppResult<Json<Value>> {
+    let store = state.mirror.store();
+    let mut entries = Vec::new();
+    for (name, version, entry, in_flight) in state.pipeline.queue() {
+        let record = store.version(&name, &version)?;
+        entries.push(json!({
+            "package": name.as_str(),
+            "version": version,
+            "state": record.map(|record| record.state.as_str()),
+            "attempts": entry.attempts,
+            "last_error": entry.last_error,
+            "in_flight": in_flight,
+        }));
+    }
+    Ok(Json(json!({
+        "max_attempts": state.mirror.config().checks.max_attempts,
+        "total": entries.len(),
+        "entries": entries,
+    })))
+}
+
+/// The body of `POST /-/airlock/api/queue/clear`: one version, or every stuck entry
+/// (one with a failed attempt and no check running).
+#[derive(Deserialize)]
+pub(super) struct ClearQueueBody {
+    package: Option<String>,
+    version: Option<String>,
+    #[serde(default)]
+    all_stuck: bool,
+    comment: Option<String>,
+}
+
+/// `POST /-/airlock/api/queue/clear`: takes entries off the check queue; versions
+/// still undecided are held.
+pub(super) async fn clear_queue(
+    State(state): State<AppState>,
+    admin: Admin,
+    Json(body): Json<ClearQueueBody>,
+) -> AppResult<Json<Value>> {
+    let comment = body.comment.map(|comment| comment.trim().to_owned()).filter(|comment| !comment.is_empty());
+    let comment = comment.ok_or_else(|| AppError::BadRequest("a comment is required to clear queue entries".into()))?;
+    if comment.len() > MAX_COMMENT {
+        return Err(AppError::BadRequest(format!("the comment is longer than {MAX_COMMENT} bytes")));
+    }
+    let targets: Vec<(PackageName, String)> = match (body.package, body.version, body.all_stuck) {
+        (Some(package), Some(version), false) => {
+            let name = PackageName::parse(&package)?;
+            if state.mirror.store().queue_entry(&name, &version)?.is_none() {
+                return Err(AppError::NotFound(format!("{name}@{} is not in the check queue", quote(&version))));
+            }
+            vec![(name, version)]
+        }
+        (None, None, true) => state
+            .pipeline
+            .queue()
+            .into_iter()
+            .filter(|(_, _, entry, in_flight)| entry.attempts > 0 && !in_flight)
+            .map(|(name, version, _, _)| (name, version))
+            .collect(),
+        _ => return Err(AppError::BadRequest("expected `package` and `version`, or `all_stuck: true`".into())),
+    };
+    let mut cleared = Vec::new();
+    for (name, version) in targets {
+        tracing::info!(admin = %admin.0, package.name = %name, package.version = %version, "admin clears a queue entry");
+        state.pipeline.clear_queue_entry(&name, &version, &admin.0, &comment).await?;
+        cleared.push(json!({ "package": name.as_str(), "version": version }));
+    }
+    Ok(Json(json!({ "cleared": cleared })))
+}
+
 /// Filters of `GET /-/airlock/api/audit`.
 #[derive(Deserialize)]
 pub(super) struct AuditFilter {

@@ -53,6 +53,8 @@ pub fn app(state: AppState) -> Router {
         .route("/-/airlock/api/versions", get(admin_api::list_versions))
         .route("/-/airlock/api/packages/{*rest}", get(admin_api::get_package_or_version).post(admin_api::post_action))
         .route("/-/airlock/api/audit", get(admin_api::list_audit))
+        .route("/-/airlock/api/queue", get(admin_api::list_queue))
+        .route("/-/airlock/api/queue/clear", axum::routing::post(admin_api::clear_queue))
         .route("/-/airlock/api/policy", get(admin_api::get_policy))
         // Used by admins in a browser: the web UI under `/-/airlock/admin/`.
         .merge(admin_ui::router(&state))

@@ -187,6 +187,32 @@ pub struct Transition {
     pub release_record: Option<Vec<u8>>,
 }
 
+/// A version waiting in the check queue.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueEntry {
+    /// Checks started for it, counted before each starts; one that took the process
+    /// down counts too.
+    #[serde(default)]
+    pub attempts: u32,
+    /// Why the last attempt failed, when it failed cleanly.
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+impl QueueEntry {
+    /// Longest error kept.
+    const MAX_ERROR_CHARS: usize = 1000;
+
+    /// Reads an entry. Entries written before attempts were counted are empty values;
+    /// they read as no attempts.
+    fn decode(bytes: &[u8]) -> QueueEntry {
+        if bytes.is_empty() {
+            return QueueEntry::default();
+        }
+        decode(bytes).unwrap_or_default()
+    }
+}
+
 /// The metadata store.
 #[derive(Clone)]
 pub struct Store {
@@ -275,7 +301,10 @@ impl Store {
                     }
                 }
                 for key in &queue_keys {
-                    queue.insert(key.as_slice(), &[][..])?;
+                    // An entry already there keeps its attempts.
+                    if queue.get(key.as_slice())?.is_none() {
+                        queue.insert(key.as_slice(), encode(&QueueEntry::default()))?;
+                    }
                 }
                 for (key, value) in &tarball_entries {
                     tarballs.insert(key.as_slice(), value.as_slice())?;
@@ -364,10 +393,11 @@ impl Store {
         })
     }
 
-    /// Adds versions to the check queue, durably.
+    /// Adds versions to the check queue, durably, with no attempts counted (an admin's
+    /// recheck starts over).
     pub async fn enqueue(&self, name: &PackageName, versions: &[String]) -> sled::Result<()> {
         for version in versions {
-            self.queue.insert(keys::version(name, version), &[][..])?;
+            self.queue.insert(keys::version(name, version), encode(&QueueEntry::default()))?;
         }
         self.flush().await?;
         Ok(())
@@ -375,15 +405,61 @@ impl Store {
 
     /// Everything in the check queue.
     pub fn queued(&self) -> Vec<(PackageName, String)> {
+        self.queue_entries().into_iter().map(|(name, version, _)| (name, version)).collect()
+    }
+
+    /// Everything in the check queue, with attempts and last errors.
+    pub fn queue_entries(&self) -> Vec<(PackageName, String, QueueEntry)> {
         self.queue
             .iter()
-            .keys()
-            .filter_map(|key| {
-                let key = key.ok()?;
+            .filter_map(|entry| {
+                let (key, value) = entry.ok()?;
                 let (name, version) = keys::split_version_key(&key)?;
-                Some((PackageName::parse(name).ok()?, version.to_owned()))
+                Some((PackageName::parse(name).ok()?, version.to_owned(), QueueEntry::decode(&value)))
             })
             .collect()
+    }
+
+    /// The queue entry of a version, if it is queued.
+    pub fn queue_entry(&self, name: &PackageName, version: &str) -> sled::Result<Option<QueueEntry>> {
+        Ok(self.queue.get(keys::version(name, version))?.map(|bytes| QueueEntry::decode(&bytes)))
+    }
+
+    /// Counts one more attempt at checking a version and waits until that is on disk,
+    /// so a check that takes the process down still counts. Creates the entry for a
+    /// version checked outside the queue (inside its first download). Returns the entry
+    /// with this attempt counted.
+    pub async fn claim(&self, name: &PackageName, version: &str) -> sled::Result<QueueEntry> {
+        let key = keys::version(name, version);
+        let updated = self.queue.update_and_fetch(&key, |current| {
+            let mut entry = current.map(QueueEntry::decode).unwrap_or_default();
+            entry.attempts = entry.attempts.saturating_add(1);
+            Some(encode(&entry))
+        })?;
+        self.flush().await?;
+        Ok(updated.map(|bytes| QueueEntry::decode(&bytes)).unwrap_or_default())
+    }
+
+    /// Records why an attempt failed. `counts` false takes the attempt back: the failure
+    /// came from outside the package (the upstream was down) and the process survived.
+    pub async fn record_failure(
+        &self,
+        name: &PackageName,
+        version: &str,
+        error: &str,
+        counts: bool,
+    ) -> sled::Result<()> {
+        let key = keys::version(name, version);
+        self.queue.fetch_and_update(&key, |current| {
+            let mut entry = QueueEntry::decode(current?);
+            if !counts {
+                entry.attempts = entry.attempts.saturating_sub(1);
+            }
+            entry.last_error = Some(error.chars().take(QueueEntry::MAX_ERROR_CHARS).collect());
+            Some(encode(&entry))
+        })?;
+        self.flush().await?;
+        Ok(())
     }
 
     /// Removes a version from the check queue.
