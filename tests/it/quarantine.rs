@@ -95,7 +95,7 @@ async fn the_sixteenth_version_with_a_hidden_bcc_is_held_and_then_rejected() {
     assert_eq!(status, 403);
     let message = error["error"].as_str().unwrap();
     assert!(message.starts_with("mail-mcp@1.0.16 is held in quarantine until an Airlock admin decides: "), "{message}");
-    assert!(message.contains("/-/airlock/api/packages/mail-mcp/versions/1.0.16"), "{message}");
+    assert!(message.ends_with("/-/airlock/status/mail-mcp/1.0.16)"), "{message}");
 
     // The held queue shows it first.
     let (_, listing) = app.admin_get("/-/airlock/api/versions?state=held").await;
