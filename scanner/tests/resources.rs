@@ -144,6 +144,28 @@ fn cases() -> Vec<(&'static str, Builder, Expected)> {
             Expected::Finding("file-not-analysed", Severity::High),
         ),
         (
+            "long-call-chain",
+            Box::new(|| one_file_package("long-call-chain", format!("f{};\n", "()".repeat(100_000)))),
+            Expected::Finding("file-not-analysed", Severity::High),
+        ),
+        // Just under the nesting limit: parsed and walked, on the analysis stack,
+        // although this test's thread has 2 MiB.
+        (
+            "nesting-under-the-limit",
+            Box::new(|| {
+                one_file_package(
+                    "nesting-under-the-limit",
+                    format!("x = {}1{};\n", "(".repeat(19_000), ")".repeat(19_000)),
+                )
+            }),
+            Expected::ScannedFiles(2),
+        ),
+        (
+            "call-chain-under-the-limit",
+            Box::new(|| one_file_package("call-chain-under-the-limit", format!("f{};\n", "()".repeat(19_000)))),
+            Expected::ScannedFiles(2),
+        ),
+        (
             "long-else-if-chain",
             Box::new(|| one_file_package("long-else-if-chain", format!("{}{{}}\n", "if (a) {} else ".repeat(100_000)))),
             Expected::Finding("file-not-analysed", Severity::High),

@@ -96,12 +96,14 @@ impl LimitsReached {
 /// The deepest nesting a code file may have to be parsed. The parser and every AST walk
 /// recurse once per level, so `((((…1…))))` or `1+1+…+1` a hundred thousand levels deep
 /// overflows the stack and kills the process, which no `catch_unwind` can stop. Real
-/// code, minified bundles included, stays far below this (see `NESTING_CALIBRATION`).
-pub(crate) const MAX_NESTING_DEPTH: usize = 2_000;
+/// code stays below this: the deepest estimate in yarn 4's bundle is 4,267 (a
+/// 2,000-term `||` chain over Unicode ranges, counted twice with its `==`).
+pub(crate) const MAX_NESTING_DEPTH: usize = 20_000;
 
 /// The stack the analysis of a package runs on: room for [`MAX_NESTING_DEPTH`] levels
-/// of the deepest-recursing construct with a wide margin, whatever thread the caller
-/// scans on (tokio's blocking threads have 2 MiB). Reserved, not committed: only the
+/// of the deepest-recursing construct with a wide margin (about 3 KiB a level in an
+/// unoptimised build, so 60 MiB at the limit), whatever thread the caller scans on
+/// (tokio's blocking threads have 2 MiB). Reserved, not committed: only the
 /// pages a deep file touches cost memory.
 pub(crate) const ANALYSIS_STACK_BYTES: usize = 256 * 1024 * 1024;
 
@@ -196,6 +198,11 @@ pub(crate) fn estimated_nesting_depth(source: &[u8], stop_above: usize) -> usize
                 }
             }
             b'(' | b'[' | b'{' => {
+                // A call or index after a value (`f()()()`, `a[0][0]`) is one more link
+                // of the chain that holds it.
+                if after_value && byte != b'{' {
+                    chain_link!();
+                }
                 levels.push(Level { chain: 0, template_substitution: false });
                 depth += 1;
                 index += 1;
@@ -303,6 +310,8 @@ mod tests {
         assert!(estimated_nesting_depth(sum_chain.as_bytes(), usize::MAX) >= 5_000);
         let nested_templates = format!("x = {}{};", "`${".repeat(3_000), "}`".repeat(3_000));
         assert!(estimated_nesting_depth(nested_templates.as_bytes(), usize::MAX) >= 3_000);
+        let calls = format!("f{};", "()".repeat(3_000));
+        assert!(estimated_nesting_depth(calls.as_bytes(), usize::MAX) >= 3_000);
         let else_if = "if (a) {} else ".repeat(3_000);
         assert!(estimated_nesting_depth(else_if.as_bytes(), usize::MAX) >= 3_000);
     }
