@@ -75,6 +75,18 @@ pub struct Config {
     pub clients: ClientsConfig,
     /// Webhook notifications.
     pub notifications: NotificationsConfig,
+    /// Known-malware feeds.
+    pub feeds: FeedsConfig,
+}
+
+/// `[feeds]`: known-malware advisories (OSV, OpenSSF malicious-packages format) that
+/// can only hold versions, never release them.
+#[derive(Debug, Clone)]
+pub struct FeedsConfig {
+    /// Directory of OSV `*.json` files; `None` runs without a feed.
+    pub directory: Option<PathBuf>,
+    /// How often the directory is re-read.
+    pub refresh_interval: Duration,
 }
 
 /// `[notifications]`.
@@ -709,7 +721,39 @@ impl Config {
             webhook_attempts,
         };
 
-        Ok(Config { server, upstream, quarantine, cache, limits, log, forge, admin, signing, clients, notifications })
+        let feeds = FeedsConfig {
+            directory: raw.feeds.directory.as_deref().filter(|text| !text.trim().is_empty()).map(PathBuf::from),
+            refresh_interval: match raw.feeds.refresh_interval.as_deref() {
+                None => Duration::from_secs(3600),
+                Some(text) => {
+                    let invalid = |reason: String| ConfigError::Invalid {
+                        key: "feeds.refresh_interval",
+                        value: text.to_owned(),
+                        reason,
+                    };
+                    let interval = units::parse_duration(text).map_err(invalid)?;
+                    if interval < Duration::from_secs(60) {
+                        return Err(invalid("must be at least 1m".into()));
+                    }
+                    interval
+                }
+            },
+        };
+
+        Ok(Config {
+            server,
+            upstream,
+            quarantine,
+            cache,
+            limits,
+            log,
+            forge,
+            admin,
+            signing,
+            clients,
+            notifications,
+            feeds,
+        })
     }
 }
 

@@ -40,6 +40,19 @@ pub struct RawConfig {
     /// `[notifications]`.
     #[serde(default)]
     pub notifications: RawNotifications,
+    /// `[feeds]`.
+    #[serde(default)]
+    pub feeds: RawFeeds,
+}
+
+/// `[feeds]` as written: known-malware feeds (OSV advisories) loaded from a directory.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFeeds {
+    /// Directory of OSV `*.json` files (one advisory or an array each).
+    pub directory: Option<String>,
+    /// How often the directory is re-read, for example `"1h"`.
+    pub refresh_interval: Option<String>,
 }
 
 /// `[notifications]` as written.

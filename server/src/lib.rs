@@ -7,6 +7,7 @@ pub mod cli;
 pub mod client_auth;
 pub mod clock;
 pub mod error;
+pub mod feeds;
 pub mod forge;
 pub mod metrics;
 pub mod mirror;

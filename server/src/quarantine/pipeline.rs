@@ -46,6 +46,8 @@ struct Inner {
     store: Store,
     policy: Policy,
     signer: Arc<Signer>,
+    // The known-malware feed; its refresh task is tracked in `tasks`.
+    feed: Arc<crate::feeds::KnownMalwareFeed>,
     // Bounds concurrent checks. Acquired by `check_now` around the CPU-heavy part and
     // the downloads; released when the permit drops.
     permits: Semaphore,
@@ -95,6 +97,7 @@ impl Pipeline {
             }
             None => SigstoreTrustRoot::public_good(),
         };
+        let feed = Arc::new(crate::feeds::KnownMalwareFeed::load(&config.feeds)?);
         let policy = mirror.policy().clone();
         let store = mirror.store().clone();
         let concurrency = policy.config().check_concurrency;
@@ -109,6 +112,7 @@ impl Pipeline {
                 store,
                 policy,
                 signer,
+                feed,
                 permits: Semaphore::new(concurrency),
                 flights: SingleFlight::new(stopping),
                 dispatched: Mutex::new(HashSet::new()),
@@ -118,6 +122,8 @@ impl Pipeline {
         };
         let dispatcher = pipeline.clone();
         pipeline.inner.tasks.spawn(async move { dispatcher.dispatch_forever().await });
+        let feed = pipeline.inner.feed.clone();
+        pipeline.inner.tasks.spawn(feed.refresh_forever(pipeline.inner.stop.clone()));
         Ok(pipeline)
     }
 
@@ -338,7 +344,8 @@ impl Pipeline {
 
         let policy = inner.policy.clone();
         let mirror = inner.mirror.clone();
-        let inputs = CheckInputs { tarball, previous, extra_findings, incomplete };
+        let indicators = inner.feed.current();
+        let inputs = CheckInputs { tarball, previous, extra_findings, incomplete, indicators };
         let mut check_record =
             tokio::task::spawn_blocking(move || checks::run(inputs, &policy, started, || mirror.now()))
                 .await
