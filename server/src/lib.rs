@@ -14,6 +14,7 @@ pub mod mirror;
 pub mod notifications;
 pub mod npm;
 pub mod packument;
+pub mod publication;
 pub mod quarantine;
 pub mod registry_keys;
 pub mod routes;

@@ -332,7 +332,7 @@ impl Mirror {
         Ok(cached)
     }
 
-    async fn stored_document(&self, name: &PackageName) -> AppResult<Document> {
+    pub(crate) async fn stored_document(&self, name: &PackageName) -> AppResult<Document> {
         let raw = self
             .inner
             .store

@@ -68,6 +68,8 @@ pub struct CheckInputs {
     pub incomplete: Vec<String>,
     /// The known-malware feed in force (`crate::feeds`).
     pub indicators: std::sync::Arc<airlock_scanner::Indicators>,
+    /// Who published the version and when (`crate::publication`).
+    pub publication: airlock_scanner::PublicationContext,
 }
 
 /// Runs the static checks and applies the policy's overrides.
@@ -77,7 +79,11 @@ pub fn run(
     started: DateTime<Utc>,
     now: impl Fn() -> DateTime<Utc>,
 ) -> CheckRecord {
-    let options = ScanOptions { indicators: inputs.indicators.clone(), ..ScanOptions::default() };
+    let options = ScanOptions {
+        indicators: inputs.indicators.clone(),
+        publication: inputs.publication.clone(),
+        ..ScanOptions::default()
+    };
     let previous_bytes = inputs.previous.as_ref().map(|(_, bytes)| bytes.as_slice());
     let mut report = airlock_scanner::scan_tarball(&inputs.tarball, previous_bytes, &options);
     report.findings.extend(inputs.extra_findings);

@@ -345,7 +345,15 @@ impl Pipeline {
         let policy = inner.policy.clone();
         let mirror = inner.mirror.clone();
         let indicators = inner.feed.current();
-        let inputs = CheckInputs { tarball, previous, extra_findings, incomplete, indicators };
+        // Context only adds signals; when the packument cannot be read again it is unknown.
+        let publication = match inner.mirror.stored_document(name).await {
+            Ok(document) => crate::publication::publication_context(&document, version),
+            Err(error) => {
+                tracing::warn!(package.name = %name, package.version = version, %error, "no publication context");
+                airlock_scanner::PublicationContext::default()
+            }
+        };
+        let inputs = CheckInputs { tarball, previous, extra_findings, incomplete, indicators, publication };
         let mut check_record =
             tokio::task::spawn_blocking(move || checks::run(inputs, &policy, started, || mirror.now()))
                 .await
