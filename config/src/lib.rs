@@ -80,6 +80,8 @@ pub struct Config {
     pub notifications: NotificationsConfig,
     /// Bounds of the check worker and the check queue.
     pub checks: ChecksConfig,
+    /// Known-malware feeds.
+    pub feeds: FeedsConfig,
 }
 
 /// `[checks]`: every check runs in a worker subprocess bounded by these limits, and a
@@ -97,6 +99,16 @@ pub struct ChecksConfig {
     /// The executable started as `<executable> internal check-worker`; `None` means
     /// the running executable.
     pub worker_executable: Option<PathBuf>,
+}
+
+/// `[feeds]`: known-malware advisories (OSV, OpenSSF malicious-packages format) that
+/// can only hold versions, never release them.
+#[derive(Debug, Clone)]
+pub struct FeedsConfig {
+    /// Directory of OSV `*.json` files; `None` runs without a feed.
+    pub directory: Option<PathBuf>,
+    /// How often the directory is re-read.
+    pub refresh_interval: Duration,
 }
 
 /// `[notifications]`.
@@ -847,6 +859,24 @@ impl Config {
                 reason: "must not be empty; leave it out to use the running executable".into(),
             });
         }
+        let feeds = FeedsConfig {
+            directory: raw.feeds.directory.as_deref().filter(|text| !text.trim().is_empty()).map(PathBuf::from),
+            refresh_interval: match raw.feeds.refresh_interval.as_deref() {
+                None => Duration::from_secs(3600),
+                Some(text) => {
+                    let invalid = |reason: String| ConfigError::Invalid {
+                        key: "feeds.refresh_interval",
+                        value: text.to_owned(),
+                        reason,
+                    };
+                    let interval = units::parse_duration(text).map_err(invalid)?;
+                    if interval < Duration::from_secs(60) {
+                        return Err(invalid("must be at least 1m".into()));
+                    }
+                    interval
+                }
+            },
+        };
 
         Ok(Config {
             server,
@@ -861,6 +891,7 @@ impl Config {
             clients,
             notifications,
             checks,
+            feeds,
         })
     }
 }

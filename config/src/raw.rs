@@ -43,6 +43,9 @@ pub struct RawConfig {
     /// `[checks]`.
     #[serde(default)]
     pub checks: RawChecks,
+    /// `[feeds]`.
+    #[serde(default)]
+    pub feeds: RawFeeds,
 }
 
 /// `[checks]` as written: how the check worker subprocess is bounded.
@@ -59,6 +62,16 @@ pub struct RawChecks {
     pub max_attempts: Option<u32>,
     /// The executable re-run as the check worker (default: the running `airlock`).
     pub worker_executable: Option<String>,
+}
+
+/// `[feeds]` as written: known-malware feeds (OSV advisories) loaded from a directory.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFeeds {
+    /// Directory of OSV `*.json` files (one advisory or an array each).
+    pub directory: Option<String>,
+    /// How often the directory is re-read, for example `"1h"`.
+    pub refresh_interval: Option<String>,
 }
 
 /// `[notifications]` as written.

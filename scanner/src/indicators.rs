@@ -20,7 +20,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// A feed file or entry that does not parse; names the file, the entry and the problem.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,7 +35,7 @@ pub struct FeedError {
 }
 
 /// Which versions of a package a feed lists as malicious.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MaliciousVersions {
     /// Every version (the whole package is malicious).
     All,
@@ -44,7 +44,7 @@ pub enum MaliciousVersions {
 }
 
 /// A known-malicious listing: which versions, and the advisories that say so.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MaliciousPackage {
     /// Which versions.
     pub versions: MaliciousVersions,
@@ -54,7 +54,7 @@ pub struct MaliciousPackage {
 
 /// Everything the feeds know, merged: indicators of compromise and malicious versions.
 /// Each indicator maps to the advisory that names it, for the finding's message.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Indicators {
     /// Attacker domains, lowercase (a subdomain of one matches too).
     pub domains: BTreeMap<String, String>,
@@ -224,6 +224,17 @@ impl Indicators {
             MaliciousVersions::Exact(versions) => versions.contains(version),
         };
         listed.then_some(&listing.advisories)
+    }
+
+    /// What a scan of `name` needs: every indicator of compromise, and the listing of
+    /// this package only. The server sends this, not the whole feed, to a check worker.
+    pub fn for_package(&self, name: &str) -> Indicators {
+        Indicators {
+            domains: self.domains.clone(),
+            wallets: self.wallets.clone(),
+            strings: self.strings.clone(),
+            packages: self.packages.get(name).map(|listing| (name.to_owned(), listing.clone())).into_iter().collect(),
+        }
     }
 
     /// Whether there is nothing to look for.

@@ -38,7 +38,7 @@ pub struct ScanOptions {
 /// Identity facts only the server can see (from the packument and the provenance
 /// checks), combined with what the code does by the risk layer. `None` is unknown and
 /// never counts as a signal.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PublicationContext {
     /// Days between the package's creation and this version's publication.
     pub package_age_days: Option<u32>,

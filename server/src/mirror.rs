@@ -345,6 +345,29 @@ impl Mirror {
         Ok(cached)
     }
 
+    /// Who published `version` and when, from the stored upstream packument, for the
+    /// risk layer.
+    pub(crate) async fn publication_context(
+        &self,
+        name: &PackageName,
+        version: &str,
+    ) -> AppResult<airlock_scanner::PublicationContext> {
+        let record = self
+            .inner
+            .store
+            .package(name)?
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("the stored packument of {name} is missing")))?;
+        let raw = self.stored_raw(name, &record).await?;
+        let (name, version) = (name.clone(), version.to_owned());
+        tokio::task::spawn_blocking(move || {
+            let document = packument::parse_upstream(&name, &raw)
+                .map_err(|message| AppError::Internal(anyhow::anyhow!("stored packument unreadable: {message}")))?;
+            Ok(crate::publication::publication_context(&document, &version))
+        })
+        .await
+        .map_err(|error| AppError::Internal(anyhow::anyhow!("parsing panicked: {error}")))?
+    }
+
     /// The stored raw upstream packument: one file read.
     async fn stored_raw(&self, name: &PackageName, record: &PackageRecord) -> AppResult<bytes::Bytes> {
         match &record.raw_packument_sha256 {

@@ -234,6 +234,11 @@ impl<'a> Document<'a> {
         parse_time(self.time.as_ref()?.get(version)?)
     }
 
+    /// Every `time` entry that parses, versions and `created`/`modified` alike.
+    pub fn times(&self) -> impl Iterator<Item = (&str, DateTime<Utc>)> + '_ {
+        self.time.iter().flat_map(Members::iter).filter_map(|(key, raw)| Some((key, parse_time(raw)?)))
+    }
+
     /// The versions the dist-tags point at.
     pub fn tagged_versions(&self) -> Vec<String> {
         self.dist_tags.iter().filter_map(|(_, target)| raw_str(target).map(Cow::into_owned)).collect()

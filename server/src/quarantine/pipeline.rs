@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, Semaphore};
 
 use super::checks::{self, CheckInputs, CheckRecord};
-use super::worker::CheckWorker;
+use super::worker::{CheckWorker, ScanContext};
 use super::{Policy, Visibility};
 use crate::error::{AppError, AppResult};
 use crate::forge::{ForgeClient, ForgeSettings};
@@ -49,6 +49,8 @@ struct Inner {
     signer: Arc<Signer>,
     // Starts the limited subprocess each check's static scan runs in.
     worker: CheckWorker,
+    // The known-malware feed; its refresh task is tracked in `tasks`.
+    feed: Arc<crate::feeds::KnownMalwareFeed>,
     // Bounds concurrent checks. Acquired by `check_now` around the CPU-heavy part and
     // the downloads; released when the permit drops.
     permits: Semaphore,
@@ -99,6 +101,7 @@ impl Pipeline {
             None => SigstoreTrustRoot::public_good(),
         };
         let worker = CheckWorker::new(&config.checks)?;
+        let feed = Arc::new(crate::feeds::KnownMalwareFeed::load(&config.feeds)?);
         let policy = mirror.policy().clone();
         let store = mirror.store().clone();
         let concurrency = policy.config().check_concurrency;
@@ -114,6 +117,7 @@ impl Pipeline {
                 policy,
                 signer,
                 worker,
+                feed,
                 permits: Semaphore::new(concurrency),
                 flights: SingleFlight::new(stopping),
                 dispatched: Mutex::new(HashSet::new()),
@@ -123,6 +127,8 @@ impl Pipeline {
         };
         let dispatcher = pipeline.clone();
         pipeline.inner.tasks.spawn(async move { dispatcher.dispatch_forever().await });
+        let feed = pipeline.inner.feed.clone();
+        pipeline.inner.tasks.spawn(feed.refresh_forever(pipeline.inner.stop.clone()));
         Ok(pipeline)
     }
 
@@ -434,8 +440,18 @@ impl Pipeline {
                 .await;
         extra_findings.extend(provenance_outcome.findings);
 
+        // Context only adds signals; when the packument cannot be read again it is unknown.
+        let publication = match inner.mirror.publication_context(name, version).await {
+            Ok(publication) => publication,
+            Err(error) => {
+                tracing::warn!(package.name = %name, package.version = version, %error, "no publication context");
+                airlock_scanner::PublicationContext::default()
+            }
+        };
+        let scan_context = ScanContext { indicators: inner.feed.current().for_package(name.as_str()), publication };
         // The static checks run in a limited subprocess; its failure is a finding.
-        let outcome = inner.worker.scan(&tarball, previous.as_ref().map(|(_, bytes)| bytes.as_slice())).await;
+        let outcome =
+            inner.worker.scan(&tarball, previous.as_ref().map(|(_, bytes)| bytes.as_slice()), scan_context).await;
         if let Err(failure) = &outcome {
             tracing::warn!(package.name = %name, package.version = version, rule = failure.rule(), error = failure.message(), "check worker failed");
         }

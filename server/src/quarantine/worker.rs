@@ -14,7 +14,7 @@ use std::process::{ExitCode, ExitStatus, Stdio};
 use std::time::Duration;
 
 use airlock_config::ChecksConfig;
-use airlock_scanner::{ScanOptions, ScanReport};
+use airlock_scanner::{Indicators, PublicationContext, ScanOptions, ScanReport};
 use rustix::process::{Pid, Resource, Rlimit};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -38,6 +38,27 @@ const WORKER_FILE_DESCRIPTORS: u64 = 3;
 struct WorkerRequest {
     tarball_size: u64,
     previous_size: Option<u64>,
+    context: ScanContext,
+}
+
+/// What a check knows besides the bytes: the known-malware feed's part that concerns
+/// this package and who published the version.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanContext {
+    /// Indicators of compromise and this package's listing (`Indicators::for_package`).
+    pub indicators: Indicators,
+    /// Age, first version, publisher change, provenance dropped.
+    pub publication: PublicationContext,
+}
+
+impl ScanContext {
+    fn options(self) -> ScanOptions {
+        ScanOptions {
+            indicators: std::sync::Arc::new(self.indicators),
+            publication: self.publication,
+            ..ScanOptions::default()
+        }
+    }
 }
 
 /// What the worker writes on stdout when it finished.
@@ -101,7 +122,12 @@ impl CheckWorker {
     }
 
     /// Scans `tarball` (and diffs it against `previous`) in a fresh, limited worker.
-    pub async fn scan(&self, tarball: &[u8], previous: Option<&[u8]>) -> Result<WorkerResponse, WorkerFailure> {
+    pub async fn scan(
+        &self,
+        tarball: &[u8],
+        previous: Option<&[u8]>,
+        context: ScanContext,
+    ) -> Result<WorkerResponse, WorkerFailure> {
         let mut command = tokio::process::Command::new(&self.executable);
         command
             .args(["internal", "check-worker"])
@@ -138,6 +164,7 @@ impl CheckWorker {
             let header = WorkerRequest {
                 tarball_size: tarball.len() as u64,
                 previous_size: previous.map(|bytes| bytes.len() as u64),
+                context,
             };
             let mut header_line = serde_json::to_vec(&header).unwrap_or_default();
             header_line.push(b'\n');
@@ -283,7 +310,7 @@ pub fn run_check_worker() -> ExitCode {
         return ExitCode::from(3);
     }
     let response = match parse_request(&input) {
-        Ok((tarball, previous)) => check(tarball, previous),
+        Ok((tarball, previous, context)) => check(tarball, previous, context),
         Err(message) => {
             let _ = writeln!(std::io::stderr(), "airlock check-worker: {message}");
             return ExitCode::from(3);
@@ -298,14 +325,14 @@ pub fn run_check_worker() -> ExitCode {
 }
 
 /// The work itself, also used in-process by benchmarks and unit tests.
-pub fn check(tarball: &[u8], previous: Option<&[u8]>) -> WorkerResponse {
-    let options = ScanOptions::default();
+pub fn check(tarball: &[u8], previous: Option<&[u8]>, context: ScanContext) -> WorkerResponse {
+    let options = context.options();
     let report = airlock_scanner::scan_tarball(tarball, previous, &options);
     let review = ReviewMaterial::collect(&report, tarball, previous, &options);
     WorkerResponse { report, review }
 }
 
-fn parse_request(input: &[u8]) -> Result<(&[u8], Option<&[u8]>), String> {
+fn parse_request(input: &[u8]) -> Result<(&[u8], Option<&[u8]>, ScanContext), String> {
     let newline = input.iter().position(|&byte| byte == b'\n').ok_or("the request has no header line")?;
     let header: WorkerRequest =
         serde_json::from_slice(&input[..newline]).map_err(|error| format!("unreadable request header: {error}"))?;
@@ -316,21 +343,31 @@ fn parse_request(input: &[u8]) -> Result<(&[u8], Option<&[u8]>), String> {
         return Err(format!("the request declares {tarball_size} + {previous_size} bytes but has {}", body.len()));
     }
     let (tarball, rest) = body.split_at(tarball_size);
-    Ok((tarball, header.previous_size.map(|_| rest)))
+    Ok((tarball, header.previous_size.map(|_| rest), header.context))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn request(tarball_size: u64, previous_size: Option<u64>, context: ScanContext) -> Vec<u8> {
+        let mut input = serde_json::to_vec(&WorkerRequest { tarball_size, previous_size, context }).unwrap();
+        input.push(b'\n');
+        input
+    }
+
     #[test]
-    fn requests_split_into_the_declared_tarballs() {
-        let mut input = b"{\"tarball_size\":3,\"previous_size\":2}\n".to_vec();
+    fn requests_split_into_the_declared_tarballs_and_carry_their_context() {
+        let context = ScanContext {
+            indicators: Indicators::default(),
+            publication: PublicationContext { first_version: Some(true), ..PublicationContext::default() },
+        };
+        let mut input = request(3, Some(2), context.clone());
         input.extend_from_slice(b"abcde");
-        assert_eq!(parse_request(&input), Ok((&b"abc"[..], Some(&b"de"[..]))));
-        let mut input = b"{\"tarball_size\":3,\"previous_size\":null}\n".to_vec();
+        assert_eq!(parse_request(&input), Ok((&b"abc"[..], Some(&b"de"[..]), context)));
+        let mut input = request(3, None, ScanContext::default());
         input.extend_from_slice(b"abc");
-        assert_eq!(parse_request(&input), Ok((&b"abc"[..], None)));
+        assert_eq!(parse_request(&input), Ok((&b"abc"[..], None, ScanContext::default())));
         input.push(b'!');
         assert_eq!(parse_request(&input), Err("the request declares 3 + 0 bytes but has 4".into()));
     }
