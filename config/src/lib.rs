@@ -822,12 +822,14 @@ impl Config {
             max_attempts: raw.checks.max_attempts.unwrap_or(2),
             worker_executable: raw.checks.worker_executable.map(PathBuf::from),
         };
-        // Below this the worker cannot even map its own executable and runtime.
-        if checks.worker_memory_limit < 64 << 20 {
+        // The limit is on address space: the worker maps its executable and reserves the
+        // scanner's 256 MiB analysis stack (reserved, not committed) before any package
+        // byte arrives, so below this every check would fail.
+        if checks.worker_memory_limit < 384 << 20 {
             return Err(ConfigError::Invalid {
                 key: "checks.worker_memory_limit",
                 value: checks.worker_memory_limit.to_string(),
-                reason: "must be at least 64MiB".into(),
+                reason: "must be at least 384MiB (the worker reserves a 256MiB analysis stack)".into(),
             });
         }
         // RLIMIT_CPU counts whole seconds.

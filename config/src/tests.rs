@@ -303,7 +303,7 @@ fn check_worker_limits_default_and_are_validated() {
     assert_eq!(checks.worker_executable, None);
     check_error(
         "[checks]\nworker_memory_limit = \"1MiB\"\n",
-        "invalid value for `checks.worker_memory_limit`: \"1048576\": must be at least 64MiB",
+        "invalid value for `checks.worker_memory_limit`: \"1048576\": must be at least 384MiB (the worker reserves a 256MiB analysis stack)",
     );
     check_error(
         "[checks]\nworker_cpu_time = \"1500ms\"\n",

@@ -68,13 +68,17 @@ pub fn publication_context(document: &Document<'_>, version: &str) -> Publicatio
         }
         _ => None,
     };
-    let has_provenance =
-        |facts: &PublisherFacts| facts.dist.as_ref().is_some_and(|dist| dist.attestations.is_some());
+    let has_provenance = |facts: &PublisherFacts| facts.dist.as_ref().is_some_and(|dist| dist.attestations.is_some());
     let provenance_dropped = match (&current, &previous_facts) {
         (Some(current), Some(previous)) => Some(has_provenance(previous) && !has_provenance(current)),
         _ => None,
     };
-    PublicationContext { package_age_days, first_version: Some(previous.is_none()), maintainer_changed, provenance_dropped }
+    PublicationContext {
+        package_age_days,
+        first_version: Some(previous.is_none()),
+        maintainer_changed,
+        provenance_dropped,
+    }
 }
 
 #[cfg(test)]

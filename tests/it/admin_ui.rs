@@ -470,3 +470,23 @@ async fn an_admin_reviews_approves_and_rejects_in_chromium() {
     assert!(!refused.status.success(), "npm installed a rejected version");
     assert_eq!(app.get(&format!("/{OTHER}/-/{OTHER}-1.0.0.tgz")).await.status(), 403);
 }
+
+/// The page of a held version shows the code around its findings and the file diff
+/// from what the check kept, so a view never decompresses a tarball (a decompression
+/// bomb's page cost a gigabyte per view). See issue 10.
+#[tokio::test]
+async fn the_version_page_shows_code_and_diffs_kept_by_the_check_without_the_tarballs() {
+    let mut scenario = held_scenario("").await;
+    // With the tarballs gone and the upstream down, nothing can be re-read.
+    std::fs::remove_dir_all(scenario._data_dir.path().join("blobs/sha512")).unwrap();
+    scenario._upstream.stop();
+    let mut client = Client::new(&scenario.app);
+    assert_eq!(client.sign_in(ADMIN, PASSWORD).await.status, 303);
+    let page = client.get(&format!("/-/airlock/admin/version?package={PACKAGE}&version=1.0.16")).await;
+    assert_eq!(page.status, 200);
+    let bcc_lines = page.body.matches("phan@giftshop.club").count();
+    // Once in the finding's message, once in the code around it, once in the diff.
+    assert!(bcc_lines >= 3, "{}", page.body);
+    assert!(page.body.contains("class=\"add\""), "the diff is shown: {}", page.body);
+    assert!(!page.body.contains("File diffs are unavailable"), "{}", page.body);
+}

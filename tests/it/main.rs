@@ -11,6 +11,7 @@ mod quarantine;
 mod queue;
 mod registry;
 mod resilience;
+mod resources;
 
 use airlock_tests::{FakeRegistry, PackageVersion, TestApp, TestAppOptions, long_ago};
 

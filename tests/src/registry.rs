@@ -196,6 +196,14 @@ impl FakeRegistry {
         tarball
     }
 
+    /// Publishes a version whose tarball is `tarball` as given (hostile archives built
+    /// by streaming, never held uncompressed); `version`'s files are ignored.
+    pub fn publish_tarball(&self, version: PackageVersion, tarball: Vec<u8>) {
+        let mut inner = self.inner.lock().unwrap();
+        inner.tarballs.insert(format!("{}/{}", version.name, version.file_name()), tarball);
+        inner.packages.entry(version.name.clone()).or_default().push(version);
+    }
+
     /// Sets a dist-tag.
     pub fn tag(&self, name: &str, tag: &str, version: &str) {
         self.inner.lock().unwrap().tags.entry(name.into()).or_default().insert(tag.into(), version.into());

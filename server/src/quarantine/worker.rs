@@ -372,6 +372,52 @@ mod tests {
         assert_eq!(parse_request(&input), Err("the request declares 3 + 0 bytes but has 4".into()));
     }
 
+    /// A launcher whose "worker" is a shell script that says it is ready, then `body`.
+    fn script_worker(directory: &std::path::Path, body: &str, deadline: Duration) -> CheckWorker {
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = directory.join("worker.sh");
+        std::fs::write(&path, format!("#!/bin/sh\nprintf 'airlock-check-worker ready\\n'\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        CheckWorker::new(&ChecksConfig {
+            worker_memory_limit: 512 << 20,
+            worker_cpu_time: Duration::from_secs(5),
+            worker_deadline: deadline,
+            max_attempts: 2,
+            worker_executable: Some(path),
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_worker_that_dies_is_a_crash_naming_the_signal_and_the_memory_limit() {
+        let directory = tempfile::tempdir().unwrap();
+        let worker = script_worker(directory.path(), "kill -KILL $$", Duration::from_secs(10));
+        let failure = worker.scan(b"tarball", None, ScanContext::default()).await.unwrap_err();
+        assert_eq!(failure.rule(), "check-crashed");
+        assert!(failure.message().contains("killed by signal 9"), "{}", failure.message());
+        assert!(failure.message().contains("512 MiB of memory, checks.worker_memory_limit"), "{}", failure.message());
+    }
+
+    #[tokio::test]
+    async fn a_worker_past_its_deadline_is_killed_and_timed_out() {
+        let directory = tempfile::tempdir().unwrap();
+        let worker = script_worker(directory.path(), "while :; do :; done", Duration::from_millis(300));
+        let started = std::time::Instant::now();
+        let failure = worker.scan(b"tarball", None, ScanContext::default()).await.unwrap_err();
+        assert_eq!(failure.rule(), "check-timeout");
+        assert!(failure.message().contains("checks.worker_deadline"), "{}", failure.message());
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn a_worker_that_answers_garbage_is_a_crash() {
+        let directory = tempfile::tempdir().unwrap();
+        let worker = script_worker(directory.path(), "printf 'not json'", Duration::from_secs(10));
+        let failure = worker.scan(b"tarball", None, ScanContext::default()).await.unwrap_err();
+        assert_eq!(failure.rule(), "check-crashed");
+        assert!(failure.message().contains("unreadable report"), "{}", failure.message());
+    }
+
     #[test]
     fn limits_read_in_human_units() {
         assert_eq!(human_bytes(1 << 30), "1 GiB");

@@ -31,6 +31,7 @@ use crate::error::AppError;
 use crate::npm::{Integrity, PackageName, VersionSpec};
 use crate::quarantine::checks::CheckRecord;
 use crate::quarantine::policy::RuntimeRules;
+use crate::quarantine::review::{FileDiff, ReviewMaterial};
 use crate::sessions::{Session, Sessions, random_token, secrets_equal};
 use crate::store::{AuditEvent, StoredPolicyRule, VersionRecord, VersionState};
 use crate::throttle::Admission;
@@ -47,11 +48,10 @@ const RECENT_DECISIONS: usize = 50;
 const CHECKING_SHOWN: usize = 10;
 /// Rows shown per queue section and on the audit page.
 const MAX_ROWS: usize = 500;
-/// Changed files diffed on the version page, and diff lines shown in all.
+
+/// Source-match files diffed on the version page, and diff lines shown in all.
 const MAX_DIFF_FILES: usize = 40;
 const MAX_DIFF_LINES: usize = 4000;
-/// Files larger than this are not diffed.
-const MAX_DIFF_FILE_BYTES: usize = 512 * 1024;
 
 /// What the UI keeps between requests. One per `app()`; dropped with the router.
 struct Ui {
@@ -662,57 +662,32 @@ async fn version_page(
     let history = store.history(&name, &version);
     let now = state.mirror.now();
 
-    // The tarballs, for context around findings and the file diffs. Both were
-    // downloaded and verified by the checks; reading them here never serves them.
-    let current_bytes = tarball_bytes(state, &name, &version, &record).await;
-    let previous_version = checks.as_ref().and_then(|checks| checks.previous_version.clone());
-    let previous_bytes = match &previous_version {
-        Some(previous) => match store.version(&name, previous)? {
-            Some(previous_record) => tarball_bytes(state, &name, previous, &previous_record).await,
-            None => Err("no record of the previous version".into()),
-        },
-        None => Err(String::new()),
-    };
-    let changed: Vec<String> = checks
-        .as_ref()
-        .and_then(|checks| checks.report.diff.as_ref())
-        .map(|diff| diff.files_changed.clone())
-        .unwrap_or_default();
     let findings: Vec<Finding> = checks.as_ref().map(|checks| checks.report.findings.clone()).unwrap_or_default();
-    let (finding_views, file_diffs, diff_note) = tokio::task::spawn_blocking(move || {
-        let options = airlock_scanner::ScanOptions::default();
-        let current = current_bytes.as_ref().ok().and_then(|bytes| airlock_scanner::read_tarball(bytes, &options).ok());
-        let previous =
-            previous_bytes.as_ref().ok().and_then(|bytes| airlock_scanner::read_tarball(bytes, &options).ok());
-        // The code around a place is shown once, with the first (most severe) finding
-        // there; later findings at the same place refer to it by their location.
-        let mut shown = HashSet::new();
-        let finding_views: Vec<(Severity, views::FindingView)> = findings
-            .iter()
-            .map(|finding| {
-                let mut view = finding_view(finding, current.as_ref());
-                if !view.location.is_empty() && !shown.insert(view.location.clone()) {
-                    view.excerpt.clear();
-                }
-                (finding.severity, view)
-            })
-            .collect();
-        let (file_diffs, mut note) = match (&current, &previous) {
-            (Some(current), Some(previous)) => file_diffs(previous, current, &changed),
-            _ => (Vec::new(), String::new()),
-        };
-        if note.is_empty() && !changed.is_empty() && (current.is_none() || previous.is_none()) {
-            note = match (&current_bytes, &previous_bytes) {
-                (Err(error), _) | (_, Err(error)) if !error.is_empty() => {
-                    format!("File diffs are unavailable: {error}.")
-                }
-                _ => "File diffs are unavailable: a tarball could not be read.".into(),
-            };
-        }
-        (finding_views, file_diffs, note)
-    })
-    .await
-    .map_err(|error| AppError::Internal(anyhow::anyhow!("building the version page: {error}")))?;
+    // The code around findings and the file diffs were kept by the check. Only a check
+    // stored before that has none, and its page reads the tarballs again, bounded.
+    let review = match checks.as_ref().and_then(|checks| checks.review.clone()) {
+        Some(review) => review,
+        None => reread_review(state, &name, &version, &record, checks.as_ref()).await?,
+    };
+    // The code around a place is shown once, with the first (most severe) finding
+    // there; later findings at the same place refer to it by their location.
+    let mut shown = HashSet::new();
+    let finding_views: Vec<(Severity, views::FindingView)> = findings
+        .iter()
+        .map(|finding| {
+            let mut view = finding_view(finding, &review);
+            if !view.location.is_empty() && !shown.insert(view.location.clone()) {
+                view.excerpt.clear();
+            }
+            (finding.severity, view)
+        })
+        .collect();
+    let file_diffs: Vec<views::FileDiff> = review
+        .file_diffs
+        .iter()
+        .map(|diff| views::FileDiff { path: diff.path.clone(), lines: stored_diff_lines(diff) })
+        .collect();
+    let diff_note = review.diff_note.clone();
 
     let mut finding_groups: Vec<views::FindingGroup> = Vec::new();
     for severity in Severity::ALL.iter().rev() {
@@ -762,6 +737,52 @@ fn findings_of(checks: Option<&CheckRecord>) -> impl Iterator<Item = &Finding> {
     checks.into_iter().flat_map(|checks| checks.report.findings.iter())
 }
 
+/// Bounds concurrent tarball re-reads for pages of checks stored without their review
+/// material: each decompresses up to `REREAD_OPTIONS`' limit, so two at a time cap the
+/// memory page views can take. A permit is held for one page's re-read and released
+/// when it ends.
+static TARBALL_REREADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+/// What a re-read may decompress per tarball; a bigger package shows no excerpts or
+/// diffs on its page (its findings still show).
+fn reread_options() -> airlock_scanner::ScanOptions {
+    airlock_scanner::ScanOptions { max_uncompressed_bytes: 64 << 20, ..airlock_scanner::ScanOptions::default() }
+}
+
+/// The review material of an older check, from the tarballs on disk.
+async fn reread_review(
+    state: &AppState,
+    name: &PackageName,
+    version: &str,
+    record: &VersionRecord,
+    checks: Option<&CheckRecord>,
+) -> Result<ReviewMaterial, AppError> {
+    let Some(checks) = checks else { return Ok(ReviewMaterial::default()) };
+    let _permit = TARBALL_REREADS
+        .acquire()
+        .await
+        .map_err(|_| AppError::Internal(anyhow::anyhow!("the re-read semaphore is never closed")))?;
+    let store = state.mirror.store();
+    let current = tarball_bytes(state, name, version, record).await.ok();
+    let previous = match &checks.previous_version {
+        Some(previous) => match store.version(name, previous)? {
+            Some(previous_record) => tarball_bytes(state, name, previous, &previous_record).await.ok(),
+            None => None,
+        },
+        None => None,
+    };
+    let report = checks.report.clone();
+    tokio::task::spawn_blocking(move || match current {
+        Some(current) => ReviewMaterial::collect(&report, &current, previous.as_deref(), &reread_options()),
+        None => ReviewMaterial {
+            diff_note: "File diffs are unavailable: the tarball is missing.".into(),
+            ..ReviewMaterial::default()
+        },
+    })
+    .await
+    .map_err(|error| AppError::Internal(anyhow::anyhow!("building the version page: {error}")))
+}
+
 async fn tarball_bytes(
     state: &AppState,
     name: &PackageName,
@@ -775,7 +796,7 @@ async fn tarball_bytes(
 }
 
 /// A finding with up to two lines of context from the file, the finding's line marked.
-fn finding_view(finding: &Finding, files: Option<&airlock_scanner::PackageFiles>) -> views::FindingView {
+fn finding_view(finding: &Finding, review: &ReviewMaterial) -> views::FindingView {
     let location = finding
         .location
         .as_ref()
@@ -785,21 +806,16 @@ fn finding_view(finding: &Finding, files: Option<&airlock_scanner::PackageFiles>
         })
         .unwrap_or_default();
     let context = finding.location.as_ref().and_then(|location| {
-        let line = location.line? as usize;
-        let file = files?.get(&location.file)?;
-        let text = std::str::from_utf8(&file.bytes).ok()?;
-        let lines: Vec<&str> = text.lines().collect();
-        if line == 0 || line > lines.len() {
-            return None;
-        }
-        let first = line.saturating_sub(2).max(1);
-        let last = (line + 2).min(lines.len());
+        let line = location.line?;
+        let excerpt = review.excerpt(&location.file, line)?;
         Some(
-            (first..=last)
-                .map(|number| views::ExcerptLine {
+            excerpt
+                .lines
+                .iter()
+                .map(|(number, text)| views::ExcerptLine {
                     number: number.to_string(),
-                    text: shorten(lines[number - 1], 240),
-                    highlight: number == line,
+                    text: shorten(text, 240),
+                    highlight: *number == line,
                 })
                 .collect::<Vec<_>>(),
         )
@@ -831,40 +847,8 @@ fn shorten(text: &str, limit: usize) -> String {
     }
 }
 
-/// Unified diffs of changed text files, bounded in files and lines.
-fn file_diffs(
-    previous: &airlock_scanner::PackageFiles,
-    current: &airlock_scanner::PackageFiles,
-    changed: &[String],
-) -> (Vec<views::FileDiff>, String) {
-    let mut diffs = Vec::new();
-    let mut skipped = Vec::new();
-    let mut lines_left = MAX_DIFF_LINES;
-    for path in changed {
-        let (Some(old), Some(new)) = (previous.get(path), current.get(path)) else { continue };
-        let texts = (std::str::from_utf8(&old.bytes), std::str::from_utf8(&new.bytes));
-        let (Ok(old_text), Ok(new_text)) = texts else {
-            skipped.push(format!("{path} (binary)"));
-            continue;
-        };
-        if diffs.len() >= MAX_DIFF_FILES || lines_left == 0 || old_text.len().max(new_text.len()) > MAX_DIFF_FILE_BYTES
-        {
-            skipped.push(path.clone());
-            continue;
-        }
-        let unified = similar::TextDiff::from_lines(old_text, new_text)
-            .unified_diff()
-            .context_radius(3)
-            .header(&format!("a/{path}"), &format!("b/{path}"))
-            .to_string();
-        let lines = diff_lines(&unified, &mut lines_left);
-        diffs.push(views::FileDiff { path: path.clone(), lines });
-    }
-    let note = if skipped.is_empty() { String::new() } else { format!("Not shown: {}.", skipped.join(", ")) };
-    (diffs, note)
-}
-
-fn diff_lines(unified: &str, lines_left: &mut usize) -> Vec<views::DiffLine> {
+/// A unified diff's lines (of the source match), bounded by `lines_left`.
+fn unified_diff_lines(unified: &str, lines_left: &mut usize) -> Vec<views::DiffLine> {
     let mut lines = Vec::new();
     for line in unified.lines() {
         if line.starts_with("--- ") || line.starts_with("+++ ") {
@@ -875,13 +859,29 @@ fn diff_lines(unified: &str, lines_left: &mut usize) -> Vec<views::DiffLine> {
             break;
         }
         *lines_left -= 1;
-        let kind = match line.as_bytes().first() {
-            Some(b'+') => "add",
-            Some(b'-') => "del",
-            Some(b'@') => "hunk",
-            _ => "ctx",
-        };
-        lines.push(views::DiffLine { kind: kind.into(), text: shorten(line, 400) });
+        lines.push(views::DiffLine { kind: diff_line_kind(line).into(), text: shorten(line, 400) });
+    }
+    lines
+}
+
+fn diff_line_kind(line: &str) -> &'static str {
+    match line.as_bytes().first() {
+        Some(b'+') => "add",
+        Some(b'-') => "del",
+        Some(b'@') => "hunk",
+        _ => "ctx",
+    }
+}
+
+/// A stored diff's lines, classed for the stylesheet.
+fn stored_diff_lines(diff: &FileDiff) -> Vec<views::DiffLine> {
+    let mut lines: Vec<views::DiffLine> = diff
+        .lines
+        .iter()
+        .map(|line| views::DiffLine { kind: diff_line_kind(line).into(), text: line.clone() })
+        .collect();
+    if diff.truncated {
+        lines.push(views::DiffLine { kind: "hunk".into(), text: "… (diff truncated)".into() });
     }
     lines
 }
@@ -976,7 +976,7 @@ fn source_match_view(source_match: Option<&Value>) -> views::SourceMatchView {
                 .take(MAX_DIFF_FILES)
                 .map(|file| views::FileDiff {
                     path: text_of(&file["path"]),
-                    lines: diff_lines(file["diff"].as_str().unwrap_or(""), &mut lines_left),
+                    lines: unified_diff_lines(file["diff"].as_str().unwrap_or(""), &mut lines_left),
                 })
                 .collect()
         })
@@ -1180,7 +1180,10 @@ async fn post_action(State(state): State<AppState>, signed_in: SignedIn, body: B
                     package: name.as_str().into(),
                     version: version.clone(),
                     comment,
-                    findings: critical.iter().map(|finding| finding_view(finding, None)).collect(),
+                    findings: critical
+                        .iter()
+                        .map(|finding| finding_view(finding, &ReviewMaterial::default()))
+                        .collect(),
                     action_href: paths::ACTION.into(),
                     back_href: paths::version(name.as_str(), &version),
                 };
