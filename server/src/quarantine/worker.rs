@@ -310,7 +310,7 @@ pub fn run_check_worker() -> ExitCode {
         return ExitCode::from(3);
     }
     let response = match parse_request(&input) {
-        Ok((tarball, previous, context)) => check(tarball, previous, context),
+        Ok(Request { tarball, previous, context }) => check(tarball, previous, context),
         Err(message) => {
             let _ = writeln!(std::io::stderr(), "airlock check-worker: {message}");
             return ExitCode::from(3);
@@ -332,7 +332,15 @@ pub fn check(tarball: &[u8], previous: Option<&[u8]>, context: ScanContext) -> W
     WorkerResponse { report, review }
 }
 
-fn parse_request(input: &[u8]) -> Result<(&[u8], Option<&[u8]>, ScanContext), String> {
+/// One parsed request: the tarball, the previous version's, and the context.
+#[derive(Debug, PartialEq, Eq)]
+struct Request<'a> {
+    tarball: &'a [u8],
+    previous: Option<&'a [u8]>,
+    context: ScanContext,
+}
+
+fn parse_request(input: &[u8]) -> Result<Request<'_>, String> {
     let newline = input.iter().position(|&byte| byte == b'\n').ok_or("the request has no header line")?;
     let header: WorkerRequest =
         serde_json::from_slice(&input[..newline]).map_err(|error| format!("unreadable request header: {error}"))?;
@@ -343,7 +351,7 @@ fn parse_request(input: &[u8]) -> Result<(&[u8], Option<&[u8]>, ScanContext), St
         return Err(format!("the request declares {tarball_size} + {previous_size} bytes but has {}", body.len()));
     }
     let (tarball, rest) = body.split_at(tarball_size);
-    Ok((tarball, header.previous_size.map(|_| rest), header.context))
+    Ok(Request { tarball, previous: header.previous_size.map(|_| rest), context: header.context })
 }
 
 #[cfg(test)]
@@ -364,10 +372,13 @@ mod tests {
         };
         let mut input = request(3, Some(2), context.clone());
         input.extend_from_slice(b"abcde");
-        assert_eq!(parse_request(&input), Ok((&b"abc"[..], Some(&b"de"[..]), context)));
+        assert_eq!(parse_request(&input), Ok(Request { tarball: b"abc", previous: Some(b"de"), context }));
         let mut input = request(3, None, ScanContext::default());
         input.extend_from_slice(b"abc");
-        assert_eq!(parse_request(&input), Ok((&b"abc"[..], None, ScanContext::default())));
+        assert_eq!(
+            parse_request(&input),
+            Ok(Request { tarball: b"abc", previous: None, context: ScanContext::default() })
+        );
         input.push(b'!');
         assert_eq!(parse_request(&input), Err("the request declares 3 + 0 bytes but has 4".into()));
     }
