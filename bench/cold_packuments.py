@@ -77,7 +77,7 @@ def upstream_packument_fetches(server: bench.Server) -> int | None:
     return total
 
 
-def concurrent(base_url: str, path: str) -> dict:
+def concurrent_requests(base_url: str, path: str) -> dict:
     with concurrent.futures.ThreadPoolExecutor(CONCURRENCY) as pool:
         started = time.monotonic()
         results = list(pool.map(lambda _: timed_get(base_url, path), range(CONCURRENCY)))
@@ -137,7 +137,7 @@ def measure(kind: str, binary: str | None, args, results: dict) -> None:
     time.sleep(5)
     row["steady_rss_kib"], row["peak_rss_kib"] = rss(server)
     # 2. 50 concurrent warm requests for `next`.
-    row["warm_concurrent"] = concurrent(server.url, "/" + CONCURRENT_PACKAGE)
+    row["warm_concurrent"] = concurrent_requests(server.url, "/" + CONCURRENT_PACKAGE)
     time.sleep(5)
     row["after_warm_concurrent_rss_kib"], row["peak_rss_kib"] = rss(server)
     bench.stop(server.proc)
@@ -147,7 +147,7 @@ def measure(kind: str, binary: str | None, args, results: dict) -> None:
     # 3. 50 concurrent cold requests for `next` on a fresh data directory.
     server = start(kind, binary, args, out)
     bench.log(f"{label}: {CONCURRENCY} concurrent cold requests for {CONCURRENT_PACKAGE}")
-    row["cold_concurrent"] = concurrent(server.url, "/" + CONCURRENT_PACKAGE)
+    row["cold_concurrent"] = concurrent_requests(server.url, "/" + CONCURRENT_PACKAGE)
     row["cold_concurrent"]["upstream_fetches"] = upstream_packument_fetches(server)
     row["cold_concurrent"]["rss_kib"], row["cold_concurrent"]["peak_rss_kib"] = rss(server)
     bench.stop(server.proc)
@@ -159,7 +159,7 @@ def nginx_anchor(args, served: dict[str, bytes], results: dict) -> None:
     root.mkdir(parents=True, exist_ok=True)
     (root / CONCURRENT_PACKAGE).write_bytes(served[CONCURRENT_PACKAGE])
     nginx = bench.start_nginx(out)
-    results["nginx"] = {"warm_concurrent": concurrent(nginx.url, "/" + CONCURRENT_PACKAGE)}
+    results["nginx"] = {"warm_concurrent": concurrent_requests(nginx.url, "/" + CONCURRENT_PACKAGE)}
     results["nginx"]["rss_kib"], _ = rss(nginx)
     bench.stop(nginx.proc)
 
@@ -196,6 +196,35 @@ def report(results: dict) -> str:
     return "\n".join(lines)
 
 
+def static_upstream(directory: Path) -> str:
+    """Serves the four packuments, fetched once from the public registry, from files on
+    127.0.0.1, so that the cold numbers measure the servers and not the network (their
+    tarball URLs point at the public registry and are not served here: checks that
+    start in the background fail fast instead of scanning)."""
+    import http.server
+    import threading
+    import urllib.request
+
+    for package in PACKAGES:
+        target = directory / package  # `@types/node` becomes a directory, as the path decodes
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            url = "https://registry.npmjs.org/" + package.replace("/", "%2f")
+            with urllib.request.urlopen(url, timeout=120) as response:
+                target.write_bytes(response.read())
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(directory), **kwargs)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--airlock-bin", default=os.environ.get("AIRLOCK_BIN",
@@ -203,8 +232,13 @@ def main() -> int:
     parser.add_argument("--baseline-bin", help="a second Airlock binary (e.g. the previous release) run the same way")
     parser.add_argument("--verdaccio", action="store_true", help="also Verdaccio 6 (installed into bench/out)")
     parser.add_argument("--upstream", default="https://registry.npmjs.org")
+    parser.add_argument("--static-upstream", action="store_true",
+                        help="serve the four packuments from files on loopback instead of the public registry")
     parser.add_argument("--out", default=str(bench.DEFAULT_OUT))
     args = parser.parse_args()
+    if args.static_upstream:
+        args.upstream = static_upstream(Path(args.out) / "static-upstream")
+        bench.log(f"static upstream on {args.upstream}")
     results: dict = {}
     measure("airlock", args.airlock_bin, args, results)
     if args.baseline_bin:
@@ -215,8 +249,9 @@ def main() -> int:
     text = report(results)
     print(text)
     out = Path(args.out)
-    (out / "cold-packuments.txt").write_text(text + "\n")
-    (out / "cold-packuments.json").write_text(json.dumps(results, indent=2) + "\n")
+    suffix = "-static" if args.static_upstream else ""
+    (out / f"cold-packuments{suffix}.txt").write_text(text + "\n")
+    (out / f"cold-packuments{suffix}.json").write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
 
