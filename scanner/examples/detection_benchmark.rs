@@ -1,7 +1,9 @@
 //! The detection benchmark: scans every `.tgz` in one or more sample directories and
 //! prints, per set, how many versions the default policy would hold, per category (when
 //! the directory has an `index.json` like `../shared/malware-calibration/`), per rule,
-//! and the seconds each package took (median, p95, max). Driven by
+//! and the seconds each package took (median, p95, max). Beside Airlock's numbers it
+//! prints, from the same scans, the naive floor an analyst would start from: hold every
+//! version with an install script (`preinstall`, `install`, `postinstall`). Driven by
 //! `scripts/detection-benchmark`, which names the three standard sets.
 //!
 //! Usage: cargo run --release -p airlock-scanner --example detection_benchmark --
@@ -97,6 +99,7 @@ struct PackageResult {
     category: Option<String>,
     held: bool,
     held_by: BTreeSet<String>,
+    has_install_script: bool,
     seconds: f64,
 }
 
@@ -156,11 +159,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 });
                 writeln!(writer, "{line}")?;
             }
+            let has_install_script = report.summary.as_ref().is_some_and(|summary| !summary.install_scripts.is_empty());
             results.push(PackageResult {
                 category: categories.get(&tarball).cloned(),
                 tarball,
                 held,
                 held_by,
+                has_install_script,
                 seconds,
             });
         }
@@ -176,20 +181,23 @@ fn print_set(
     listing: Listing,
 ) -> std::io::Result<()> {
     let held = results.iter().filter(|result| result.held).count();
+    let naive = results.iter().filter(|result| result.has_install_script).count();
     writeln!(output, "\n== {set_name}: {held}/{} held", results.len())?;
+    writeln!(output, "   anchor, hold any install script: {naive}/{}", results.len())?;
 
-    let mut by_category: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    let mut by_category: BTreeMap<&str, (usize, usize, usize)> = BTreeMap::new();
     for result in results {
         if let Some(category) = &result.category {
             let counts = by_category.entry(category).or_default();
             counts.0 += usize::from(result.held);
-            counts.1 += 1;
+            counts.1 += usize::from(result.has_install_script);
+            counts.2 += 1;
         }
     }
     if !by_category.is_empty() {
-        writeln!(output, "-- per category (held/total)")?;
-        for (category, (held, total)) in &by_category {
-            writeln!(output, "   {held:>4}/{total:<4} {category}")?;
+        writeln!(output, "-- per category (held/total, then the install-script anchor)")?;
+        for (category, (held, naive, total)) in &by_category {
+            writeln!(output, "   {held:>4}/{total:<4} anchor {naive:>4}/{total:<4} {category}")?;
         }
     }
 

@@ -126,30 +126,14 @@ impl KnownMalwareFeed {
         Ok(())
     }
 
-    /// Refreshes every `refresh_interval` until `stop` is cancelled. A failed refresh is
-    /// logged once, here, and the previous feed stays in force.
-    pub async fn refresh_forever(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
-        if self.directory.is_none() {
-            return;
-        }
-        let mut ticker = tokio::time::interval(self.refresh_interval);
-        ticker.tick().await; // The first tick is immediate; the feed was loaded at start.
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                _ = ticker.tick() => {}
-            }
-            let feed = self.clone();
-            match tokio::task::spawn_blocking(move || feed.refresh()).await {
-                Ok(Ok(())) => tracing::debug!("known-malware feed refreshed"),
-                Ok(Err(error)) => {
-                    tracing::error!(%error, "known-malware feed refresh failed; the previous feed stays in force")
-                }
-                Err(error) => {
-                    tracing::error!(%error, "known-malware feed refresh panicked; the previous feed stays in force")
-                }
-            }
-        }
+    /// Whether a directory is configured (without one there is nothing to refresh).
+    pub fn is_configured(&self) -> bool {
+        self.directory.is_some()
+    }
+
+    /// How often the directory is re-read.
+    pub fn refresh_interval(&self) -> Duration {
+        self.refresh_interval
     }
 }
 

@@ -5,6 +5,7 @@ mod admin_ui;
 mod clients;
 mod connections;
 mod cooling;
+mod feeds;
 mod forge;
 mod npm_client;
 mod quarantine;

@@ -66,6 +66,8 @@ pub enum AdminCommand {
     /// The check queue: list entries with their attempts, or clear stuck ones.
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// Re-read the known-malware feed now and hold every known version it lists.
+    RefreshFeed,
     /// Run a version's checks again.
     Recheck {
         /// Package name.
@@ -152,6 +154,7 @@ async fn run_async(args: AdminArgs, token: String) -> anyhow::Result<ExitCode> {
                 .body(body.to_string());
             (request, Kind::Cleared)
         }
+        AdminCommand::RefreshFeed => (client.post(format!("{base}/feeds/refresh")), Kind::FeedRefreshed),
         AdminCommand::AddUser(_) => unreachable!("add-user is handled by `run` before any request"),
     };
     let response =
@@ -178,6 +181,11 @@ async fn run_async(args: AdminArgs, token: String) -> anyhow::Result<ExitCode> {
             }
             writeln!(stdout, "{} entries cleared", body["cleared"].as_array().map_or(0, Vec::len))?;
         }
+        Kind::FeedRefreshed => writeln!(
+            stdout,
+            "feed reloaded: {} packages listed, {} versions newly held",
+            body["listed_packages"], body["held"]
+        )?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -187,6 +195,7 @@ enum Kind {
     Version,
     Queue,
     Cleared,
+    FeedRefreshed,
 }
 
 /// Splits `name@version`, where a scoped name starts with `@`.

@@ -127,8 +127,8 @@ impl Pipeline {
         };
         let dispatcher = pipeline.clone();
         pipeline.inner.tasks.spawn(async move { dispatcher.dispatch_forever().await });
-        let feed = pipeline.inner.feed.clone();
-        pipeline.inner.tasks.spawn(feed.refresh_forever(pipeline.inner.stop.clone()));
+        let watcher = pipeline.clone();
+        pipeline.inner.tasks.spawn(async move { watcher.watch_feed().await });
         Ok(pipeline)
     }
 
@@ -144,6 +144,121 @@ impl Pipeline {
             let _ = tokio::time::timeout(Duration::from_secs(5), self.inner.tasks.wait()).await;
         }
         self.inner.mirror.stopping().cancel();
+    }
+
+    /// Holds what the feed lists at start, then re-reads the feed every
+    /// `feeds.refresh_interval` and holds what each new feed lists, until shutdown. A
+    /// failed refresh is logged once, here, and the previous feed stays in force.
+    async fn watch_feed(self) {
+        let feed = self.inner.feed.clone();
+        if !feed.is_configured() {
+            return;
+        }
+        self.hold_listed_versions().await;
+        let mut ticker = tokio::time::interval(feed.refresh_interval());
+        ticker.tick().await; // The first tick is immediate; the feed was loaded at start.
+        loop {
+            tokio::select! {
+                () = self.inner.stop.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            let refreshing = feed.clone();
+            match tokio::task::spawn_blocking(move || refreshing.refresh()).await {
+                Ok(Ok(())) => {
+                    tracing::debug!("known-malware feed refreshed");
+                    self.hold_listed_versions().await;
+                }
+                Ok(Err(error)) => {
+                    tracing::error!(%error, "known-malware feed refresh failed; the previous feed stays in force")
+                }
+                Err(error) => {
+                    tracing::error!(%error, "known-malware feed refresh panicked; the previous feed stays in force")
+                }
+            }
+        }
+    }
+
+    /// Re-reads the feed now (an admin asked) and holds what it lists. A feed that does
+    /// not load leaves the previous one in force and is an error naming file and entry.
+    pub async fn refresh_feed_now(&self) -> AppResult<FeedRefresh> {
+        let feed = self.inner.feed.clone();
+        if !feed.is_configured() {
+            return Err(AppError::BadRequest("no known-malware feed is configured (feeds.directory)".into()));
+        }
+        tokio::task::spawn_blocking(move || feed.refresh())
+            .await
+            .map_err(|error| AppError::Internal(anyhow::anyhow!("the feed refresh panicked: {error}")))?
+            .map_err(|error| {
+                AppError::BadRequest(format!(
+                    "the known-malware feed did not reload; the previous feed stays in force: {error}"
+                ))
+            })?;
+        let held = self.hold_listed_versions().await;
+        Ok(FeedRefresh { listed_packages: self.inner.feed.current().packages.len(), held })
+    }
+
+    /// Retroactive quarantine: every version Airlock knows that the feed in force lists
+    /// as malicious stops being served at once (released ones included), is held with the
+    /// advisory as its reason, audited and notified. A feed only ever holds. An admin who
+    /// approves a version after the feed held it has overruled that listing, and later
+    /// refreshes leave the approval alone. Returns how many versions it held.
+    pub async fn hold_listed_versions(&self) -> usize {
+        let indicators = self.inner.feed.current();
+        let mut held = 0;
+        for (listed_name, listing) in &indicators.packages {
+            let Ok(name) = PackageName::parse(listed_name) else {
+                tracing::warn!(feed.package = %crate::npm::quote(listed_name), "the feed lists a package name npm would not accept; ignored");
+                continue;
+            };
+            let versions = match self.inner.store.versions(&name) {
+                Ok(versions) => versions,
+                Err(error) => {
+                    tracing::error!(package.name = %name, %error, "reading versions for the known-malware feed failed");
+                    continue;
+                }
+            };
+            for (version, record) in versions {
+                if indicators.malicious_version(listed_name, &version).is_none()
+                    || matches!(record.state, VersionState::Held | VersionState::Rejected)
+                {
+                    continue;
+                }
+                let overruled = record.decided_by.as_deref().is_some_and(|actor| actor.starts_with("admin:"))
+                    && self.inner.store.history(&name, &version).iter().any(|event| event.action == FEED_HOLD_ACTION);
+                if overruled {
+                    continue;
+                }
+                let advisories: Vec<&str> = listing.advisories.iter().map(String::as_str).collect();
+                let reason = format!(
+                    "listed as malicious by the known-malware feed ({}); it stays held unless an admin overrules the feed",
+                    advisories.join(", ")
+                );
+                let transition = plain_transition(VersionState::Held, "feed", FEED_HOLD_ACTION, reason);
+                let now = self.inner.mirror.now();
+                let applied = self
+                    .inner
+                    .store
+                    .transition(&name, &version, now, |current| {
+                        (!matches!(current.state, VersionState::Held | VersionState::Rejected))
+                            .then(|| transition.clone())
+                    })
+                    .await;
+                match applied {
+                    Ok(Some((before, after))) => {
+                        held += 1;
+                        self.inner.mirror.invalidate(&name);
+                        let _ = self.inner.store.dequeue(&name, &version);
+                        tracing::warn!(package.name = %name, package.version = %version, was = ?before.state, "known-malware feed lists this version; held");
+                        self.notify(&name, &version, &after);
+                    }
+                    Ok(None) => {}
+                    Err(error) => {
+                        tracing::error!(package.name = %name, package.version = %version, %error, "holding a feed-listed version failed")
+                    }
+                }
+            }
+        }
+        held
     }
 
     /// Asks the dispatcher to look at the queue now.
@@ -765,6 +880,18 @@ impl Pipeline {
         self.check(name, version, true).await
     }
 }
+
+/// What an admin-triggered feed refresh did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct FeedRefresh {
+    /// Packages the feed now lists.
+    pub listed_packages: usize,
+    /// Versions it held that were not held before.
+    pub held: usize,
+}
+
+/// The audit action of a hold by the known-malware feed.
+const FEED_HOLD_ACTION: &str = "known-malware";
 
 fn plain_transition(state: VersionState, actor: &str, action: &str, reason: String) -> Transition {
     Transition {

@@ -435,6 +435,17 @@ pub(super) struct ClearQueueBody {
     comment: Option<String>,
 }
 
+/// `POST /-/airlock/api/feeds/refresh`: re-reads the known-malware feed now and holds
+/// every known version it lists (released ones included).
+pub(super) async fn refresh_feed(
+    State(state): State<AppState>,
+    admin: Admin,
+) -> AppResult<Json<crate::quarantine::pipeline::FeedRefresh>> {
+    let refresh = state.pipeline.refresh_feed_now().await?;
+    tracing::info!(admin = %admin.0, feed.packages = refresh.listed_packages, held = refresh.held, "known-malware feed refreshed by an admin");
+    Ok(Json(refresh))
+}
+
 /// `POST /-/airlock/api/queue/clear`: takes entries off the check queue; versions
 /// still undecided are held.
 pub(super) async fn clear_queue(

@@ -55,6 +55,7 @@ pub fn app(state: AppState) -> Router {
         .route("/-/airlock/api/audit", get(admin_api::list_audit))
         .route("/-/airlock/api/queue", get(admin_api::list_queue))
         .route("/-/airlock/api/queue/clear", axum::routing::post(admin_api::clear_queue))
+        .route("/-/airlock/api/feeds/refresh", axum::routing::post(admin_api::refresh_feed))
         .route("/-/airlock/api/policy", get(admin_api::get_policy))
         // Used by admins in a browser: the web UI under `/-/airlock/admin/`.
         .merge(admin_ui::router(&state))
