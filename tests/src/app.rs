@@ -107,7 +107,20 @@ impl TestApp {
             options.extra_toml
         );
         let config = Config::from_toml("test.toml", &toml_text, Overrides::default()).expect("test configuration");
-        let state = airlock_server::open_state(config.clone(), Arc::new(clock.clone())).expect("opening state");
+        // A stopped server's last detached tasks (a cancelled download still unwinding)
+        // may hold the metadata store's lock for a moment after `stop` returns; a real
+        // restart is a new process, whose lock the kernel released with the old one.
+        let mut attempts = 0;
+        let state = loop {
+            match airlock_server::open_state(config.clone(), Arc::new(clock.clone())) {
+                Ok(state) => break state,
+                Err(error) if attempts < 100 && format!("{error:#}").contains("could not acquire lock") => {
+                    attempts += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(error) => panic!("opening state: {error:?}"),
+            }
+        };
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(airlock_server::serve(listener, state, async move {
             let _ = stopped.await;
