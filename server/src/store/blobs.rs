@@ -458,3 +458,265 @@ fn temporary_name() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     format!("{}-{}.part", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use super::*;
+
+    /// Passes the first `keep` bytes to the file and drops the rest while reporting
+    /// success: a disk that lies about a write.
+    struct LyingWriter {
+        file: tokio::fs::File,
+        keep: usize,
+    }
+
+    impl AsyncWrite for LyingWriter {
+        fn poll_write(mut self: Pin<&mut Self>, context: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+            let this = &mut *self;
+            let kept = buf.len().min(this.keep);
+            if kept == 0 {
+                return Poll::Ready(Ok(buf.len()));
+            }
+            match Pin::new(&mut this.file).poll_write(context, &buf[..kept]) {
+                Poll::Ready(Ok(written)) => {
+                    this.keep -= written;
+                    Poll::Ready(Ok(if written == kept { buf.len() } else { written }))
+                }
+                other => other,
+            }
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.file).poll_flush(context)
+        }
+
+        fn poll_shutdown(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.file).poll_shutdown(context)
+        }
+    }
+
+    /// Accepts every write and fails the flush with `errno`: tokio's `File` reports a
+    /// failed background write only to the next operation, and `sync_all` is not one.
+    struct FailingAtFlush {
+        errno: i32,
+    }
+
+    impl AsyncWrite for FailingAtFlush {
+        fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Err(std::io::Error::from_raw_os_error(self.errno)))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            self.poll_flush(context)
+        }
+    }
+
+    /// Writes the first `left` bytes, then fails every write with `errno`.
+    struct FailingAfter {
+        file: tokio::fs::File,
+        left: usize,
+        errno: i32,
+    }
+
+    impl AsyncWrite for FailingAfter {
+        fn poll_write(mut self: Pin<&mut Self>, context: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+            let this = &mut *self;
+            if this.left == 0 {
+                return Poll::Ready(Err(std::io::Error::from_raw_os_error(this.errno)));
+            }
+            let allowed = buf.len().min(this.left);
+            let result = Pin::new(&mut this.file).poll_write(context, &buf[..allowed]);
+            if let Poll::Ready(Ok(written)) = result {
+                this.left -= written;
+            }
+            result
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.file).poll_flush(context)
+        }
+
+        fn poll_shutdown(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.file).poll_shutdown(context)
+        }
+    }
+
+    const ENOSPC: i32 = 28;
+    const EIO: i32 = 5;
+    const EFBIG: i32 = 27;
+
+    /// 300 KiB that do not repeat, in 16 KiB chunks as a download delivers them.
+    fn tarball() -> (Vec<u8>, Integrity) {
+        let bytes: Vec<u8> = (0..300u32 << 10).map(|index| (index.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let integrity = format!(
+            "sha512-{}",
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, sha2::Sha512::digest(&bytes))
+        );
+        (bytes, Integrity::from_dist(Some(&integrity), None).unwrap())
+    }
+
+    fn body(bytes: &[u8]) -> impl Stream<Item = Result<bytes::Bytes, std::convert::Infallible>> + use<> {
+        let chunks: Vec<_> = bytes.chunks(16 << 10).map(|chunk| Ok(bytes::Bytes::copy_from_slice(chunk))).collect();
+        futures_util::stream::iter(chunks)
+    }
+
+    fn stored_files(directory: &Path) -> usize {
+        let mut count = 0;
+        for entry in walk(directory) {
+            count += usize::from(entry.is_file());
+        }
+        count
+    }
+
+    fn walk(directory: &Path) -> Vec<PathBuf> {
+        let mut paths = Vec::new();
+        for entry in std::fs::read_dir(directory).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                paths.extend(walk(&path));
+            }
+            paths.push(path);
+        }
+        paths
+    }
+
+    /// Nothing under the final names and no temporary file left.
+    fn assert_nothing_stored(data_dir: &Path) {
+        assert_eq!(stored_files(&data_dir.join("blobs/sha512")), 0, "no blob under a final name");
+        assert_eq!(stored_files(&data_dir.join("blobs/tmp")), 0, "the temporary file was removed");
+    }
+
+    #[tokio::test]
+    async fn a_write_that_reports_success_but_did_not_land_is_never_renamed_into_place() {
+        let data_dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open(data_dir.path()).unwrap();
+        let (bytes, integrity) = tarball();
+        // The file ends 37 KiB short, as the issue's 30 MiB tmpfs did, while the hash
+        // of the chunks received matches.
+        let keep = bytes.len() - (37 << 10);
+        let result =
+            blobs.store_verified_through(body(&bytes), &integrity, u64::MAX, |file| LyingWriter { file, keep }).await;
+        match result {
+            Err(BlobError::ReadBackMismatch { expected_length, actual_length, .. }) => {
+                assert_eq!((expected_length, actual_length), (bytes.len() as u64, keep as u64));
+            }
+            other => panic!("expected a read-back mismatch, got {other:?}"),
+        }
+        assert_nothing_stored(data_dir.path());
+    }
+
+    #[tokio::test]
+    async fn a_write_error_reported_only_by_flush_is_a_full_disk_not_a_stored_tarball() {
+        let data_dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open(data_dir.path()).unwrap();
+        let (bytes, integrity) = tarball();
+        let result = blobs
+            .store_verified_through(body(&bytes), &integrity, u64::MAX, |_| FailingAtFlush { errno: ENOSPC })
+            .await;
+        assert!(matches!(result, Err(BlobError::StorageFull(_))), "{result:?}");
+        assert_nothing_stored(data_dir.path());
+    }
+
+    #[tokio::test]
+    async fn every_write_error_is_typed_and_leaves_nothing_behind() {
+        let data_dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open(data_dir.path()).unwrap();
+        let (bytes, integrity) = tarball();
+        for (errno, full) in [(ENOSPC, true), (EIO, false), (EFBIG, false)] {
+            let result = blobs
+                .store_verified_through(body(&bytes), &integrity, u64::MAX, |file| FailingAfter {
+                    file,
+                    left: 100 << 10,
+                    errno,
+                })
+                .await;
+            match result {
+                Err(BlobError::StorageFull(error)) if full => assert_eq!(error.raw_os_error(), Some(errno)),
+                Err(BlobError::Io(error)) if !full => assert_eq!(error.raw_os_error(), Some(errno)),
+                other => panic!("errno {errno}: {other:?}"),
+            }
+            assert_nothing_stored(data_dir.path());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stored_tarball_reads_back_whole_or_open_and_verified() {
+        let data_dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open(data_dir.path()).unwrap();
+        let (bytes, integrity) = tarball();
+        let digests = blobs.store_verified(body(&bytes), &integrity, u64::MAX).await.unwrap();
+        let hex = digests.sha512_hex();
+        let Some(OpenedTarball::Bytes(read)) = blobs.open_tarball(&hex, u64::MAX).await.unwrap() else {
+            panic!("small enough to read whole")
+        };
+        assert_eq!(read, bytes);
+        // After a restart the first open hashes the file, streamed when it is large.
+        let restarted = Blobs::open(data_dir.path()).unwrap();
+        let Some(OpenedTarball::File { length, .. }) = restarted.open_tarball(&hex, 1024).await.unwrap() else {
+            panic!("larger than the whole-read limit")
+        };
+        assert_eq!(length, bytes.len() as u64);
+        let opened = restarted.open_tarball(&hex, 1024).await.unwrap().unwrap();
+        assert_eq!(opened.into_bytes().await.unwrap(), bytes);
+        let missing = "0".repeat(128);
+        assert!(restarted.open_tarball(&missing, u64::MAX).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_tarball_that_changed_on_disk_is_removed_and_never_served() {
+        let data_dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open(data_dir.path()).unwrap();
+        let (bytes, integrity) = tarball();
+        let hex = blobs.store_verified(body(&bytes), &integrity, u64::MAX).await.unwrap().sha512_hex();
+        let path = blobs.path(&hex).unwrap();
+
+        // Truncated after it was verified: the length recorded in memory catches it.
+        std::fs::write(&path, &bytes[..1000]).unwrap();
+        let result = blobs.open_tarball(&hex, u64::MAX).await;
+        assert!(matches!(result, Err(BlobError::Corrupt { .. })), "{:?}", result.err());
+        assert!(!path.exists(), "the corrupt blob is removed so it is fetched again");
+
+        // Same length, one byte flipped, found by the first open after a start, for
+        // both the whole-read and the streamed form.
+        for read_whole_up_to in [u64::MAX, 1024] {
+            let mut changed = bytes.clone();
+            changed[bytes.len() / 2] ^= 1;
+            std::fs::write(&path, &changed).unwrap();
+            let restarted = Blobs::open(data_dir.path()).unwrap();
+            let result = restarted.open_tarball(&hex, read_whole_up_to).await;
+            assert!(matches!(result, Err(BlobError::Corrupt { .. })), "{:?}", result.err());
+            assert!(!path.exists());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_document_that_does_not_match_its_name_is_removed() {
+        let data_dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open(data_dir.path()).unwrap();
+        let hex = blobs.store_document(br#"{"name":"demo"}"#).unwrap();
+        assert_eq!(blobs.read_document(&hex).await.unwrap(), br#"{"name":"demo"}"#);
+        let path = blobs.document_path(&hex).unwrap();
+        std::fs::write(&path, br#"{"name":"dem"#).unwrap();
+        let result = blobs.read_document(&hex).await;
+        assert!(matches!(result, Err(BlobError::Corrupt { .. })), "{:?}", result.err());
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn opening_clears_temporary_files_but_keeps_the_directory() {
+        let data_dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open(data_dir.path()).unwrap();
+        std::fs::write(blobs.temporary_dir().join("1-0.part"), b"left by a crash").unwrap();
+        std::fs::create_dir(blobs.temporary_dir().join("nested")).unwrap();
+        let reopened = Blobs::open(data_dir.path()).unwrap();
+        assert!(reopened.temporary_dir().is_dir());
+        assert_eq!(walk(&reopened.temporary_dir()).len(), 0);
+    }
+}
