@@ -244,3 +244,41 @@ async fn a_full_disk_never_serves_a_short_tarball_and_still_serves_what_it_store
     assert!(log().contains("released the storage reserve"), "{}", log());
     drop(server);
 }
+
+/// A blob that changed on disk while Airlock was down (a bad sector, an operator's
+/// mistake, a truncated copy) is found by its first open after the start, removed and
+/// downloaded again: the client gets the right bytes, never the changed ones.
+#[tokio::test]
+async fn a_tarball_changed_on_disk_is_fetched_again_never_served() {
+    let upstream = FakeRegistry::start().await;
+    let tarball = upstream.publish(PackageVersion::new("demo", "1.0.0", long_ago()));
+    let data_dir = tempfile::tempdir().unwrap();
+    let options = airlock_tests::TestAppOptions::default;
+    let app = airlock_tests::TestApp::spawn(&upstream.url(), data_dir.path(), options()).await;
+    let response = app.get("/demo/-/demo-1.0.0.tgz").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.bytes().await.unwrap(), tarball);
+    let clock = app.stop().await;
+    assert_eq!(upstream.requests("/demo/-/demo-1.0.0.tgz"), 1);
+
+    for change in ["flip one byte", "truncate"] {
+        let path = blob_path(data_dir.path(), &tarball);
+        let mut changed = std::fs::read(&path).unwrap();
+        match change {
+            "flip one byte" => changed[tarball.len() / 2] ^= 0x20,
+            _ => changed.truncate(tarball.len() - 100),
+        }
+        std::fs::write(&path, &changed).unwrap();
+        let app =
+            airlock_tests::TestApp::spawn_with_clock(&upstream.url(), data_dir.path(), options(), clock.clone()).await;
+        let response = app.get("/demo/-/demo-1.0.0.tgz").await;
+        assert_eq!(response.status(), 200, "{change}");
+        assert_eq!(response.bytes().await.unwrap(), tarball, "{change}: the right bytes, downloaded again");
+        assert_eq!(std::fs::read(&path).unwrap(), tarball, "{change}: the blob was replaced");
+        let (_, metrics) = get(&reqwest::Client::new(), &format!("{}/-/airlock/metrics", app.url())).await;
+        let metrics = String::from_utf8(metrics).unwrap();
+        assert!(metrics.contains("airlock_corrupt_blobs_total{found=\"on_read\"} 1\n"), "{change}: {metrics}");
+        app.stop().await;
+    }
+    assert_eq!(upstream.requests("/demo/-/demo-1.0.0.tgz"), 3, "one download per change");
+}
