@@ -427,7 +427,16 @@ impl Mirror {
         let stored_is_fresh = record.as_ref().is_some_and(|record| now - record.fetched_at < max_age);
 
         let (raw, revalidate_at) = match &record {
-            Some(record) if stored_is_fresh => (self.stored_raw(name, record).await?, record.fetched_at + max_age),
+            Some(record) if stored_is_fresh => match self.stored_raw(name, record).await {
+                Ok(raw) => (raw, record.fetched_at + max_age),
+                Err(error) if is_corrupt_blob(&error) => {
+                    // The stored document did not match its name and was removed: fetch
+                    // it whole again (without the ETag, so the upstream cannot answer 304).
+                    let unconditional = PackageRecord { upstream_etag: None, ..record.clone() };
+                    (self.fetch_from_upstream(name, Some(&unconditional), now).await?, now + max_age)
+                }
+                Err(error) => return Err(error),
+            },
             _ => match self.fetch_from_upstream(name, record.as_ref(), now).await {
                 Ok(raw) => (raw, now + max_age),
                 Err(error @ (AppError::Upstream(_) | AppError::UpstreamTimeout(_) | AppError::StorageFull(_)))
@@ -518,7 +527,9 @@ impl Mirror {
                     if matches!(error, BlobError::Corrupt { .. }) {
                         self.inner.metrics.record_corrupt_blob("on_read");
                     }
-                    AppError::Internal(anyhow::anyhow!("reading the stored packument of {name}: {error}"))
+                    AppError::Internal(
+                        anyhow::Error::new(error).context(format!("reading the stored packument of {name}")),
+                    )
                 })?
                 .into()),
             None => {
@@ -969,6 +980,12 @@ impl Mirror {
             }
         }
     }
+}
+
+/// True when a request failed because a stored blob did not match its name (and was
+/// removed), so fetching it again can succeed.
+fn is_corrupt_blob(error: &AppError) -> bool {
+    matches!(error, AppError::Internal(error) if error.chain().any(|cause| matches!(cause.downcast_ref::<BlobError>(), Some(BlobError::Corrupt { .. }))))
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

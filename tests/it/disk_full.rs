@@ -282,3 +282,36 @@ async fn a_tarball_changed_on_disk_is_fetched_again_never_served() {
     }
     assert_eq!(upstream.requests("/demo/-/demo-1.0.0.tgz"), 3, "one download per change");
 }
+
+/// The same for a stored packument document: it is checked on every read, and one that
+/// does not match its name is fetched from the upstream again.
+#[tokio::test]
+async fn a_packument_document_changed_on_disk_is_fetched_again() {
+    let upstream = FakeRegistry::start().await;
+    upstream.publish(PackageVersion::new("demo", "1.0.0", long_ago()));
+    let data_dir = tempfile::tempdir().unwrap();
+    let options = airlock_tests::TestAppOptions::default;
+    let app = airlock_tests::TestApp::spawn(&upstream.url(), data_dir.path(), options()).await;
+    let (status, first) = app.get_json("/demo").await;
+    assert_eq!(status, 200);
+    let clock = app.stop().await;
+    let documents: Vec<PathBuf> = std::fs::read_dir(data_dir.path().join("blobs/documents"))
+        .unwrap()
+        .flat_map(|directory| std::fs::read_dir(directory.unwrap().path()).unwrap())
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(documents.len(), 1, "{documents:?}");
+    let mut changed = std::fs::read(&documents[0]).unwrap();
+    changed.truncate(changed.len() / 2);
+    std::fs::write(&documents[0], changed).unwrap();
+
+    let app = airlock_tests::TestApp::spawn_with_clock(&upstream.url(), data_dir.path(), options(), clock).await;
+    let (status, again) = app.get_json("/demo").await;
+    assert_eq!(status, 200, "{again}");
+    // The same document (the tarball URL names the new port; the version may be
+    // released and signed by now).
+    assert_eq!(again["dist-tags"], first["dist-tags"]);
+    assert_eq!(again["versions"]["1.0.0"]["dist"]["integrity"], first["versions"]["1.0.0"]["dist"]["integrity"]);
+    assert_eq!(upstream.requests("/demo"), 2, "fetched again once");
+    app.stop().await;
+}
