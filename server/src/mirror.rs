@@ -263,7 +263,18 @@ impl Mirror {
     /// Counts a write refused for lack of space and remembers it for readiness.
     fn note_storage_full(&self, store: &'static str, message: &str) {
         self.inner.metrics.record_storage_full(store);
-        *lock(&self.inner.storage.full) = Some(message.to_owned());
+        self.set_storage_problem(Some(message.to_owned()));
+    }
+
+    /// Records the storage's state, logging when it changes (not on every probe).
+    fn set_storage_problem(&self, problem: Option<String>) {
+        let mut full = lock(&self.inner.storage.full);
+        match (&*full, &problem) {
+            (None, Some(reason)) => tracing::error!(reason, "storage cannot take writes"),
+            (Some(_), None) => tracing::info!("storage takes writes again"),
+            _ => {}
+        }
+        *full = problem;
     }
 
     /// Converts a write's error; a full disk is counted under `store` and remembered.
@@ -290,7 +301,7 @@ impl Mirror {
                 ),
                 other => format!("the metadata store refuses writes: {other}"),
             };
-            *lock(&inner.storage.full) = Some(reason.clone());
+            self.set_storage_problem(Some(reason.clone()));
             return Some(reason);
         }
         let (temporary, storage) = (inner.blobs.temporary_dir(), self.clone());
@@ -319,7 +330,7 @@ impl Mirror {
             Err(error) if space::is_storage_full(&error) => Some(format!("the disk of {data_dir} is full: {error}")),
             Err(error) => Some(format!("cannot write to {data_dir}: {error}")),
         };
-        *lock(&inner.storage.full) = problem.clone();
+        self.set_storage_problem(problem.clone());
         problem
     }
 

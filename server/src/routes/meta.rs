@@ -42,7 +42,7 @@ pub(super) async fn ready(State(state): State<AppState>) -> Response {
     match state.mirror.storage_problem().await {
         None => json_response(StatusCode::OK, r#"{"status":"ready"}"#.into()),
         Some(reason) => {
-            tracing::warn!(reason, "readiness probe: storage cannot take writes");
+            // Logged by the mirror when the state changes, not on every probe.
             let body = serde_json::json!({ "status": "storage full", "reason": reason });
             json_response(StatusCode::SERVICE_UNAVAILABLE, body.to_string())
         }

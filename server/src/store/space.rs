@@ -63,11 +63,25 @@ impl StorageReserve {
 
     /// Makes sure the reserve exists at its full size. Writes zeros (not a sparse file:
     /// the blocks must really be taken) into a temporary name first, so a disk that
-    /// fills up half-way leaves no reserve that only looks whole. Returns whether a new
-    /// reserve was written. Blocking.
+    /// fills up half-way leaves no reserve that only looks whole. Only starts when twice
+    /// the reserve is free, so writing it never fills the disk under the metadata store
+    /// (a failed sled write stops all its writes); less room is a `StorageFull` error.
+    /// Returns whether a new reserve was written. Blocking.
     pub fn ensure(&self) -> std::io::Result<bool> {
         if self.is_whole() {
             return Ok(false);
+        }
+        let directory = self.path.parent().unwrap_or(Path::new("."));
+        let available = available_bytes(directory)?;
+        if available < self.bytes.saturating_mul(2) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                format!(
+                    "{available} bytes free in {}; writing the storage reserve of {} bytes needs twice that",
+                    directory.display(),
+                    self.bytes
+                ),
+            ));
         }
         let partial = self.path.with_extension("part");
         let written = (|| {
@@ -88,6 +102,12 @@ impl StorageReserve {
         }
         Ok(true)
     }
+}
+
+/// Bytes an unprivileged writer may still use on the file system of `path`.
+pub fn available_bytes(path: &Path) -> std::io::Result<u64> {
+    let statistics = rustix::fs::statvfs(path)?;
+    Ok(statistics.f_bavail.saturating_mul(statistics.f_frsize))
 }
 
 /// Writes, syncs and deletes one page in `directory`: whether the disk takes a write
@@ -121,6 +141,17 @@ mod tests {
         assert_eq!(reserve.release().unwrap(), 3 << 20);
         assert_eq!(reserve.release().unwrap(), 0);
         assert!(!StorageReserve::new(directory.path(), 0).ensure().unwrap(), "0 keeps no reserve");
+    }
+
+    #[test]
+    fn a_reserve_is_not_written_without_twice_its_size_free() {
+        let directory = tempfile::tempdir().unwrap();
+        let available = available_bytes(directory.path()).unwrap();
+        let reserve = StorageReserve::new(directory.path(), available / 2 + (1 << 20));
+        let error = reserve.ensure().unwrap_err();
+        assert!(is_storage_full(&error), "{error}");
+        assert!(error.to_string().contains("needs twice that"), "{error}");
+        assert_eq!(std::fs::read_dir(directory.path()).unwrap().count(), 0, "nothing was written");
     }
 
     #[test]
