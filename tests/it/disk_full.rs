@@ -163,7 +163,7 @@ async fn a_full_disk_never_serves_a_short_tarball_and_still_serves_what_it_store
         &config_path,
         format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = {data_dir:?}\nshutdown_grace = \"1s\"\nstorage_reserve = \"4MiB\"\n\
-             [upstream]\nurl = \"{}\"\nretries = 0\n[quarantine]\ncooling_period = \"0s\"\n\
+             [upstream]\nurl = \"{}\"\nretries = 0\npackument_max_age = \"1s\"\n[quarantine]\ncooling_period = \"0s\"\n\
              [[admin.tokens]]\nname = \"tester\"\nsha256 = \"{token_hash}\"\n\
              [forge]\napi_url = \"http://127.0.0.1:1\"\n[log]\nfilter = \"info\"\n",
             upstream.url()
@@ -212,8 +212,11 @@ async fn a_full_disk_never_serves_a_short_tarball_and_still_serves_what_it_store
     assert!(status == 507 || (status == 200 && body == big), "{status} with {} of {} bytes", body.len(), big.len());
     assert!(!log().contains("tarball stored package.name=big"), "never logged as stored:\n{}", log());
 
-    // What is stored keeps being served.
+    // What is stored keeps being served, packuments too once they are due for a
+    // refresh (past `packument_max_age`) that the disk may not be able to store.
     assert_eq!(get(&client, &format!("{url}/-/ping")).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(get(&client, &format!("{url}/small")).await.0, 200, "a stale packument:\n{}", log());
     let (status, body) = get(&client, &small_url).await;
     assert_eq!((status, body == small), (200, true));
     let (_, metrics) = get(&client, &format!("{url}/-/airlock/metrics")).await;
@@ -234,6 +237,8 @@ async fn a_full_disk_never_serves_a_short_tarball_and_still_serves_what_it_store
     let (status, body) = get(&client, &small_url).await;
     assert_eq!((status, body == small), (200, true), "a stored tarball after the restart:\n{}", log());
     assert_eq!(get(&client, &format!("{url}/small")).await.0, 200, "a stored packument after the restart");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(get(&client, &format!("{url}/small")).await.0, 200, "a stale packument after the restart");
     let (status, body) = get(&client, &format!("{url}/-/airlock/ready")).await;
     let ready: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(status, 503, "{ready}");
