@@ -206,6 +206,10 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     /// Most client connections served at once; further ones wait in the listen backlog.
     pub max_connections: u32,
+    /// Bytes kept allocated in `data_dir/storage-reserve` and released when a start
+    /// finds the disk full, so the metadata store can open and stored data be served.
+    /// `0` keeps no reserve.
+    pub storage_reserve: u64,
     /// Proxies in front of Airlock whose `X-Forwarded-For` entry names the client, for
     /// per-client limits (otherwise everyone behind one proxy is one client).
     pub trusted_proxies: Vec<std::net::IpAddr>,
@@ -664,6 +668,7 @@ impl Config {
             shutdown_grace: duration("server.shutdown_grace", raw.server.shutdown_grace, "10s")?,
             header_read_timeout: duration("server.header_read_timeout", raw.server.header_read_timeout, "30s")?,
             max_connections: raw.server.max_connections.unwrap_or(4096),
+            storage_reserve: size("server.storage_reserve", raw.server.storage_reserve, 64 << 20)?,
             trusted_proxies: raw
                 .server
                 .trusted_proxies

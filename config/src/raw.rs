@@ -115,6 +115,8 @@ pub struct RawServer {
     pub header_read_timeout: Option<String>,
     /// Most client connections open at once.
     pub max_connections: Option<u32>,
+    /// Space set aside for a start on a full disk.
+    pub storage_reserve: Option<ByteSize>,
     /// Proxies whose `X-Forwarded-For` names the real client address.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,

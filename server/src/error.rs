@@ -1,12 +1,16 @@
 //! The server's error type and how it becomes an HTTP answer.
 //!
 //! Use [`AppError`] in every handler and service function on the request path; it maps
-//! to the npm-style body `{"error": "..."}` that npm, pnpm, yarn and bun print. Startup
+//! to the npm-style body `{"error": "..."}` that npm, pnpm, yarn and bun print. A full
+//! disk is [`AppError::StorageFull`] (507) wherever it is met: the `From` conversions of
+//! I/O, sled and blob errors recognise ENOSPC and EDQUOT. Startup
 //! code uses `anyhow`. Client mistakes (4xx) are not logged as errors; internal errors
 //! are logged once, here, and the client gets a generic message.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+
+use crate::store::space::is_storage_full;
 
 /// Every way a request can fail.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +32,10 @@ pub enum AppError {
     /// The upstream did not answer in time.
     #[error("{0}")]
     UpstreamTimeout(String),
+    /// Airlock's disk (or quota) is full, so what the request needs could not be
+    /// stored. The message says what; versions already stored are still served.
+    #[error("{0}")]
+    StorageFull(String),
     /// A bug or an I/O failure on our side. Details are logged, not sent.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -45,7 +53,30 @@ impl AppError {
             AppError::Quarantined(_) => StatusCode::FORBIDDEN,
             AppError::Upstream(_) => StatusCode::BAD_GATEWAY,
             AppError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            AppError::StorageFull(_) => StatusCode::INSUFFICIENT_STORAGE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The error for a write that found the disk full, naming what could not be stored.
+    pub fn storage_full(what: &str) -> AppError {
+        AppError::StorageFull(format!(
+            "Airlock's storage is full: it could not store {what}. Versions it already stores can still be installed; ask the Airlock operator to free disk space"
+        ))
+    }
+}
+
+impl From<crate::store::blobs::BlobError> for AppError {
+    fn from(error: crate::store::blobs::BlobError) -> Self {
+        use crate::store::blobs::BlobError;
+        match error {
+            BlobError::StorageFull(_) => AppError::storage_full("a file"),
+            BlobError::TooLarge { .. } | BlobError::IntegrityMismatch { .. } | BlobError::Stream(_) => {
+                AppError::Upstream(error.to_string())
+            }
+            BlobError::ReadBackMismatch { .. } | BlobError::Corrupt { .. } | BlobError::Io(_) => {
+                AppError::Internal(anyhow::Error::new(error))
+            }
         }
     }
 }
@@ -58,13 +89,20 @@ impl From<crate::npm::InvalidInput> for AppError {
 
 impl From<sled::Error> for AppError {
     fn from(error: sled::Error) -> Self {
-        AppError::Internal(anyhow::Error::new(error).context("metadata store"))
+        match &error {
+            sled::Error::Io(io) if is_storage_full(io) => AppError::storage_full("its metadata"),
+            _ => AppError::Internal(anyhow::Error::new(error).context("metadata store")),
+        }
     }
 }
 
 impl From<std::io::Error> for AppError {
     fn from(error: std::io::Error) -> Self {
-        AppError::Internal(anyhow::Error::new(error))
+        if is_storage_full(&error) {
+            AppError::storage_full("a file")
+        } else {
+            AppError::Internal(anyhow::Error::new(error))
+        }
     }
 }
 
@@ -80,13 +118,22 @@ impl IntoResponse for AppError {
                 tracing::warn!(error = %message, "upstream failure");
                 message.clone()
             }
+            AppError::StorageFull(message) => {
+                tracing::error!(error = %message, "storage full");
+                message.clone()
+            }
             other => other.to_string(),
         };
         let mut response = json_error(status, &message);
-        if status == StatusCode::FORBIDDEN {
+        let phrase_prefix = match status {
+            StatusCode::FORBIDDEN => Some("Forbidden"),
+            StatusCode::INSUFFICIENT_STORAGE => Some("Insufficient Storage"),
+            _ => None,
+        };
+        if let Some(prefix) = phrase_prefix {
             // pnpm, yarn and bun print the status line of a failed tarball download but
             // not its body: put the one-sentence reason into the reason phrase too.
-            if let Ok(phrase) = hyper::ext::ReasonPhrase::try_from(reason_phrase(&message)) {
+            if let Ok(phrase) = hyper::ext::ReasonPhrase::try_from(reason_phrase(prefix, &message)) {
                 response.extensions_mut().insert(phrase);
             }
         }
@@ -106,10 +153,11 @@ pub fn json_error(status: StatusCode, message: &str) -> Response {
 /// some cut it (npm at about 200 characters), so it must end where a reader can stop.
 const MAX_REASON_PHRASE_MESSAGE: usize = 160;
 
-/// `Forbidden: <message>` reduced to what a reason phrase may hold (visible ASCII and
-/// spaces) and to one short sentence: the "(details: URL)" tail is moved to the front
-/// as "see URL" only when it fits whole, and a long message is cut at a word with "...".
-fn reason_phrase(message: &str) -> Vec<u8> {
+/// `<prefix>: <message>` (`Forbidden: ...`) reduced to what a reason phrase may hold
+/// (visible ASCII and spaces) and to one short sentence: the "(details: URL)" tail is
+/// moved to the front as "see URL" only when it fits whole, and a long message is cut at
+/// a word with "...".
+fn reason_phrase(prefix: &str, message: &str) -> Vec<u8> {
     let (sentence, details) = match message.rsplit_once(" (details: ") {
         Some((sentence, tail)) => (sentence, tail.strip_suffix(')')),
         None => (message, None),
@@ -128,7 +176,7 @@ fn reason_phrase(message: &str) -> Vec<u8> {
     {
         text = format!("{text}; see {url}");
     }
-    let mut phrase: Vec<u8> = b"Forbidden: ".to_vec();
+    let mut phrase: Vec<u8> = format!("{prefix}: ").into_bytes();
     phrase.extend(text.bytes());
     phrase
 }
@@ -141,14 +189,14 @@ mod tests {
     fn a_reason_phrase_is_one_short_sentence_never_cut_mid_url() {
         let short = "demo@2.0.0 was rejected by admin:ana and cannot be installed: typosquat (details: http://a/-/airlock/status/demo/2.0.0)";
         assert_eq!(
-            String::from_utf8(reason_phrase(short)).unwrap(),
+            String::from_utf8(reason_phrase("Forbidden", short)).unwrap(),
             "Forbidden: demo@2.0.0 was rejected by admin:ana and cannot be installed: typosquat; see http://a/-/airlock/status/demo/2.0.0"
         );
         let long = format!("{} (details: http://airlock.internal:4873/-/airlock/status/x/1.0.0)", "word ".repeat(60));
-        let phrase = String::from_utf8(reason_phrase(&long)).unwrap();
+        let phrase = String::from_utf8(reason_phrase("Forbidden", &long)).unwrap();
         assert!(phrase.len() <= "Forbidden: ".len() + 220, "{phrase}");
         assert!(phrase.ends_with("word...") || phrase.ends_with("/x/1.0.0"), "{phrase}");
         assert!(!phrase.contains("http://airlock.internal:4873/-/air "), "never a cut URL: {phrase}");
-        assert_eq!(String::from_utf8(reason_phrase("bad\u{0}byte")).unwrap(), "Forbidden: bad?byte");
+        assert_eq!(String::from_utf8(reason_phrase("Forbidden", "bad\u{0}byte")).unwrap(), "Forbidden: bad?byte");
     }
 }

@@ -27,6 +27,12 @@ pub struct Metrics {
     checks: Mutex<BTreeMap<&'static str, CountAndSeconds>>,
     // rule → versions held with a finding of that rule at or above the hold severity.
     holds_by_rule: Mutex<BTreeMap<String, u64>>,
+    // store (`tarballs`, `documents`, `metadata`) → writes refused because the disk
+    // was full. Written by the mirror where it stores.
+    storage_full: Mutex<BTreeMap<&'static str, u64>>,
+    // found (`on_write`: read back after writing, `on_read`: opened for serving) →
+    // blobs that did not match their name and were removed.
+    corrupt_blobs: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 /// Gauges read from the store at scrape time.
@@ -35,6 +41,9 @@ pub struct Gauges {
     pub versions_by_state: Vec<(&'static str, u64)>,
     /// Versions waiting in the check queue.
     pub queue_depth: u64,
+    /// Whether the last look at the data directory found it unable to take writes for
+    /// lack of space.
+    pub storage_full: bool,
 }
 
 impl Metrics {
@@ -76,6 +85,17 @@ impl Metrics {
         for rule in holding_rules {
             *holds.entry(rule.clone()).or_default() += 1;
         }
+    }
+
+    /// Counts a write refused for lack of space; `store` is `tarballs`, `documents` or
+    /// `metadata`.
+    pub fn record_storage_full(&self, store: &'static str) {
+        *lock(&self.storage_full).entry(store).or_default() += 1;
+    }
+
+    /// Counts a blob that did not match its name; `found` is `on_write` or `on_read`.
+    pub fn record_corrupt_blob(&self, found: &'static str) {
+        *lock(&self.corrupt_blobs).entry(found).or_default() += 1;
     }
 
     /// The text exposition format.
@@ -156,6 +176,27 @@ impl Metrics {
             let rule = rule.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
             writeln!(out, "airlock_holds_total{{rule=\"{rule}\"}} {count}")?;
         }
+        writeln!(out, "# HELP airlock_storage_full_errors_total Writes refused because the disk was full, by store.")?;
+        writeln!(out, "# TYPE airlock_storage_full_errors_total counter")?;
+        for store in ["tarballs", "documents", "metadata"] {
+            let count = lock(&self.storage_full).get(store).copied().unwrap_or(0);
+            writeln!(out, "airlock_storage_full_errors_total{{store=\"{store}\"}} {count}")?;
+        }
+        writeln!(
+            out,
+            "# HELP airlock_corrupt_blobs_total Stored files that did not match their name and were removed, by when it was found."
+        )?;
+        writeln!(out, "# TYPE airlock_corrupt_blobs_total counter")?;
+        for found in ["on_write", "on_read"] {
+            let count = lock(&self.corrupt_blobs).get(found).copied().unwrap_or(0);
+            writeln!(out, "airlock_corrupt_blobs_total{{found=\"{found}\"}} {count}")?;
+        }
+        writeln!(
+            out,
+            "# HELP airlock_storage_full Whether the data directory's disk was full at the last look (1) or not (0)."
+        )?;
+        writeln!(out, "# TYPE airlock_storage_full gauge")?;
+        writeln!(out, "airlock_storage_full {}", u8::from(gauges.storage_full))?;
         Ok(())
     }
 }
@@ -219,12 +260,18 @@ mod tests {
         metrics.record_request("packument", 200, 500);
         metrics.record_upstream("packument", "ok", Duration::from_millis(250));
         metrics.record_check("held", Duration::from_millis(40), &["hidden-recipient".into()]);
-        let text = metrics.render(&Gauges { versions_by_state: vec![("held", 1)], queue_depth: 3 });
+        metrics.record_storage_full("tarballs");
+        metrics.record_corrupt_blob("on_read");
+        let text = metrics.render(&Gauges { versions_by_state: vec![("held", 1)], queue_depth: 3, storage_full: true });
         assert!(text.contains("airlock_http_requests_total{route=\"packument\",status=\"200\"} 2\n"));
         assert!(text.contains("airlock_http_response_bytes_total{route=\"packument\"} 1500\n"));
         assert!(text.contains("airlock_upstream_request_seconds_total{kind=\"packument\",outcome=\"ok\"} 0.250000\n"));
         assert!(text.contains("airlock_holds_total{rule=\"hidden-recipient\"} 1\n"));
         assert!(text.contains("airlock_check_queue_depth 3\n"));
         assert!(text.contains("airlock_versions{state=\"held\"} 1\n"));
+        assert!(text.contains("airlock_storage_full_errors_total{store=\"tarballs\"} 1\n"));
+        assert!(text.contains("airlock_storage_full_errors_total{store=\"metadata\"} 0\n"));
+        assert!(text.contains("airlock_corrupt_blobs_total{found=\"on_read\"} 1\n"));
+        assert!(text.contains("airlock_storage_full 1\n"));
     }
 }

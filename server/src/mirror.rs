@@ -7,7 +7,6 @@
 //! [`quarantine::authorize`] → blob file, downloaded and verified first if missing.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use airlock_config::Config;
@@ -20,7 +19,8 @@ use crate::npm::{Integrity, PackageName, TarballFileName};
 use crate::packument::{self, RenderContext, Rendered};
 use crate::quarantine::{self, Policy, Released, Visibility};
 use crate::singleflight::SingleFlight;
-use crate::store::blobs::{BlobError, Blobs};
+use crate::store::blobs::{BlobError, Blobs, OpenedTarball};
+use crate::store::space::{self, StorageReserve};
 use crate::store::{Fetch, PackageRecord, Store, TarballEntry, Transition, VersionRecord, VersionState};
 use crate::upstream::{PackumentFetch, Upstream, Upstreams};
 
@@ -29,6 +29,14 @@ const MAX_HOT_TARBALL: usize = 256 << 10;
 
 /// After an upstream failure, how long a stale packument is served before the next try.
 const RETRY_AFTER_FAILURE: chrono::Duration = chrono::Duration::seconds(30);
+
+/// Tarballs up to this size are read into memory in one blocking call; larger ones are
+/// streamed. Most npm tarballs are far smaller.
+const READ_WHOLE_TARBALL: u64 = 1 << 20;
+
+/// Shortest time between two attempts to write the storage reserve again (each writes
+/// up to `server.storage_reserve` bytes).
+const RESERVE_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A rendered packument and when to look upstream again.
 pub struct CachedPackument {
@@ -44,10 +52,10 @@ impl CachedPackument {
     }
 }
 
-/// A verified tarball on disk, authorised for serving.
+/// A tarball authorised for serving (on disk or not yet).
 pub struct TarballFile {
-    /// The blob file, when its name is known (it may not be downloaded yet).
-    pub path: Option<PathBuf>,
+    /// The blob's name (hex sha512), when the integrity or an earlier download tells it.
+    sha512_hex: Option<String>,
     /// What was authorised.
     pub released: Released,
     /// Where the upstream serves it, if it must be downloaded.
@@ -86,9 +94,11 @@ struct Inner {
     upstreams: Upstreams,
     clock: Arc<dyn Clock>,
     cache: WeightedCache<CachedPackument>,
-    // Small, frequently served tarballs by blob path, so the hottest ones skip the
-    // blocking pool. Bounded by `cache.tarball_memory`; everything else streams from disk.
-    hot_tarballs: Mutex<(lru::LruCache<PathBuf, bytes::Bytes>, usize)>,
+    // Small, frequently served tarballs by blob name (hex sha512), so the hottest ones
+    // skip the blocking pool. Bounded by `cache.tarball_memory`; everything else is read
+    // from disk. Only bytes verified against their name enter it.
+    hot_tarballs: Mutex<(lru::LruCache<String, bytes::Bytes>, usize)>,
+    storage: StorageState,
     // Bounds concurrent renders (CPU and transient memory); held across one render.
     render_permits: tokio::sync::Semaphore,
     // Bumped by every invalidation. A rendering started before a bump is returned but
@@ -101,6 +111,16 @@ struct Inner {
     // Cancelled at shutdown, after the grace period: stops fetches and checks in flight.
     stopping: tokio_util::sync::CancellationToken,
     metrics: Arc<crate::metrics::Metrics>,
+}
+
+/// What the mirror knows about its disk. Written by writes that found it full and by
+/// [`Mirror::storage_problem`] (the readiness probe); read by readiness and metrics.
+struct StorageState {
+    reserve: StorageReserve,
+    // Why the disk took no write at the last look, if it did not.
+    full: Mutex<Option<String>>,
+    // When writing the reserve was last tried, so probes do not write it every time.
+    reserve_attempted: Mutex<Option<std::time::Instant>>,
 }
 
 /// An [`AppError`] that several waiters can receive.
@@ -121,6 +141,7 @@ impl From<SharedError> for AppError {
             AppError::Quarantined(message) => AppError::Quarantined(message.clone()),
             AppError::Upstream(message) => AppError::Upstream(message.clone()),
             AppError::UpstreamTimeout(message) => AppError::UpstreamTimeout(message.clone()),
+            AppError::StorageFull(message) => AppError::StorageFull(message.clone()),
             AppError::Internal(error) => AppError::Internal(anyhow::anyhow!("{error:#}")),
         }
     }
@@ -132,10 +153,51 @@ fn panicked<T>() -> Result<T, SharedError> {
 
 impl Mirror {
     /// Opens the store and the blob directory under the configured data directory.
+    ///
+    /// On a full disk the metadata store cannot open (sled writes when it opens): the
+    /// storage reserve is released to make room, and the mirror starts marked full, so
+    /// stored versions are served while readiness reports the disk.
     pub fn open(config: Config, clock: Arc<dyn Clock>, airlock_key_id: String) -> anyhow::Result<Mirror> {
-        std::fs::create_dir_all(&config.server.data_dir)?;
-        let store = Store::open(&config.server.data_dir.join("metadata"))?;
-        let blobs = Blobs::open(&config.server.data_dir)?;
+        use anyhow::Context as _;
+        let data_dir = &config.server.data_dir;
+        std::fs::create_dir_all(data_dir)?;
+        let reserve = StorageReserve::new(data_dir, config.server.storage_reserve);
+        let metadata_dir = data_dir.join("metadata");
+        let (store, full_at_start) = match Store::open(&metadata_dir) {
+            Ok(store) => (store, None),
+            Err(error) if space::chain_is_storage_full(&error) => {
+                let freed = reserve.release().context("releasing the storage reserve")?;
+                if freed == 0 {
+                    return Err(error.context(format!(
+                        "the disk of {} is full and there is no storage reserve (server.storage_reserve) to release; free some space",
+                        data_dir.display()
+                    )));
+                }
+                tracing::error!(
+                    data_dir = %data_dir.display(),
+                    freed_bytes = freed,
+                    "the disk is full: released the storage reserve to open the metadata store; serving stored versions, not ready until space is freed"
+                );
+                let store =
+                    Store::open(&metadata_dir).context("opening the metadata store after releasing the reserve")?;
+                let reason = format!(
+                    "the disk of {} was full at start: the storage reserve ({freed} bytes) was released so that stored versions can be served; free disk space",
+                    data_dir.display()
+                );
+                (store, Some(reason))
+            }
+            Err(error) => return Err(error),
+        };
+        let blobs = Blobs::open(data_dir)?;
+        if full_at_start.is_none()
+            && let Err(error) = reserve.ensure()
+        {
+            tracing::warn!(
+                %error,
+                bytes = config.server.storage_reserve,
+                "could not set the storage reserve aside; a start on a full disk may fail"
+            );
+        }
         let upstreams = Upstreams::new(&config.upstream, config.limits.max_packument_size)?;
         let public_base = config.server.public_url.as_str().trim_end_matches('/').to_owned();
         let cache = WeightedCache::new(config.cache.rendered_packuments_memory as usize);
@@ -153,6 +215,11 @@ impl Mirror {
                 clock,
                 cache,
                 hot_tarballs: Mutex::new((lru::LruCache::unbounded(), 0)),
+                storage: StorageState {
+                    reserve,
+                    full: Mutex::new(full_at_start),
+                    reserve_attempted: Mutex::new(Some(std::time::Instant::now())),
+                },
                 generation: std::sync::atomic::AtomicU64::new(0),
                 render_permits: tokio::sync::Semaphore::new(4),
                 packument_flights: SingleFlight::new(stopping.clone()),
@@ -186,6 +253,85 @@ impl Mirror {
     /// The process's metrics.
     pub fn metrics(&self) -> &crate::metrics::Metrics {
         &self.inner.metrics
+    }
+
+    /// Whether the last write or probe found the disk full.
+    pub fn storage_is_full(&self) -> bool {
+        lock(&self.inner.storage.full).is_some()
+    }
+
+    /// Counts a write refused for lack of space and remembers it for readiness.
+    fn note_storage_full(&self, store: &'static str, message: &str) {
+        self.inner.metrics.record_storage_full(store);
+        self.set_storage_problem(Some(message.to_owned()));
+    }
+
+    /// Records the storage's state, logging when it changes (not on every probe).
+    fn set_storage_problem(&self, problem: Option<String>) {
+        let mut full = lock(&self.inner.storage.full);
+        match (&*full, &problem) {
+            (None, Some(reason)) => tracing::error!(reason, "storage cannot take writes"),
+            (Some(_), None) => tracing::info!("storage takes writes again"),
+            _ => {}
+        }
+        *full = problem;
+    }
+
+    /// Converts a write's error; a full disk is counted under `store` and remembered.
+    fn write_error(&self, store: &'static str, error: impl Into<AppError>) -> AppError {
+        let error = error.into();
+        if let AppError::StorageFull(message) = &error {
+            self.note_storage_full(store, message);
+        }
+        error
+    }
+
+    /// Why Airlock cannot store what it fetches, or `None` when it can: the metadata
+    /// store must take a write (sled refuses every write after one failed, until a
+    /// restart), the blob directory must take a synced page, and the storage reserve
+    /// must be whole (it is written again, at most once a minute, when there is room).
+    /// For `/-/airlock/ready`.
+    pub async fn storage_problem(&self) -> Option<String> {
+        let inner = &self.inner;
+        let data_dir = inner.config.server.data_dir.display().to_string();
+        if let Err(error) = inner.store.accepts_writes() {
+            let reason = match &error {
+                sled::Error::Io(io) if space::is_storage_full(io) => format!(
+                    "the metadata store stopped taking writes when the disk of {data_dir} filled up; free disk space, then restart Airlock"
+                ),
+                other => format!("the metadata store refuses writes: {other}"),
+            };
+            self.set_storage_problem(Some(reason.clone()));
+            return Some(reason);
+        }
+        let (temporary, storage) = (inner.blobs.temporary_dir(), self.clone());
+        let probe = tokio::task::spawn_blocking(move || {
+            space::probe_writable(&temporary)?;
+            let reserve = &storage.inner.storage.reserve;
+            let mut attempted = lock(&storage.inner.storage.reserve_attempted);
+            if reserve.is_whole() || attempted.is_some_and(|at| at.elapsed() < RESERVE_RETRY) {
+                return Ok(reserve.is_whole());
+            }
+            *attempted = Some(std::time::Instant::now());
+            match reserve.ensure() {
+                Ok(_) => Ok(true),
+                Err(error) if space::is_storage_full(&error) => Ok(false),
+                Err(error) => Err(error),
+            }
+        })
+        .await
+        .unwrap_or_else(|error| Err(std::io::Error::other(format!("the storage probe panicked: {error}"))));
+        let problem = match probe {
+            Ok(true) => None,
+            Ok(false) => Some(format!(
+                "the disk of {data_dir} has no room for the storage reserve of {} bytes (server.storage_reserve); free disk space",
+                inner.config.server.storage_reserve
+            )),
+            Err(error) if space::is_storage_full(&error) => Some(format!("the disk of {data_dir} is full: {error}")),
+            Err(error) => Some(format!("cannot write to {data_dir}: {error}")),
+        };
+        self.set_storage_problem(problem.clone());
+        problem
     }
 
     /// The signing keys of the registry that serves a package (cached).
@@ -292,12 +438,24 @@ impl Mirror {
         let stored_is_fresh = record.as_ref().is_some_and(|record| now - record.fetched_at < max_age);
 
         let (raw, revalidate_at) = match &record {
-            Some(record) if stored_is_fresh => (self.stored_raw(name, record).await?, record.fetched_at + max_age),
+            Some(record) if stored_is_fresh => match self.stored_raw(name, record).await {
+                Ok(raw) => (raw, record.fetched_at + max_age),
+                Err(error) if is_corrupt_blob(&error) => {
+                    // The stored document did not match its name and was removed: fetch
+                    // it whole again (without the ETag, so the upstream cannot answer 304).
+                    let unconditional = PackageRecord { upstream_etag: None, ..record.clone() };
+                    (self.fetch_from_upstream(name, Some(&unconditional), now).await?, now + max_age)
+                }
+                Err(error) => return Err(error),
+            },
             _ => match self.fetch_from_upstream(name, record.as_ref(), now).await {
                 Ok(raw) => (raw, now + max_age),
-                Err(error @ (AppError::Upstream(_) | AppError::UpstreamTimeout(_))) if record.is_some() => {
-                    // Stale-if-error: a cached copy beats no answer. Try again soon.
-                    tracing::warn!(package.name = %name, error = %error, "upstream failed; serving the cached packument");
+                Err(error @ (AppError::Upstream(_) | AppError::UpstreamTimeout(_) | AppError::StorageFull(_)))
+                    if record.is_some() =>
+                {
+                    // Stale-if-error: a cached copy beats no answer, also when the disk is
+                    // too full to store the new one. Try again soon.
+                    tracing::warn!(package.name = %name, error = %error, "packument not refreshed; serving the stored one");
                     let record = record.as_ref().expect("checked by the guard");
                     (self.stored_raw(name, record).await?, now + RETRY_AFTER_FAILURE.min(max_age))
                 }
@@ -377,7 +535,12 @@ impl Mirror {
                 .read_document(hex)
                 .await
                 .map_err(|error| {
-                    AppError::Internal(anyhow::anyhow!("reading the stored packument of {name}: {error}"))
+                    if matches!(error, BlobError::Corrupt { .. }) {
+                        self.inner.metrics.record_corrupt_blob("on_read");
+                    }
+                    AppError::Internal(
+                        anyhow::Error::new(error).context(format!("reading the stored packument of {name}")),
+                    )
                 })?
                 .into()),
             None => {
@@ -421,7 +584,7 @@ impl Mirror {
                 let refreshed = PackageRecord { fetched_at: now, ..record.clone() };
                 let fetch =
                     Fetch { record: &refreshed, new_versions: &[], enqueue: &[], tarballs: &[], removed_tarballs: &[] };
-                inner.store.save_fetch(name, &fetch).await?;
+                inner.store.save_fetch(name, &fetch).await.map_err(|error| self.write_error("metadata", error))?;
                 self.stored_raw(name, record).await
             }
             PackumentFetch::Modified { body, etag } => {
@@ -434,11 +597,17 @@ impl Mirror {
                     let document = packument::parse_upstream(&parse_name, &parse_body).map_err(AppError::Upstream)?;
                     let facts = packument::version_facts(&parse_name, &document, &upstream_base);
                     let tagged = document.tagged_versions();
-                    let raw_sha256 = blobs.store_document(&parse_body)?;
+                    let raw_sha256 = blobs.store_document(&parse_body).map_err(|error| match error {
+                        BlobError::StorageFull(_) => AppError::storage_full(&format!("the packument of {parse_name}")),
+                        other => AppError::Internal(
+                            anyhow::Error::new(other).context(format!("storing the packument of {parse_name}")),
+                        ),
+                    })?;
                     Ok::<_, AppError>((facts, tagged, raw_sha256))
                 })
                 .await
-                .map_err(|error| AppError::Internal(anyhow::anyhow!("parsing panicked: {error}")))??;
+                .map_err(|error| AppError::Internal(anyhow::anyhow!("parsing panicked: {error}")))?
+                .map_err(|error| self.write_error("documents", error))?;
                 let known_package = record.is_some();
                 let existing: HashMap<String, VersionRecord> = inner.store.versions(name)?.into_iter().collect();
                 let mut known_tarballs: HashMap<String, TarballEntry> =
@@ -487,7 +656,7 @@ impl Mirror {
                     tarballs: &tarballs,
                     removed_tarballs: &removed_tarballs,
                 };
-                inner.store.save_fetch(name, &fetch).await?;
+                inner.store.save_fetch(name, &fetch).await.map_err(|error| self.write_error("metadata", error))?;
                 if let Some(previous) = record.and_then(|record| record.raw_packument_sha256.as_deref())
                     && previous != raw_sha256
                 {
@@ -627,36 +796,67 @@ impl Mirror {
             now,
             &self.status_url(name, &version),
         )?;
-        let known_sha512 = integrity.sha512_hex().or_else(|| record.blob_sha512.clone());
-        let path = known_sha512.and_then(|hex| self.inner.blobs.path(&hex));
-        Ok(TarballAccess::Ready(TarballFile { path, released, upstream_url: entry.upstream_url }))
+        let sha512_hex = integrity.sha512_hex().or_else(|| record.blob_sha512.clone());
+        Ok(TarballAccess::Ready(TarballFile { sha512_hex, released, upstream_url: entry.upstream_url }))
     }
 
-    /// Downloads and verifies a released tarball that is not on disk yet; returns its
-    /// path. Concurrent callers share one download.
-    pub async fn download_released(&self, tarball: &TarballFile) -> AppResult<PathBuf> {
+    /// The bytes of an authorised tarball, verified against its name: from the hot
+    /// cache, else from its blob file, else downloaded first (concurrent callers share
+    /// one download). A blob that no longer matches its name is removed and downloaded
+    /// again, never served. Counts a tarball cache hit or miss.
+    pub async fn open_released(&self, tarball: &TarballFile) -> AppResult<OpenedTarball> {
+        if let Some(hex) = &tarball.sha512_hex {
+            if let Some(bytes) = self.hot_tarball(hex) {
+                self.inner.metrics.record_tarball_cache(true);
+                return Ok(OpenedTarball::Bytes(bytes));
+            }
+            if let Some(opened) = self.open_blob(hex).await? {
+                self.inner.metrics.record_tarball_cache(true);
+                return Ok(opened);
+            }
+        }
+        self.inner.metrics.record_tarball_cache(false);
         let released = &tarball.released;
         let hex =
             self.fetch_blob(released.name(), released.version(), released.integrity(), &tarball.upstream_url).await?;
-        self.inner.blobs.path(&hex).ok_or_else(|| AppError::Internal(anyhow::anyhow!("malformed blob name {hex}")))
+        self.open_blob(&hex)
+            .await?
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("the verified tarball {hex} vanished from disk")))
+    }
+
+    /// Opens a stored blob, verified; `None` when it is missing or was corrupt (and has
+    /// been removed). Small tarballs enter the hot cache.
+    async fn open_blob(&self, sha512_hex: &str) -> AppResult<Option<OpenedTarball>> {
+        match self.inner.blobs.open_tarball(sha512_hex, READ_WHOLE_TARBALL).await {
+            Ok(Some(OpenedTarball::Bytes(bytes))) => {
+                self.remember_tarball(sha512_hex, bytes.clone());
+                Ok(Some(OpenedTarball::Bytes(bytes)))
+            }
+            Ok(opened) => Ok(opened),
+            Err(BlobError::Corrupt { .. }) => {
+                // Logged where it was found; the caller downloads it again.
+                self.inner.metrics.record_corrupt_blob("on_read");
+                Ok(None)
+            }
+            Err(error) => Err(AppError::Internal(anyhow::Error::new(error).context("opening a stored tarball"))),
+        }
     }
 
     /// A small tarball's bytes, if they are in the hot cache.
-    pub fn hot_tarball(&self, path: &std::path::Path) -> Option<bytes::Bytes> {
-        let mut hot = self.inner.hot_tarballs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        hot.0.get(path).cloned()
+    fn hot_tarball(&self, sha512_hex: &str) -> Option<bytes::Bytes> {
+        lock(&self.inner.hot_tarballs).0.get(sha512_hex).cloned()
     }
 
     /// Keeps a small tarball's bytes (read from its verified blob) in the hot cache.
-    pub fn remember_tarball(&self, path: &std::path::Path, bytes: bytes::Bytes) {
+    fn remember_tarball(&self, sha512_hex: &str, bytes: bytes::Bytes) {
         let budget = self.inner.config.cache.tarball_memory as usize;
         if bytes.len() > MAX_HOT_TARBALL || bytes.len() > budget {
             return;
         }
-        let mut hot = self.inner.hot_tarballs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut hot = lock(&self.inner.hot_tarballs);
         let (entries, weight) = &mut *hot;
         *weight += bytes.len();
-        if let Some(previous) = entries.put(path.to_owned(), bytes) {
+        if let Some(previous) = entries.put(sha512_hex.to_owned(), bytes) {
             *weight -= previous.len();
         }
         while *weight > budget {
@@ -665,11 +865,6 @@ impl Mirror {
                 None => break,
             }
         }
-    }
-
-    /// Counts a tarball served from disk (hit) or downloaded first (miss).
-    pub fn record_tarball_cache(&self, hit: bool) {
-        self.inner.metrics.record_tarball_cache(hit);
     }
 
     /// The bytes of a version's tarball, downloaded and verified if needed, for the
@@ -681,13 +876,22 @@ impl Mirror {
         integrity: &Integrity,
         upstream_url: &str,
     ) -> AppResult<Vec<u8>> {
-        let sha512_hex = self.fetch_blob(name, version, integrity, upstream_url).await?;
-        let path = self
-            .inner
-            .blobs
-            .path(&sha512_hex)
-            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("malformed blob name {sha512_hex}")))?;
-        Ok(tokio::fs::read(path).await?)
+        // Twice at most: a blob found corrupt is removed by the first open, and the
+        // second fetch downloads it again.
+        for _ in 0..2 {
+            let sha512_hex = self.fetch_blob(name, version, integrity, upstream_url).await?;
+            match self.inner.blobs.open_tarball(&sha512_hex, u64::MAX).await {
+                Ok(Some(opened)) => return Ok(opened.into_bytes().await?.into()),
+                Ok(None) => {}
+                Err(BlobError::Corrupt { .. }) => self.inner.metrics.record_corrupt_blob("on_read"),
+                Err(error) => {
+                    return Err(AppError::Internal(anyhow::Error::new(error).context("reading a stored tarball")));
+                }
+            }
+        }
+        Err(AppError::Internal(anyhow::anyhow!(
+            "the tarball of {name}@{version} vanished from disk twice after its download"
+        )))
     }
 
     /// Returns the sha512 of the stored blob with this integrity, downloading and
@@ -742,7 +946,11 @@ impl Mirror {
                 Ok(digests) => {
                     inner.metrics.record_upstream("tarball", "ok", started.elapsed());
                     let hex = digests.sha512_hex();
-                    inner.store.set_blob(name, version, &hex).await?;
+                    inner
+                        .store
+                        .set_blob(name, version, &hex)
+                        .await
+                        .map_err(|error| self.write_error("metadata", error))?;
                     tracing::info!(
                         package.name = %name,
                         package.version = version,
@@ -763,10 +971,36 @@ impl Mirror {
                         "the upstream tarball of {name}@{version} was refused and not stored: {error}"
                     )));
                 }
-                Err(BlobError::Io(error)) => return Err(error.into()),
+                Err(BlobError::StorageFull(error)) => {
+                    inner.metrics.record_upstream("tarball", "ok", started.elapsed());
+                    tracing::debug!(package.name = %name, package.version = version, %error, "tarball not stored: disk full");
+                    let error = AppError::storage_full(&format!("the tarball of {name}@{version}"));
+                    return Err(self.write_error("tarballs", error));
+                }
+                Err(error @ BlobError::ReadBackMismatch { .. }) => {
+                    inner.metrics.record_corrupt_blob("on_write");
+                    return Err(AppError::Internal(
+                        anyhow::Error::new(error).context(format!("storing the tarball of {name}@{version}")),
+                    ));
+                }
+                Err(error @ (BlobError::Corrupt { .. } | BlobError::Io(_))) => {
+                    return Err(AppError::Internal(
+                        anyhow::Error::new(error).context(format!("storing the tarball of {name}@{version}")),
+                    ));
+                }
             }
         }
     }
+}
+
+/// True when a request failed because a stored blob did not match its name (and was
+/// removed), so fetching it again can succeed.
+fn is_corrupt_blob(error: &AppError) -> bool {
+    matches!(error, AppError::Internal(error) if error.chain().any(|cause| matches!(cause.downcast_ref::<BlobError>(), Some(BlobError::Corrupt { .. }))))
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The record of a version seen for the first time.

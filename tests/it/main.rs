@@ -5,6 +5,7 @@ mod admin_ui;
 mod clients;
 mod connections;
 mod cooling;
+mod disk_full;
 mod feeds;
 mod forge;
 mod npm_client;

@@ -29,15 +29,22 @@ pub(super) async fn health() -> Response {
     json_response(StatusCode::OK, r#"{"status":"ok"}"#.into())
 }
 
-/// `GET /-/airlock/ready`: the store answers and the keys are loaded (they are loaded
-/// before the server starts, so a running server has them).
+/// `GET /-/airlock/ready`: the store answers, and the disk takes writes (the keys are
+/// loaded before the server starts, so a running server has them). Not ready is 503
+/// with the reason; reads of stored versions are served meanwhile.
 pub(super) async fn ready(State(state): State<AppState>) -> Response {
-    match state.mirror.store().package(&crate::npm::PackageName::parse("airlock-readiness-probe").expect("valid name"))
+    if let Err(error) =
+        state.mirror.store().package(&crate::npm::PackageName::parse("airlock-readiness-probe").expect("valid name"))
     {
-        Ok(_) => json_response(StatusCode::OK, r#"{"status":"ready"}"#.into()),
-        Err(error) => {
-            tracing::error!(%error, "readiness probe: the store does not answer");
-            json_response(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"store unavailable"}"#.into())
+        tracing::error!(%error, "readiness probe: the store does not answer");
+        return json_response(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"store unavailable"}"#.into());
+    }
+    match state.mirror.storage_problem().await {
+        None => json_response(StatusCode::OK, r#"{"status":"ready"}"#.into()),
+        Some(reason) => {
+            // Logged by the mirror when the state changes, not on every probe.
+            let body = serde_json::json!({ "status": "storage full", "reason": reason });
+            json_response(StatusCode::SERVICE_UNAVAILABLE, body.to_string())
         }
     }
 }
@@ -60,6 +67,7 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
             .map(|state| (state, counts.0.get(state).copied().unwrap_or(0)))
             .collect(),
         queue_depth: counts.1,
+        storage_full: state.mirror.storage_is_full(),
     };
     let body = state.mirror.metrics().render(&gauges);
     let mut response = Response::new(axum::body::Body::from(body));

@@ -12,6 +12,7 @@ use crate::error::{AppError, AppResult};
 use crate::mirror::{CachedPackument, TarballAccess};
 use crate::npm::{PackageName, TarballFileName, VersionSpec, quote};
 use crate::packument::{Compression, Encoded};
+use crate::store::blobs::OpenedTarball;
 
 /// The media type of npm's abbreviated packument.
 const ABBREVIATED_MEDIA_TYPE: &str = "application/vnd.npm.install-v1+json";
@@ -289,33 +290,12 @@ async fn get_tarball(
     {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        let served = match &tarball.path {
-            Some(path) => match state.mirror.hot_tarball(path) {
-                Some(bytes) => Some(tarball_response(bytes.len() as u64, Body::from(bytes))),
-                None => {
-                    let response = tarball_body(path).await?;
-                    if let Some((response, Some(bytes))) = response {
-                        state.mirror.remember_tarball(path, bytes);
-                        Some(response)
-                    } else {
-                        response.map(|(response, _)| response)
-                    }
-                }
-            },
-            None => None,
-        };
-        match served {
-            Some(response) => {
-                state.mirror.record_tarball_cache(true);
-                response
-            }
-            None => {
-                state.mirror.record_tarball_cache(false);
-                let path = state.mirror.download_released(&tarball).await?;
-                tarball_body(&path)
-                    .await?
-                    .map(|(response, _)| response)
-                    .ok_or_else(|| AppError::Internal(anyhow::anyhow!("a verified tarball vanished from disk")))?
+        match state.mirror.open_released(&tarball).await? {
+            OpenedTarball::Bytes(bytes) => tarball_response(bytes.len() as u64, Body::from(bytes)),
+            OpenedTarball::File { file, length } => {
+                let stream =
+                    tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(file), TARBALL_CHUNK);
+                tarball_response(length, Body::from_stream(stream))
             }
         }
     };
@@ -328,51 +308,6 @@ async fn get_tarball(
         "tarball served"
     );
     Ok(response)
-}
-
-/// Tarballs up to this size are read in one blocking call and sent from memory; larger
-/// ones stream. Most npm tarballs are far smaller.
-const READ_WHOLE_TARBALL: u64 = 1 << 20;
-
-/// The response for a blob file, or `None` when it is not on disk yet: one trip to the
-/// blocking pool for open, size and (for small files) read, instead of one per step;
-/// large files stream in fixed chunks, so memory per download stays bounded either way.
-/// A blob opened by [`tarball_body`]: its length and either its bytes (small files) or
-/// the open file (streamed).
-type OpenedTarball = (u64, Result<Vec<u8>, std::fs::File>);
-
-/// With the response comes the file's bytes when it was read whole, for the hot cache.
-async fn tarball_body(path: &std::path::Path) -> AppResult<Option<(Response, Option<bytes::Bytes>)>> {
-    let path = path.to_owned();
-    let opened = tokio::task::spawn_blocking(move || -> std::io::Result<Option<OpenedTarball>> {
-        use std::io::Read as _;
-        let mut file = match std::fs::File::open(&path) {
-            Ok(file) => file,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => return Err(error),
-        };
-        let length = file.metadata()?.len();
-        if length <= READ_WHOLE_TARBALL {
-            let mut bytes = Vec::with_capacity(length as usize);
-            file.read_to_end(&mut bytes)?;
-            Ok(Some((length, Ok(bytes))))
-        } else {
-            Ok(Some((length, Err(file))))
-        }
-    })
-    .await
-    .map_err(|error| AppError::Internal(anyhow::anyhow!("reading a tarball panicked: {error}")))??;
-    let Some(opened) = opened else { return Ok(None) };
-    Ok(Some(match opened {
-        (_, Ok(bytes)) => {
-            let bytes = bytes::Bytes::from(bytes);
-            (tarball_response(bytes.len() as u64, Body::from(bytes.clone())), Some(bytes))
-        }
-        (length, Err(file)) => {
-            let stream = tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(file), TARBALL_CHUNK);
-            (tarball_response(length, Body::from_stream(stream)), None)
-        }
-    }))
 }
 
 fn tarball_response(length: u64, body: Body) -> Response {

@@ -7,6 +7,7 @@
 
 pub mod blobs;
 mod keys;
+pub mod space;
 
 use std::path::Path;
 
@@ -260,6 +261,14 @@ impl Store {
             tarballs: database.open_tree("tarballs")?,
             database,
         })
+    }
+
+    /// Whether the store still takes writes. After a write to its log fails (a full
+    /// disk), sled refuses every later write until the process restarts, while reads go
+    /// on. Writes one small value to sled's default tree, where nothing else lives, and
+    /// does not wait for a flush.
+    pub fn accepts_writes(&self) -> sled::Result<()> {
+        self.database.insert(b"airlock-writability-probe", &[1u8][..]).map(drop)
     }
 
     /// The package's record, if Airlock has fetched it before.
