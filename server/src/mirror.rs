@@ -532,7 +532,9 @@ impl Mirror {
 
     /// An upstream that changes the integrity of a known version: the version is held
     /// with a critical reason, and the originally recorded bytes stay the only ones it
-    /// may ever be served as.
+    /// may ever be served as. A rejected version stays rejected (only an admin reverses
+    /// a rejection; holding it would let a later approval release it), and the change is
+    /// logged on it as an event instead, once per declared integrity.
     async fn hold_for_changed_integrity(
         &self,
         name: &PackageName,
@@ -549,18 +551,30 @@ impl Mirror {
             state: VersionState::Held,
             actor: "pipeline".into(),
             action: "integrity-changed".into(),
-            reason: Some(reason),
+            reason: Some(reason.clone()),
             airlock_signature: None,
             release_record: None,
         };
-        self.inner
-            .store
+        let store = &self.inner.store;
+        let applied = store
             .transition(name, version, now, |current| {
-                // Logged once, not on every revalidation.
-                (current.decided_by.as_deref() != Some("pipeline") || current.state != VersionState::Held)
-                    .then(|| transition.clone())
+                let already_held =
+                    current.decided_by.as_deref() == Some("pipeline") && current.state == VersionState::Held;
+                // Logged once, not on every revalidation; a rejection is final.
+                (current.state != VersionState::Rejected && !already_held).then(|| transition.clone())
             })
             .await?;
+        if applied.is_some() {
+            return Ok(());
+        }
+        let rejected = store.version(name, version)?.is_some_and(|record| record.state == VersionState::Rejected);
+        let already_logged = store
+            .history(name, version)
+            .iter()
+            .any(|event| event.action == "integrity-changed" && event.comment.as_deref() == Some(reason.as_str()));
+        if rejected && !already_logged {
+            store.log_event(name, version, now, "pipeline", "integrity-changed", Some(reason)).await?;
+        }
         Ok(())
     }
 

@@ -6,6 +6,7 @@ mod clients;
 mod connections;
 mod cooling;
 mod forge;
+mod hostile_upstream;
 mod npm_client;
 mod quarantine;
 mod queue;

@@ -1,0 +1,67 @@
+//! An upstream that lies: it changes a rejected version's bytes, lists hostile version
+//! strings, lets two versions claim one tarball, and is asked again and again for a
+//! name it does not have. See issue 11.
+
+use std::time::Duration;
+
+use airlock_tests::{PackageVersion, TestAppOptions, long_ago};
+use serde_json::Value;
+
+use crate::setup;
+
+/// Longer than the default `upstream.packument_max_age` (5m): the next request
+/// revalidates with the upstream.
+const PAST_MAX_AGE: Duration = Duration::from_secs(6 * 60);
+
+// See: issue 11, item 3.
+#[tokio::test]
+async fn a_rejected_version_stays_rejected_when_the_upstream_changes_its_integrity() {
+    let setup = setup(TestAppOptions::default()).await;
+    let app = &setup.app;
+    let detail_path = "/-/airlock/api/packages/demo/versions/1.0.0";
+    assert_eq!(app.get("/demo").await.status(), 200);
+    let (status, rejected) =
+        app.admin_post(&format!("{detail_path}/reject"), Some("typosquat of a popular package")).await;
+    assert_eq!((status.as_u16(), rejected["state"].as_str()), (200, Some("rejected")));
+    let recorded_integrity = rejected["integrity"].as_str().unwrap().to_owned();
+
+    // The upstream republishes 1.0.0 with other bytes.
+    setup.upstream.publish(PackageVersion::new("demo", "1.0.0", long_ago()).with_file("index.js", b"evil();\n"));
+    let republished = setup.upstream.packument("demo").unwrap()["versions"]["1.0.0"]["dist"]["integrity"].clone();
+    assert_ne!(republished.as_str(), Some(recorded_integrity.as_str()));
+    app.clock.advance(PAST_MAX_AGE);
+    assert_eq!(app.get("/demo").await.status(), 200);
+    // Asked again: the same change is not logged twice.
+    app.clock.advance(PAST_MAX_AGE);
+    assert_eq!(app.get("/demo").await.status(), 200);
+    assert_eq!(setup.upstream.requests("/demo"), 3);
+
+    let (_, detail) = app.admin_get(detail_path).await;
+    assert_eq!(detail["state"], "rejected", "{detail:#}");
+    assert_eq!(detail["decided_by"], "admin:tester");
+    assert_eq!(detail["reason"], "typosquat of a popular package");
+    assert_eq!(detail["integrity"], recorded_integrity.as_str());
+    let history: Vec<(String, String, Value)> = detail["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| {
+            (
+                event["actor"].as_str().unwrap().to_owned(),
+                event["action"].as_str().unwrap().to_owned(),
+                event["to"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        history,
+        [
+            ("admin:tester".to_owned(), "reject".to_owned(), Value::from("rejected")),
+            ("pipeline".to_owned(), "integrity-changed".to_owned(), Value::Null),
+        ]
+    );
+    let change = detail["history"][1]["comment"].as_str().unwrap();
+    assert!(change.contains(&recorded_integrity) && change.contains(republished.as_str().unwrap()), "{change}");
+    assert_eq!(app.get("/demo/-/demo-1.0.0.tgz").await.status(), 403);
+    assert!(app.get_json("/demo").await.1["versions"].get("1.0.0").is_none());
+}
