@@ -30,6 +30,10 @@ const MAX_HOT_TARBALL: usize = 256 << 10;
 /// After an upstream failure, how long a stale packument is served before the next try.
 const RETRY_AFTER_FAILURE: chrono::Duration = chrono::Duration::seconds(30);
 
+/// Most package names whose upstream 404 is remembered at once (a name is at most 214
+/// bytes, so this is a few MiB at worst); the least recently asked is forgotten first.
+const MAX_NOT_FOUND_NAMES: usize = 10_000;
+
 /// A rendered packument and when to look upstream again.
 pub struct CachedPackument {
     /// What clients see.
@@ -86,6 +90,10 @@ struct Inner {
     upstreams: Upstreams,
     clock: Arc<dyn Clock>,
     cache: WeightedCache<CachedPackument>,
+    // Names the upstream answered 404 for, with when to ask again (`cache.not_found_ttl`),
+    // so a client retrying an unknown name makes one upstream request per period, not
+    // one per try. Locked for a lookup or an insert only; never across an await.
+    not_found: Mutex<lru::LruCache<PackageName, DateTime<Utc>>>,
     // Small, frequently served tarballs by blob path, so the hottest ones skip the
     // blocking pool. Bounded by `cache.tarball_memory`; everything else streams from disk.
     hot_tarballs: Mutex<(lru::LruCache<PathBuf, bytes::Bytes>, usize)>,
@@ -152,6 +160,9 @@ impl Mirror {
                 upstreams,
                 clock,
                 cache,
+                not_found: Mutex::new(lru::LruCache::new(
+                    std::num::NonZeroUsize::new(MAX_NOT_FOUND_NAMES).expect("a non-zero constant"),
+                )),
                 hot_tarballs: Mutex::new((lru::LruCache::unbounded(), 0)),
                 generation: std::sync::atomic::AtomicU64::new(0),
                 render_permits: tokio::sync::Semaphore::new(4),
@@ -270,6 +281,10 @@ impl Mirror {
             self.inner.metrics.record_packument_cache(true);
             return Ok(cached);
         }
+        if let Some(error) = self.remembered_not_found(name) {
+            self.inner.metrics.record_packument_cache(true);
+            return Err(error);
+        }
         self.inner.metrics.record_packument_cache(false);
         let mirror = self.clone();
         let key = name.clone();
@@ -279,6 +294,32 @@ impl Mirror {
             .run(key, move || async move { mirror.load_packument(&name).await.map_err(SharedError::from) }, panicked)
             .await
             .map_err(AppError::from)
+    }
+
+    /// The 404 to answer without asking the upstream, if it answered 404 for this name
+    /// less than `cache.not_found_ttl` ago.
+    fn remembered_not_found(&self, name: &PackageName) -> Option<AppError> {
+        let mut not_found = self.inner.not_found.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let ask_again_at = *not_found.get(name)?;
+        if self.now() < ask_again_at {
+            return Some(not_found_upstream(name));
+        }
+        not_found.pop(name);
+        None
+    }
+
+    /// Remembers that the upstream answered 404 for a name.
+    fn remember_not_found(&self, name: &PackageName, now: DateTime<Utc>) {
+        let ttl = self.inner.config.cache.not_found_ttl;
+        if ttl.is_zero() {
+            return;
+        }
+        let ask_again_at = chrono::Duration::from_std(ttl)
+            .ok()
+            .and_then(|ttl| now.checked_add_signed(ttl))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let mut not_found = self.inner.not_found.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        not_found.put(name.clone(), ask_again_at);
     }
 
     /// Refreshes from the store or the upstream, renders, and caches.
@@ -411,7 +452,10 @@ impl Mirror {
         inner.metrics.record_upstream("packument", outcome, started.elapsed());
         tracing::debug!(package.name = %name, duration_ms = started.elapsed().as_millis() as u64, "upstream packument fetch");
         match fetch? {
-            PackumentFetch::NotFound => Err(AppError::NotFound(format!("package {name} not found upstream"))),
+            PackumentFetch::NotFound => {
+                self.remember_not_found(name, now);
+                Err(not_found_upstream(name))
+            }
             PackumentFetch::NotModified => {
                 let Some(record) = record else {
                     return Err(AppError::Upstream(format!(
@@ -781,6 +825,11 @@ impl Mirror {
             }
         }
     }
+}
+
+/// What a client hears for a name the upstream does not have.
+fn not_found_upstream(name: &PackageName) -> AppError {
+    AppError::NotFound(format!("package {name} not found upstream"))
 }
 
 /// The record of a version seen for the first time.

@@ -65,3 +65,32 @@ async fn a_rejected_version_stays_rejected_when_the_upstream_changes_its_integri
     assert_eq!(app.get("/demo/-/demo-1.0.0.tgz").await.status(), 403);
     assert!(app.get_json("/demo").await.1["versions"].get("1.0.0").is_none());
 }
+
+// See: issue 11, item 8.
+#[tokio::test]
+async fn an_unknown_name_is_asked_upstream_once_per_not_found_ttl() {
+    let setup =
+        setup(TestAppOptions { extra_toml: "[cache]\nnot_found_ttl = \"30s\"\n".into(), ..Default::default() }).await;
+    let app = &setup.app;
+    for _ in 0..50 {
+        let (status, body) = app.get_json("/no-such-package").await;
+        assert_eq!(
+            (status.as_u16(), body["error"].as_str()),
+            (404, Some("package no-such-package not found upstream"))
+        );
+    }
+    // Concurrent requests are answered from the remembered 404 as well.
+    let concurrent = futures_util::future::join_all((0..50).map(|_| app.get("/no-such-package"))).await;
+    assert!(concurrent.iter().all(|response| response.status() == 404));
+    assert_eq!(app.get("/no-such-package/-/no-such-package-1.0.0.tgz").await.status(), 404);
+    assert_eq!(setup.upstream.requests("/no-such-package"), 1);
+
+    // Once the period is over the upstream is asked again, and a name published in the
+    // meantime is found.
+    setup.upstream.publish(PackageVersion::new("no-such-package", "1.0.0", long_ago()));
+    app.clock.advance(Duration::from_secs(29));
+    assert_eq!(app.get("/no-such-package").await.status(), 404);
+    app.clock.advance(Duration::from_secs(2));
+    assert_eq!(app.get("/no-such-package").await.status(), 200);
+    assert_eq!(setup.upstream.requests("/no-such-package"), 2);
+}
