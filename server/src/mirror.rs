@@ -16,7 +16,7 @@ use futures_util::StreamExt as _;
 
 use crate::clock::Clock;
 use crate::error::{AppError, AppResult};
-use crate::npm::{Integrity, PackageName, TarballFileName};
+use crate::npm::{Integrity, PackageName, TarballFileName, Version};
 use crate::packument::{self, RenderContext, Rendered};
 use crate::quarantine::{self, Policy, Released, Visibility};
 use crate::singleflight::SingleFlight;
@@ -483,6 +483,14 @@ impl Mirror {
                 })
                 .await
                 .map_err(|error| AppError::Internal(anyhow::anyhow!("parsing panicked: {error}")))??;
+                for refused in &facts.refused {
+                    tracing::warn!(
+                        package.name = %name,
+                        package.version = %crate::npm::quote(&refused.version),
+                        reason = %refused.reason,
+                        "upstream version refused: not recorded, listed or served"
+                    );
+                }
                 let known_package = record.is_some();
                 let existing: HashMap<String, VersionRecord> = inner.store.versions(name)?.into_iter().collect();
                 let mut known_tarballs: HashMap<String, TarballEntry> =
@@ -490,10 +498,10 @@ impl Mirror {
                 let mut new_versions = Vec::new();
                 let mut changed_integrity = Vec::new();
                 let mut tarballs = Vec::new();
-                for fact in facts {
+                for fact in facts.versions {
                     let declared = fact.integrity.as_ref().ok().map(Integrity::to_string);
                     let entry = TarballEntry {
-                        version: fact.version.clone(),
+                        version: fact.version.as_str().to_owned(),
                         declared_integrity: declared.clone(),
                         upstream_url: fact.upstream_tarball,
                     };
@@ -503,7 +511,7 @@ impl Mirror {
                         tarballs.push((fact.tarball_file_name, entry));
                     }
                     let Some(declared) = declared else { continue };
-                    match existing.get(&fact.version) {
+                    match existing.get(fact.version.as_str()) {
                         None => new_versions.push((
                             fact.version.clone(),
                             first_sighting(known_package, fact.claimed_published, declared, now),
@@ -541,7 +549,7 @@ impl Mirror {
                     }
                 }
                 for (version, recorded, declared) in changed_integrity {
-                    self.hold_for_changed_integrity(name, &version, &recorded, &declared, now).await?;
+                    self.hold_for_changed_integrity(name, version.as_str(), &recorded, &declared, now).await?;
                 }
                 if !enqueue.is_empty() {
                     inner.checks_wanted.notify_one();
@@ -559,16 +567,16 @@ impl Mirror {
         &self,
         name: &PackageName,
         tagged: &[String],
-        new_versions: &[(String, VersionRecord)],
+        new_versions: &[(Version, VersionRecord)],
         known_package: bool,
         now: DateTime<Utc>,
-    ) -> Vec<String> {
+    ) -> Vec<Version> {
         new_versions
             .iter()
             .filter(|(version, record)| {
                 known_package
-                    || tagged.contains(version)
-                    || self.inner.policy.cooling_until(name, version, record.effective_published) > now
+                    || tagged.iter().any(|target| target == version.as_str())
+                    || self.inner.policy.cooling_until(name, version.as_str(), record.effective_published) > now
             })
             .map(|(version, _)| version.clone())
             .collect()
