@@ -94,3 +94,82 @@ async fn an_unknown_name_is_asked_upstream_once_per_not_found_ttl() {
     assert_eq!(app.get("/no-such-package").await.status(), 200);
     assert_eq!(setup.upstream.requests("/no-such-package"), 2);
 }
+
+/// Version strings npm's semver rules refuse, as a hostile upstream lists them.
+const HOSTILE_VERSIONS: [&str; 5] =
+    [" 1.0.0 ", "1.0.0\u{0}x", "<script>alert(1)</script>", "\u{ff11}.\u{ff10}.\u{ff10}", "1.0.0/../../x"];
+
+/// A manifest for `pkg` whose `dist` declares `pkg-1.0.0.tgz` with `integrity`.
+fn manifest_declaring_pkg_1_0_0(upstream_url: &str, version: &str, integrity: &str) -> Value {
+    serde_json::json!({
+        "name": "pkg",
+        "version": version,
+        "dist": {"tarball": format!("{upstream_url}/pkg/-/pkg-1.0.0.tgz"), "integrity": integrity},
+    })
+}
+
+// See: issue 11, item 4.
+#[tokio::test]
+async fn hostile_versions_and_a_stolen_tarball_name_never_reach_clients_or_the_released_version() {
+    let setup = setup(TestAppOptions { cooling_period: "72h", ..Default::default() }).await;
+    let (app, upstream) = (&setup.app, &setup.upstream);
+    let tarball_1_0_0 = upstream.publish(PackageVersion::new("pkg", "1.0.0", long_ago()));
+    let integrity_1_0_0 = airlock_tests::integrity_of(&tarball_1_0_0);
+    // Each hostile version claims 1.0.0's tarball and bytes, and the upstream tags one.
+    for version in HOSTILE_VERSIONS {
+        let manifest = manifest_declaring_pkg_1_0_0(&upstream.url(), version, &integrity_1_0_0);
+        upstream.publish_raw_version("pkg", version, manifest, long_ago(), None);
+    }
+    upstream.tag("pkg", "next", "1.0.0\u{0}x");
+
+    let (status, packument) = app.get_json("/pkg").await;
+    assert_eq!(status, 200);
+    assert_eq!(packument["versions"].as_object().unwrap().keys().collect::<Vec<_>>(), ["1.0.0"]);
+    assert_eq!(packument["dist-tags"], serde_json::json!({"latest": "1.0.0"}));
+    let tarball = app.get("/pkg/-/pkg-1.0.0.tgz").await;
+    assert_eq!(tarball.status(), 200);
+    assert_eq!(tarball.bytes().await.unwrap(), tarball_1_0_0);
+    assert_eq!(app.wait_for_decision("pkg", "1.0.0").await["state"], "released");
+
+    // A young 2.0.0 declares 1.0.0's file name with other bytes.
+    let young = PackageVersion::new("pkg", "2.0.0", chrono::Utc::now()).with_file("index.js", b"steal();\n");
+    let manifest_2_0_0 =
+        manifest_declaring_pkg_1_0_0(&upstream.url(), "2.0.0", &airlock_tests::integrity_of(&young.tarball()));
+    upstream.publish_raw_version("pkg", "2.0.0", manifest_2_0_0, chrono::Utc::now(), None);
+    app.clock.advance(PAST_MAX_AGE);
+    for accept in ["application/json", "application/vnd.npm.install-v1+json"] {
+        let response = app.get_with("/pkg", &[("accept", accept)]).await;
+        assert_eq!(response.status(), 200);
+        let body: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+        assert_eq!(body["versions"].as_object().unwrap().keys().collect::<Vec<_>>(), ["1.0.0"], "{accept}");
+        assert!(
+            body["time"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .all(|key| ["created", "modified", "1.0.0"].contains(&key.as_str()))
+        );
+    }
+    assert_eq!(upstream.requests("/pkg"), 2, "the second request revalidated");
+    assert_eq!(app.get("/pkg/2.0.0").await.status(), 404);
+    let tarball = app.get("/pkg/-/pkg-1.0.0.tgz").await;
+    assert_eq!(tarball.status(), 200);
+    assert_eq!(tarball.bytes().await.unwrap(), tarball_1_0_0);
+
+    // Airlock recorded, checked and logged 1.0.0 only.
+    let (_, package) = app.admin_get("/-/airlock/api/packages/pkg").await;
+    let recorded: Vec<&str> =
+        package["versions"].as_array().unwrap().iter().map(|version| version["version"].as_str().unwrap()).collect();
+    assert_eq!(recorded, ["1.0.0"]);
+    let (_, detail) = app.admin_get("/-/airlock/api/packages/pkg/versions/1.0.0").await;
+    let history = detail["history"].as_array().unwrap();
+    assert!(!history.is_empty());
+    assert!(history.iter().all(|event| event["version"] == "1.0.0"), "{history:#?}");
+    let (_, audit) = app.admin_get("/-/airlock/api/audit").await;
+    let package_events: Vec<&Value> =
+        audit["events"].as_array().unwrap().iter().filter(|event| event["package"] == "pkg").collect();
+    assert_eq!(package_events.len(), history.len(), "{package_events:#?}");
+    let (_, queue) = app.admin_get("/-/airlock/api/queue").await;
+    assert!(queue["entries"].as_array().unwrap().iter().all(|entry| entry["package"] != "pkg"), "{queue:#?}");
+    assert_eq!(upstream.requests("/pkg/-/pkg-1.0.0.tgz"), 1, "downloaded once, for 1.0.0");
+}
