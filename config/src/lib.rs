@@ -327,6 +327,10 @@ pub struct CacheConfig {
     pub package_index_memory: u64,
     /// Memory budget, in bytes, for small hot tarballs (0 disables).
     pub tarball_memory: u64,
+    /// How long an upstream 404 for a package name is answered from memory, so a
+    /// client retrying an unknown name does not make one upstream request per try
+    /// (zero disables).
+    pub not_found_ttl: Duration,
 }
 
 /// `[limits]`.
@@ -628,6 +632,7 @@ impl Config {
             )?,
             package_index_memory: size("cache.package_index_memory", raw.cache.package_index_memory, 64 << 20)?,
             tarball_memory: size("cache.tarball_memory", raw.cache.tarball_memory, 16 << 20)?,
+            not_found_ttl: duration("cache.not_found_ttl", raw.cache.not_found_ttl, "60s")?,
         };
 
         let limits = LimitsConfig {

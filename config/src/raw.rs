@@ -290,6 +290,8 @@ pub struct RawCache {
     pub package_index_memory: Option<ByteSize>,
     /// Memory budget for small, frequently served tarballs.
     pub tarball_memory: Option<ByteSize>,
+    /// How long an upstream "not found" is remembered.
+    pub not_found_ttl: Option<String>,
 }
 
 /// `[limits]` as written.

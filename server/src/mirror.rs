@@ -15,7 +15,7 @@ use futures_util::StreamExt as _;
 
 use crate::clock::Clock;
 use crate::error::{AppError, AppResult};
-use crate::npm::{Integrity, PackageName, TarballFileName};
+use crate::npm::{Integrity, PackageName, TarballFileName, Version};
 use crate::packument::{self, RenderContext, Rendered};
 use crate::quarantine::{self, Policy, Released, Visibility};
 use crate::singleflight::SingleFlight;
@@ -37,6 +37,10 @@ const READ_WHOLE_TARBALL: u64 = 1 << 20;
 /// Shortest time between two attempts to write the storage reserve again (each writes
 /// up to `server.storage_reserve` bytes).
 const RESERVE_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Most package names whose upstream 404 is remembered at once (a name is at most 214
+/// bytes, so this is a few MiB at worst); the least recently asked is forgotten first.
+const MAX_NOT_FOUND_NAMES: usize = 10_000;
 
 /// A rendered packument and when to look upstream again.
 pub struct CachedPackument {
@@ -94,6 +98,10 @@ struct Inner {
     upstreams: Upstreams,
     clock: Arc<dyn Clock>,
     cache: WeightedCache<CachedPackument>,
+    // Names the upstream answered 404 for, with when to ask again (`cache.not_found_ttl`),
+    // so a client retrying an unknown name makes one upstream request per period, not
+    // one per try. Locked for a lookup or an insert only; never across an await.
+    not_found: Mutex<lru::LruCache<PackageName, DateTime<Utc>>>,
     // Small, frequently served tarballs by blob name (hex sha512), so the hottest ones
     // skip the blocking pool. Bounded by `cache.tarball_memory`; everything else is read
     // from disk. Only bytes verified against their name enter it.
@@ -214,6 +222,9 @@ impl Mirror {
                 upstreams,
                 clock,
                 cache,
+                not_found: Mutex::new(lru::LruCache::new(
+                    std::num::NonZeroUsize::new(MAX_NOT_FOUND_NAMES).expect("a non-zero constant"),
+                )),
                 hot_tarballs: Mutex::new((lru::LruCache::unbounded(), 0)),
                 storage: StorageState {
                     reserve,
@@ -416,6 +427,10 @@ impl Mirror {
             self.inner.metrics.record_packument_cache(true);
             return Ok(cached);
         }
+        if let Some(error) = self.remembered_not_found(name) {
+            self.inner.metrics.record_packument_cache(true);
+            return Err(error);
+        }
         self.inner.metrics.record_packument_cache(false);
         let mirror = self.clone();
         let key = name.clone();
@@ -425,6 +440,32 @@ impl Mirror {
             .run(key, move || async move { mirror.load_packument(&name).await.map_err(SharedError::from) }, panicked)
             .await
             .map_err(AppError::from)
+    }
+
+    /// The 404 to answer without asking the upstream, if it answered 404 for this name
+    /// less than `cache.not_found_ttl` ago.
+    fn remembered_not_found(&self, name: &PackageName) -> Option<AppError> {
+        let mut not_found = self.inner.not_found.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let ask_again_at = *not_found.get(name)?;
+        if self.now() < ask_again_at {
+            return Some(not_found_upstream(name));
+        }
+        not_found.pop(name);
+        None
+    }
+
+    /// Remembers that the upstream answered 404 for a name.
+    fn remember_not_found(&self, name: &PackageName, now: DateTime<Utc>) {
+        let ttl = self.inner.config.cache.not_found_ttl;
+        if ttl.is_zero() {
+            return;
+        }
+        let ask_again_at = chrono::Duration::from_std(ttl)
+            .ok()
+            .and_then(|ttl| now.checked_add_signed(ttl))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let mut not_found = self.inner.not_found.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        not_found.put(name.clone(), ask_again_at);
     }
 
     /// Refreshes from the store or the upstream, renders, and caches.
@@ -574,7 +615,10 @@ impl Mirror {
         inner.metrics.record_upstream("packument", outcome, started.elapsed());
         tracing::debug!(package.name = %name, duration_ms = started.elapsed().as_millis() as u64, "upstream packument fetch");
         match fetch? {
-            PackumentFetch::NotFound => Err(AppError::NotFound(format!("package {name} not found upstream"))),
+            PackumentFetch::NotFound => {
+                self.remember_not_found(name, now);
+                Err(not_found_upstream(name))
+            }
             PackumentFetch::NotModified => {
                 let Some(record) = record else {
                     return Err(AppError::Upstream(format!(
@@ -608,6 +652,14 @@ impl Mirror {
                 .await
                 .map_err(|error| AppError::Internal(anyhow::anyhow!("parsing panicked: {error}")))?
                 .map_err(|error| self.write_error("documents", error))?;
+                for refused in &facts.refused {
+                    tracing::warn!(
+                        package.name = %name,
+                        package.version = %crate::npm::quote(&refused.version),
+                        reason = %refused.reason,
+                        "upstream version refused: not recorded, listed or served"
+                    );
+                }
                 let known_package = record.is_some();
                 let existing: HashMap<String, VersionRecord> = inner.store.versions(name)?.into_iter().collect();
                 let mut known_tarballs: HashMap<String, TarballEntry> =
@@ -615,10 +667,10 @@ impl Mirror {
                 let mut new_versions = Vec::new();
                 let mut changed_integrity = Vec::new();
                 let mut tarballs = Vec::new();
-                for fact in facts {
+                for fact in facts.versions {
                     let declared = fact.integrity.as_ref().ok().map(Integrity::to_string);
                     let entry = TarballEntry {
-                        version: fact.version.clone(),
+                        version: fact.version.as_str().to_owned(),
                         declared_integrity: declared.clone(),
                         upstream_url: fact.upstream_tarball,
                     };
@@ -628,7 +680,7 @@ impl Mirror {
                         tarballs.push((fact.tarball_file_name, entry));
                     }
                     let Some(declared) = declared else { continue };
-                    match existing.get(&fact.version) {
+                    match existing.get(fact.version.as_str()) {
                         None => new_versions.push((
                             fact.version.clone(),
                             first_sighting(known_package, fact.claimed_published, declared, now),
@@ -666,7 +718,7 @@ impl Mirror {
                     }
                 }
                 for (version, recorded, declared) in changed_integrity {
-                    self.hold_for_changed_integrity(name, &version, &recorded, &declared, now).await?;
+                    self.hold_for_changed_integrity(name, version.as_str(), &recorded, &declared, now).await?;
                 }
                 if !enqueue.is_empty() {
                     inner.checks_wanted.notify_one();
@@ -684,16 +736,16 @@ impl Mirror {
         &self,
         name: &PackageName,
         tagged: &[String],
-        new_versions: &[(String, VersionRecord)],
+        new_versions: &[(Version, VersionRecord)],
         known_package: bool,
         now: DateTime<Utc>,
-    ) -> Vec<String> {
+    ) -> Vec<Version> {
         new_versions
             .iter()
             .filter(|(version, record)| {
                 known_package
-                    || tagged.contains(version)
-                    || self.inner.policy.cooling_until(name, version, record.effective_published) > now
+                    || tagged.iter().any(|target| target == version.as_str())
+                    || self.inner.policy.cooling_until(name, version.as_str(), record.effective_published) > now
             })
             .map(|(version, _)| version.clone())
             .collect()
@@ -701,7 +753,9 @@ impl Mirror {
 
     /// An upstream that changes the integrity of a known version: the version is held
     /// with a critical reason, and the originally recorded bytes stay the only ones it
-    /// may ever be served as.
+    /// may ever be served as. A rejected version stays rejected (only an admin reverses
+    /// a rejection; holding it would let a later approval release it), and the change is
+    /// logged on it as an event instead, once per declared integrity.
     async fn hold_for_changed_integrity(
         &self,
         name: &PackageName,
@@ -718,18 +772,30 @@ impl Mirror {
             state: VersionState::Held,
             actor: "pipeline".into(),
             action: "integrity-changed".into(),
-            reason: Some(reason),
+            reason: Some(reason.clone()),
             airlock_signature: None,
             release_record: None,
         };
-        self.inner
-            .store
+        let store = &self.inner.store;
+        let applied = store
             .transition(name, version, now, |current| {
-                // Logged once, not on every revalidation.
-                (current.decided_by.as_deref() != Some("pipeline") || current.state != VersionState::Held)
-                    .then(|| transition.clone())
+                let already_held =
+                    current.decided_by.as_deref() == Some("pipeline") && current.state == VersionState::Held;
+                // Logged once, not on every revalidation; a rejection is final.
+                (current.state != VersionState::Rejected && !already_held).then(|| transition.clone())
             })
             .await?;
+        if applied.is_some() {
+            return Ok(());
+        }
+        let rejected = store.version(name, version)?.is_some_and(|record| record.state == VersionState::Rejected);
+        let already_logged = store
+            .history(name, version)
+            .iter()
+            .any(|event| event.action == "integrity-changed" && event.comment.as_deref() == Some(reason.as_str()));
+        if rejected && !already_logged {
+            store.log_event(name, version, now, "pipeline", "integrity-changed", Some(reason)).await?;
+        }
         Ok(())
     }
 
@@ -1001,6 +1067,11 @@ fn is_corrupt_blob(error: &AppError) -> bool {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// What a client hears for a name the upstream does not have.
+fn not_found_upstream(name: &PackageName) -> AppError {
+    AppError::NotFound(format!("package {name} not found upstream"))
 }
 
 /// The record of a version seen for the first time.

@@ -1,5 +1,5 @@
-//! npm's domain values, parsed at the edge: package names, version specs, tarball file
-//! names and Subresource Integrity strings. Anything that gets past these constructors
+//! npm's domain values, parsed at the edge: package names, versions, version specs,
+//! tarball file names and Subresource Integrity strings. Anything that gets past these constructors
 //! is safe to use in sled keys, file paths and URLs.
 
 use std::fmt;
@@ -99,6 +99,106 @@ impl fmt::Display for PackageName {
 /// of a name part (new names are lowercase too, but legacy names are not).
 fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~' | '!' | '\'' | '(' | ')' | '*')
+}
+
+/// node-semver's `MAX_LENGTH`: longer version strings are never valid.
+const MAX_VERSION_LENGTH: usize = 256;
+
+/// node-semver's limit on a numeric part (`Number.MAX_SAFE_INTEGER`).
+const MAX_VERSION_NUMBER: u64 = (1 << 53) - 1;
+
+/// A version string from an upstream packument, valid by npm's semver rules.
+///
+/// Invariant: exactly what node-semver's strict `valid()` accepts and returns unchanged:
+/// `MAJOR.MINOR.PATCH` of ASCII digits without leading zeros (each at most 2^53 - 1),
+/// then optionally `-` and dot-separated prerelease identifiers, then optionally `+` and
+/// dot-separated build identifiers; identifiers are non-empty `[0-9A-Za-z-]`, and a
+/// numeric prerelease identifier has no leading zero; at most 256 bytes. A string that
+/// `valid()` would have to normalise (`v1.0.0`, `=1.0.0`, ` 1.0.0 `) is refused: it is a
+/// key clients request by, so it must be the canonical form. So a version contains no
+/// whitespace, no control character, no `/`, no `%` and nothing outside ASCII.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Version(String);
+
+impl Version {
+    /// Parses a version as it appears as a key of a packument's `versions`.
+    pub fn parse(text: &str) -> Result<Version, InvalidInput> {
+        let invalid = |why: &str| InvalidInput(format!("invalid version {}: {why}", quote(text)));
+        if text.len() > MAX_VERSION_LENGTH {
+            return Err(invalid("it is longer than 256 characters"));
+        }
+        let (rest, build) = match text.split_once('+') {
+            Some((rest, build)) => (rest, Some(build)),
+            None => (text, None),
+        };
+        let (core, prerelease) = match rest.split_once('-') {
+            Some((core, prerelease)) => (core, Some(prerelease)),
+            None => (rest, None),
+        };
+        let numbers: Vec<&str> = core.split('.').collect();
+        if numbers.len() != 3 {
+            return Err(invalid("it is not MAJOR.MINOR.PATCH"));
+        }
+        for number in numbers {
+            check_version_number(number).map_err(|why| invalid(&why))?;
+        }
+        if let Some(prerelease) = prerelease {
+            for identifier in prerelease.split('.') {
+                check_identifier(identifier, "prerelease").map_err(|why| invalid(&why))?;
+                // Numeric, so compared as a number: no leading zero. node-semver puts
+                // no bound on its size (a long one compares as text), so neither do we.
+                if identifier.len() > 1 && identifier.starts_with('0') && identifier.bytes().all(|b| b.is_ascii_digit())
+                {
+                    return Err(invalid(&format!("the number {identifier} has a leading zero")));
+                }
+            }
+        }
+        if let Some(build) = build {
+            for identifier in build.split('.') {
+                check_identifier(identifier, "build").map_err(|why| invalid(&why))?;
+            }
+        }
+        Ok(Version(text.to_owned()))
+    }
+
+    /// The version as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(&self.0)
+    }
+}
+
+/// A numeric part: ASCII digits, no leading zero, at most 2^53 - 1.
+fn check_version_number(text: &str) -> Result<(), String> {
+    if text.is_empty() {
+        return Err("a number is missing".into());
+    }
+    if let Some(bad) = text.chars().find(|c| !c.is_ascii_digit()) {
+        return Err(format!("the character {bad:?} is not an ASCII digit"));
+    }
+    if text.len() > 1 && text.starts_with('0') {
+        return Err(format!("the number {text} has a leading zero"));
+    }
+    match text.parse::<u64>() {
+        Ok(number) if number <= MAX_VERSION_NUMBER => Ok(()),
+        _ => Err(format!("the number {text} is larger than 2^53 - 1")),
+    }
+}
+
+/// A prerelease or build identifier: non-empty `[0-9A-Za-z-]`.
+fn check_identifier(text: &str, kind: &str) -> Result<(), String> {
+    if text.is_empty() {
+        return Err(format!("a {kind} identifier is empty"));
+    }
+    match text.chars().find(|&c| !(c.is_ascii_alphanumeric() || c == '-')) {
+        Some(bad) => Err(format!("the character {bad:?} is not allowed in a {kind} identifier")),
+        None => Ok(()),
+    }
 }
 
 /// The part of `/name/{spec}`: a version such as `1.2.3` or a dist-tag such as `latest`.
@@ -375,6 +475,67 @@ mod tests {
         assert_eq!(name.bare(), "pkg");
         assert_eq!(name.url_segment(), "@scope%2fpkg");
         assert_eq!(name.tarball_file_name("1.0.0"), "pkg-1.0.0.tgz");
+    }
+
+    #[test]
+    fn versions_follow_node_semver_strict_valid() {
+        for good in [
+            "0.0.0",
+            "1.2.3",
+            "10.20.30",
+            "1.0.0-alpha",
+            "1.0.0-alpha.1",
+            "1.0.0-0.3.7",
+            "1.0.0-x.7.z.92",
+            "1.0.0-x-y-z.--",
+            "1.0.0-alpha+001",
+            "1.0.0+20130313144700",
+            "1.0.0-beta+exp.sha.5114f85",
+            "1.0.0+21AF26D3----117B344092BD",
+            "1.0.0-0a",
+            "9007199254740991.0.0",
+            "0.0.0-20240101123456789",
+            "1.0.0-rc-1+build-01.002",
+        ] {
+            assert_eq!(Version::parse(good).unwrap().as_str(), good);
+        }
+        for (bad, why) in [
+            (" 1.0.0 ", "invalid version \" 1.0.0 \": the character ' ' is not an ASCII digit"),
+            ("1.0.0\u{0}x", "invalid version \"1.0.0\\0x\": the character '\\0' is not an ASCII digit"),
+            ("<script>alert(1)</script>", "invalid version \"<script>alert(1)</script>\": it is not MAJOR.MINOR.PATCH"),
+            ("１.０.０", "invalid version \"１.０.０\": the character '１' is not an ASCII digit"),
+            ("1.0.0/../../x", "invalid version \"1.0.0/../../x\": it is not MAJOR.MINOR.PATCH"),
+            ("1.0.0/x", "invalid version \"1.0.0/x\": the character '/' is not an ASCII digit"),
+            (
+                "1.0.0-a/../../x",
+                "invalid version \"1.0.0-a/../../x\": the character '/' is not allowed in a prerelease identifier",
+            ),
+            ("", "invalid version \"\": it is not MAJOR.MINOR.PATCH"),
+            ("1.0", "invalid version \"1.0\": it is not MAJOR.MINOR.PATCH"),
+            ("1.0.0.0", "invalid version \"1.0.0.0\": it is not MAJOR.MINOR.PATCH"),
+            ("v1.0.0", "invalid version \"v1.0.0\": the character 'v' is not an ASCII digit"),
+            ("=1.0.0", "invalid version \"=1.0.0\": the character '=' is not an ASCII digit"),
+            ("01.0.0", "invalid version \"01.0.0\": the number 01 has a leading zero"),
+            ("1.00.0", "invalid version \"1.00.0\": the number 00 has a leading zero"),
+            ("1.0.0-01", "invalid version \"1.0.0-01\": the number 01 has a leading zero"),
+            ("1.0.0-rc.00", "invalid version \"1.0.0-rc.00\": the number 00 has a leading zero"),
+            ("1..0", "invalid version \"1..0\": a number is missing"),
+            ("1.0.0-", "invalid version \"1.0.0-\": a prerelease identifier is empty"),
+            ("1.0.0-a..b", "invalid version \"1.0.0-a..b\": a prerelease identifier is empty"),
+            ("1.0.0+", "invalid version \"1.0.0+\": a build identifier is empty"),
+            ("1.0.0+a+b", "invalid version \"1.0.0+a+b\": the character '+' is not allowed in a build identifier"),
+            ("1.0.0-é", "invalid version \"1.0.0-é\": the character 'é' is not allowed in a prerelease identifier"),
+            (
+                "9007199254740992.0.0",
+                "invalid version \"9007199254740992.0.0\": the number 9007199254740992 is larger than 2^53 - 1",
+            ),
+        ] {
+            assert_eq!(Version::parse(bad).unwrap_err().to_string(), why, "{bad:?}");
+        }
+        let longest = format!("1.0.0-{}", "a".repeat(250));
+        assert!(Version::parse(&longest).is_ok());
+        let too_long = format!("1.0.0-{}", "a".repeat(251));
+        assert!(Version::parse(&too_long).unwrap_err().0.contains("longer than 256"));
     }
 
     #[test]

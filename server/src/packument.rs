@@ -2,7 +2,10 @@
 //!
 //! [`parse_upstream`] borrows the upstream bytes: top-level fields, versions and times
 //! stay raw JSON slices ([`RawValue`]), so a 20 MB packument costs a few vectors of
-//! pointers instead of a DOM ten times its size. [`version_facts`] extracts what Airlock
+//! pointers instead of a DOM ten times its size. It drops versions whose string is not a
+//! valid [`Version`], and both [`version_facts`] and [`render`] drop versions that claim
+//! another version's tarball file name, so neither is recorded, listed or served.
+//! [`version_facts`] extracts what Airlock
 //! records about each version; [`render`] copies the raw manifest of every listed
 //! version into the client documents (full and abbreviated), rewriting only `dist`
 //! (tarball URL, Airlock's signature), moves dist-tags off hidden versions, and passes
@@ -21,7 +24,7 @@ use serde::de::{self, Deserializer as _, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use sha2::{Digest as _, Sha256};
 
-use crate::npm::{Integrity, PackageName, TarballFileName};
+use crate::npm::{Integrity, PackageName, TarballFileName, Version};
 use crate::quarantine::{self, Policy, Visibility};
 use crate::store::VersionRecord;
 
@@ -210,13 +213,24 @@ fn raw_str(raw: &RawValue) -> Option<Cow<'_, str>> {
     Text::deserialize(&mut serde_json::Deserializer::from_str(text)).ok().map(|text| text.0)
 }
 
+/// A version the upstream lists that Airlock will not record, list or serve, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedVersion {
+    /// The version string as the upstream wrote it (untrusted: quote it).
+    pub version: String,
+    /// Why, in one sentence quoting the input.
+    pub reason: String,
+}
+
 /// A parsed upstream packument, borrowing the upstream's bytes.
 #[derive(Debug)]
 pub struct Document<'a> {
     /// The top-level members in order (with `versions`, `dist-tags` and `time` raw).
     members: Members<'a>,
-    /// `versions`, in order.
+    /// `versions`, in order. Invariant: every key is a valid [`Version`].
     versions: Members<'a>,
+    /// The members of `versions` dropped because their key is not a valid version.
+    invalid_versions: Vec<RefusedVersion>,
     /// `dist-tags` (empty when absent or not an object).
     dist_tags: Members<'a>,
     /// `time`, when it is an object.
@@ -268,7 +282,7 @@ pub fn parse_upstream<'a>(name: &PackageName, body: &'a [u8]) -> Result<Document
         }
         _ => return Err(format!("the packument of {name} has no name")),
     }
-    let versions = match members.get("versions") {
+    let mut versions = match members.get("versions") {
         None => Members::default(),
         Some(raw) => Members::of(raw)
             .ok_or_else(|| format!("the packument of {name} has a `versions` field that is not an object"))?,
@@ -279,16 +293,26 @@ pub fn parse_upstream<'a>(name: &PackageName, body: &'a [u8]) -> Result<Document
             versions.len()
         ));
     }
+    // A version string becomes a store key, a URL segment and HTML; one that npm's
+    // semver rules refuse is dropped here, before anything reads it.
+    let mut invalid_versions = Vec::new();
+    versions.0.retain(|(version, _)| match Version::parse(version) {
+        Ok(_) => true,
+        Err(error) => {
+            invalid_versions.push(RefusedVersion { version: version.clone().into_owned(), reason: error.0 });
+            false
+        }
+    });
     let dist_tags = members.get("dist-tags").and_then(Members::of).unwrap_or_default();
     let time = members.get("time").and_then(Members::of);
-    Ok(Document { members, versions, dist_tags, time })
+    Ok(Document { members, versions, invalid_versions, dist_tags, time })
 }
 
 /// What the upstream says about one version, as Airlock records it at first sight.
 #[derive(Debug, Clone)]
 pub struct VersionFacts {
-    /// The version string.
-    pub version: String,
+    /// The version.
+    pub version: Version,
     /// `time[version]`, if present and parseable.
     pub claimed_published: Option<DateTime<Utc>>,
     /// `dist.integrity` (or `shasum`), or why it is unusable.
@@ -317,26 +341,99 @@ fn read_dist<'a>(manifest: &Members<'a>) -> Dist<'a> {
     }
 }
 
-/// Extracts the per-version facts from a parsed packument: one pass over each
-/// manifest's top level and its `dist`, skipping everything else unread.
-pub fn version_facts(name: &PackageName, document: &Document<'_>, upstream_base: &str) -> Vec<VersionFacts> {
-    document
+/// One version of a document with its `dist` read and its tarball file name.
+struct Claim<'d> {
+    version: &'d str,
+    raw: &'d RawValue,
+    dist: Dist<'d>,
+    file_name: String,
+}
+
+/// Reads every version's `dist` (one pass over each manifest's top level) and refuses
+/// versions that claim another version's tarball file name: a file name must stand for
+/// one version, or a request for it could be answered with (or refused for) another
+/// version's bytes. The file name stays with the version it is npm's conventional name
+/// of (`name-1.0.0.tgz` with 1.0.0), whatever the order in the document, so a new
+/// version cannot take over a released one's tarball; when no claimant is its
+/// conventional owner, every claimant is refused, since any choice could be wrong.
+fn claims<'d>(name: &PackageName, document: &'d Document<'_>) -> (Vec<Claim<'d>>, Vec<RefusedVersion>) {
+    let mut claims: Vec<Claim<'d>> = document
         .versions
         .iter()
         .map(|(version, raw)| {
-            let manifest = Members::of(raw).unwrap_or_default();
-            let dist = read_dist(&manifest);
-            let declared_url = dist.tarball.as_deref().unwrap_or("");
-            let tarball_file_name = tarball_file_name(name, version, declared_url);
-            VersionFacts {
-                version: version.to_owned(),
-                claimed_published: document.published(version),
-                upstream_tarball: upstream_tarball_url(name, &tarball_file_name, declared_url, upstream_base),
-                tarball_file_name,
-                integrity: dist.integrity,
-            }
+            let dist = read_dist(&Members::of(raw).unwrap_or_default());
+            let file_name = tarball_file_name(name, version, dist.tarball.as_deref().unwrap_or(""));
+            Claim { version, raw, dist, file_name }
         })
-        .collect()
+        .collect();
+    let mut claimants: HashMap<&str, Vec<&str>> = HashMap::with_capacity(claims.len());
+    for claim in &claims {
+        claimants.entry(claim.file_name.as_str()).or_default().push(claim.version);
+    }
+    let mut refused_versions: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut refused = Vec::new();
+    for (file_name, versions) in claimants.iter().filter(|(_, versions)| versions.len() > 1) {
+        let owner = versions.iter().find(|version| name.tarball_file_name(version) == *file_name);
+        for version in versions.iter().filter(|version| Some(*version) != owner) {
+            let others: Vec<String> =
+                versions.iter().filter(|other| *other != version).map(|other| crate::npm::quote(other)).collect();
+            let reason = match owner {
+                Some(owner) => format!(
+                    "version {} declares the tarball {}, which belongs to version {owner}",
+                    crate::npm::quote(version),
+                    crate::npm::quote(file_name)
+                ),
+                None => format!(
+                    "version {} declares the tarball {}, which is also declared by {}",
+                    crate::npm::quote(version),
+                    crate::npm::quote(file_name),
+                    others.join(", ")
+                ),
+            };
+            refused_versions.insert((*version).to_owned());
+            refused.push(RefusedVersion { version: (*version).to_owned(), reason });
+        }
+    }
+    drop(claimants);
+    claims.retain(|claim| !refused_versions.contains(claim.version));
+    // In document order, so the log reads like the packument.
+    let order: HashMap<&str, usize> =
+        document.versions.iter().enumerate().map(|(index, (version, _))| (version, index)).collect();
+    refused.sort_by_key(|refused| order.get(refused.version.as_str()).copied().unwrap_or(usize::MAX));
+    (claims, refused)
+}
+
+/// What [`version_facts`] finds: the versions Airlock may record, and the ones it
+/// refuses (to be logged once, where the upstream document is fetched).
+#[derive(Debug)]
+pub struct Facts {
+    /// Versions to record, in document order.
+    pub versions: Vec<VersionFacts>,
+    /// Versions refused: invalid version strings, then duplicate tarball file names.
+    pub refused: Vec<RefusedVersion>,
+}
+
+/// Extracts the per-version facts from a parsed packument: one pass over each
+/// manifest's top level and its `dist`, skipping everything else unread.
+pub fn version_facts(name: &PackageName, document: &Document<'_>, upstream_base: &str) -> Facts {
+    let (claims, duplicates) = claims(name, document);
+    let versions = claims
+        .into_iter()
+        .filter_map(|claim| {
+            let declared_url = claim.dist.tarball.as_deref().unwrap_or("");
+            Some(VersionFacts {
+                // Invariant of `Document::versions`; never `None`.
+                version: Version::parse(claim.version).ok()?,
+                claimed_published: document.published(claim.version),
+                upstream_tarball: upstream_tarball_url(name, &claim.file_name, declared_url, upstream_base),
+                tarball_file_name: claim.file_name,
+                integrity: claim.dist.integrity,
+            })
+        })
+        .collect();
+    let mut refused = document.invalid_versions.clone();
+    refused.extend(duplicates);
+    Facts { versions, refused }
 }
 
 /// One version as the server needs it after rendering.
@@ -526,11 +623,10 @@ pub fn render(
     let mut hidden: Vec<(String, Visibility)> = Vec::new();
     let mut listed: Vec<Listed<'_>> = Vec::new();
 
-    for (version, raw) in document.versions.iter() {
-        let fields = Members::of(raw).unwrap_or_default();
-        let dist = read_dist(&fields);
+    // Refused versions were logged when the document was fetched.
+    let (claims, _refused) = claims(name, document);
+    for Claim { version, raw, dist, file_name } in claims {
         let declared_url = dist.tarball.as_deref().unwrap_or("");
-        let file_name = tarball_file_name(name, version, declared_url);
         let record = records.get(version).cloned();
         let visibility = match (&record, &dist.integrity) {
             (_, Err(reason)) => Visibility::Unusable { reason: reason.clone() },

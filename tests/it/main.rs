@@ -8,6 +8,7 @@ mod cooling;
 mod disk_full;
 mod feeds;
 mod forge;
+mod hostile_upstream;
 mod npm_client;
 mod quarantine;
 mod queue;

@@ -134,6 +134,9 @@ struct Inner {
     tarball_redirect_base: Option<String>,
     /// The Authorization header of every request, in order.
     authorizations: Vec<Option<String>>,
+    /// Members added to `versions` as given, after the published ones, by package:
+    /// (version key, manifest, `time` entry). What a hostile upstream would list.
+    raw_versions: HashMap<String, Vec<(String, Value, String)>>,
 }
 
 /// The fake upstream. Dropping it stops the server.
@@ -202,6 +205,25 @@ impl FakeRegistry {
         let mut inner = self.inner.lock().unwrap();
         inner.tarballs.insert(format!("{}/{}", version.name, version.file_name()), tarball);
         inner.packages.entry(version.name.clone()).or_default().push(version);
+    }
+
+    /// Lists `manifest` under the key `version_key` in the packument's `versions` (and
+    /// `time`), exactly as given: no validation, no tarball built, `dist` as written.
+    /// `tarball`, if given, is served at `/<name>/-/<file name>`. For hostile upstreams.
+    pub fn publish_raw_version(
+        &self,
+        name: &str,
+        version_key: &str,
+        manifest: Value,
+        published: chrono::DateTime<chrono::Utc>,
+        tarball: Option<(&str, Vec<u8>)>,
+    ) {
+        let mut inner = self.inner.lock().unwrap();
+        if let Some((file_name, bytes)) = tarball {
+            inner.tarballs.insert(format!("{name}/{file_name}"), bytes);
+        }
+        let time = published.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        inner.raw_versions.entry(name.to_owned()).or_default().push((version_key.to_owned(), manifest, time));
     }
 
     /// Sets a dist-tag.
@@ -307,6 +329,10 @@ fn build_packument(inner: &Inner, name: &str, base: &str) -> Option<Value> {
         if newer && semver::Version::parse(&version.version).unwrap().pre.is_empty() {
             latest = Some(version);
         }
+    }
+    for (version_key, manifest, published) in inner.raw_versions.get(name).into_iter().flatten() {
+        version_map.insert(version_key.clone(), manifest.clone());
+        time.insert(version_key.clone(), json!(published));
     }
     let first = versions.first()?;
     time.insert("created".into(), json!(first.published.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)));

@@ -63,11 +63,12 @@ fn parse(body: &[u8]) -> Document<'_> {
 
 fn records(body: &[u8]) -> HashMap<String, VersionRecord> {
     version_facts(&name("demo"), &parse(body), "https://upstream.example")
+        .versions
         .into_iter()
         .map(|facts| {
             let claimed = facts.claimed_published.unwrap();
             (
-                facts.version,
+                facts.version.as_str().to_owned(),
                 VersionRecord {
                     first_seen: claimed,
                     claimed_published: Some(claimed),
@@ -211,7 +212,7 @@ fn duplicate_keys_keep_the_last_value_for_records_and_rendering_alike() {
     let body = format!(
         r#"{{"name":"demo","versions":{{"1.0.0":{first},"1.0.0":{second}}},"time":{{"1.0.0":"2020-01-01T00:00:00.000Z"}}}}"#
     );
-    let facts = version_facts(&name("demo"), &parse(body.as_bytes()), "https://upstream.example");
+    let facts = version_facts(&name("demo"), &parse(body.as_bytes()), "https://upstream.example").versions;
     assert_eq!(facts.len(), 1);
     assert_eq!(facts[0].integrity.as_ref().unwrap().to_string(), other_integrity);
     let policy = policy(0);
@@ -307,4 +308,109 @@ fn deeply_nested_documents_are_refused_naming_the_limit() {
     let shallow =
         format!(r#"{{"name":"demo","readme":"{}","x":{}1{}}}"#, "[".repeat(10_000), "[".repeat(200), "]".repeat(200));
     assert!(parse_upstream(&name("demo"), shallow.as_bytes()).is_ok());
+}
+
+/// A document listing `versions` (version string, tarball file name its dist declares)
+/// with old publish times, and a `latest` tag on the last one.
+fn document_declaring(versions: &[(&str, &str)]) -> Vec<u8> {
+    let mut version_map = serde_json::Map::new();
+    let mut time = serde_json::Map::new();
+    for (version, file_name) in versions {
+        let mut manifest = manifest(version);
+        manifest["dist"]["tarball"] = Value::from(format!("https://upstream.example/demo/-/{file_name}"));
+        version_map.insert((*version).to_owned(), manifest);
+        time.insert((*version).to_owned(), Value::from("2020-01-01T00:00:00.000Z"));
+    }
+    let latest = versions.last().map(|(version, _)| *version).unwrap_or("");
+    serde_json::to_vec(&serde_json::json!({
+        "name": "demo",
+        "dist-tags": {"latest": latest},
+        "versions": version_map,
+        "time": time,
+    }))
+    .unwrap()
+}
+
+fn refused_versions(body: &[u8]) -> Vec<(String, String)> {
+    let facts = version_facts(&name("demo"), &parse(body), "https://upstream.example");
+    facts.refused.into_iter().map(|refused| (refused.version, refused.reason)).collect()
+}
+
+fn listed_versions(body: &[u8]) -> (Vec<String>, Rendered) {
+    let policy = policy(0);
+    let rendered = render(&name("demo"), &parse(body), &records(body), &context(&policy, now()));
+    let full: Value = serde_json::from_slice(&rendered.full.identity).unwrap();
+    let listed = full["versions"].as_object().unwrap().keys().cloned().collect();
+    (listed, rendered)
+}
+
+// See: issue 11, item 4.
+#[test]
+fn hostile_version_strings_are_never_recorded_or_listed() {
+    let hostile =
+        [" 1.0.0 ", "1.0.0\u{0}x", "<script>alert(1)</script>", "\u{ff11}.\u{ff10}.\u{ff10}", "1.0.0/../../x"];
+    let mut declared: Vec<(&str, String)> = vec![("1.0.0", "demo-1.0.0.tgz".to_owned())];
+    declared.extend(hostile.iter().enumerate().map(|(index, version)| (*version, format!("demo-h{index}.tgz"))));
+    let declared: Vec<(&str, &str)> = declared.iter().map(|(version, file)| (*version, file.as_str())).collect();
+    let body = document_declaring(&declared);
+
+    let refused = refused_versions(&body);
+    assert_eq!(refused.iter().map(|(version, _)| version.as_str()).collect::<Vec<_>>(), hostile);
+    assert_eq!(refused[1].1, "invalid version \"1.0.0\\0x\": the character '\\0' is not an ASCII digit");
+    let facts = version_facts(&name("demo"), &parse(&body), "https://upstream.example");
+    assert_eq!(facts.versions.iter().map(|facts| facts.version.as_str()).collect::<Vec<_>>(), ["1.0.0"]);
+
+    let (listed, rendered) = listed_versions(&body);
+    assert_eq!(listed, ["1.0.0"]);
+    let full: Value = serde_json::from_slice(&rendered.full.identity).unwrap();
+    assert_eq!(full["time"].as_object().unwrap().keys().collect::<Vec<_>>(), ["1.0.0"]);
+    // `latest` pointed at a hostile version, which is not semver: the tag is dropped.
+    assert_eq!(full["dist-tags"], serde_json::json!({}));
+    assert_eq!(rendered.index.versions.keys().collect::<Vec<_>>(), ["1.0.0"]);
+    assert_eq!(rendered.index.tarballs.keys().collect::<Vec<_>>(), ["demo-1.0.0.tgz"]);
+    assert!(parse(&body).manifest("1.0.0\u{0}x").is_none());
+}
+
+// See: issue 11, item 4.
+#[test]
+fn a_version_declaring_another_versions_tarball_is_refused_whatever_the_order() {
+    for declared in [
+        [("1.0.0", "demo-1.0.0.tgz"), ("2.0.0", "demo-1.0.0.tgz")],
+        [("2.0.0", "demo-1.0.0.tgz"), ("1.0.0", "demo-1.0.0.tgz")],
+    ] {
+        let body = document_declaring(&declared);
+        assert_eq!(
+            refused_versions(&body),
+            [(
+                "2.0.0".to_owned(),
+                "version \"2.0.0\" declares the tarball \"demo-1.0.0.tgz\", which belongs to version 1.0.0".to_owned()
+            )]
+        );
+        let (listed, rendered) = listed_versions(&body);
+        assert_eq!(listed, ["1.0.0"]);
+        assert_eq!(rendered.index.tarballs["demo-1.0.0.tgz"], "1.0.0");
+        assert!(!rendered.index.versions.contains_key("2.0.0"));
+    }
+}
+
+// See: issue 11, item 4.
+#[test]
+fn versions_sharing_a_tarball_that_is_neither_ones_are_all_refused() {
+    let body = document_declaring(&[("1.0.0", "demo-1.0.0.tgz"), ("1.1.0", "shared.tgz"), ("1.2.0", "shared.tgz")]);
+    assert_eq!(
+        refused_versions(&body),
+        [
+            (
+                "1.1.0".to_owned(),
+                "version \"1.1.0\" declares the tarball \"shared.tgz\", which is also declared by \"1.2.0\"".to_owned()
+            ),
+            (
+                "1.2.0".to_owned(),
+                "version \"1.2.0\" declares the tarball \"shared.tgz\", which is also declared by \"1.1.0\"".to_owned()
+            ),
+        ]
+    );
+    let (listed, rendered) = listed_versions(&body);
+    assert_eq!(listed, ["1.0.0"]);
+    assert!(!rendered.index.tarballs.contains_key("shared.tgz"));
 }

@@ -15,7 +15,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::npm::PackageName;
+use crate::npm::{PackageName, Version};
 
 /// What Airlock remembers about a package between requests.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -162,9 +162,9 @@ pub struct Fetch<'a> {
     /// The package record.
     pub record: &'a PackageRecord,
     /// Versions seen for the first time; existing records are never overwritten.
-    pub new_versions: &'a [(String, VersionRecord)],
+    pub new_versions: &'a [(Version, VersionRecord)],
     /// Versions to queue for checks.
-    pub enqueue: &'a [String],
+    pub enqueue: &'a [Version],
     /// Tarball entries that are new or changed.
     pub tarballs: &'a [(String, TarballEntry)],
     /// Tarball file names the upstream no longer lists.
@@ -287,11 +287,15 @@ impl Store {
     /// until they are on disk. The raw packument is a blob written before this call.
     pub async fn save_fetch(&self, name: &PackageName, fetch: &Fetch<'_>) -> sled::Result<()> {
         use sled::Transactional as _;
-        let queue_keys: Vec<Vec<u8>> = fetch.enqueue.iter().map(|version| keys::version(name, version)).collect();
+        let queue_keys: Vec<Vec<u8>> =
+            fetch.enqueue.iter().map(|version| keys::version(name, version.as_str())).collect();
         let package_key = keys::package(name);
         let record_bytes = encode(fetch.record);
-        let version_entries: Vec<(Vec<u8>, Vec<u8>)> =
-            fetch.new_versions.iter().map(|(version, record)| (keys::version(name, version), encode(record))).collect();
+        let version_entries: Vec<(Vec<u8>, Vec<u8>)> = fetch
+            .new_versions
+            .iter()
+            .map(|(version, record)| (keys::version(name, version.as_str()), encode(record)))
+            .collect();
         let tarball_entries: Vec<(Vec<u8>, Vec<u8>)> =
             fetch.tarballs.iter().map(|(file_name, entry)| (keys::tarball(name, file_name), encode(entry))).collect();
         let removed_tarball_keys: Vec<Vec<u8>> =
@@ -343,7 +347,7 @@ impl Store {
         let mut entries = Vec::new();
         for entry in self.tarballs.scan_prefix(keys::versions_prefix(name)) {
             let (key, value) = entry?;
-            if let (Some(file_name), Some(entry)) = (keys::version_of_key(&key), decode(&value)) {
+            if let (Some(file_name), Some(entry)) = (keys::file_name_of_key(&key), decode(&value)) {
                 entries.push((file_name.to_owned(), entry));
             }
         }
@@ -544,10 +548,7 @@ impl Store {
                     comment: transition.reason.clone(),
                 };
                 audit.insert(&id.to_be_bytes(), encode(&event))?;
-                let mut history_key = key.clone();
-                history_key.push(0);
-                history_key.extend_from_slice(&id.to_be_bytes());
-                history.insert(history_key, &id.to_be_bytes())?;
+                history.insert(keys::history(name, version, id), &id.to_be_bytes())?;
                 Ok::<_, sled::transaction::ConflictableTransactionError<()>>(Some((current, next)))
             },
         );
@@ -582,10 +583,7 @@ impl Store {
             comment,
         };
         self.audit.insert(id.to_be_bytes(), encode(&event))?;
-        let mut history_key = keys::version(name, version);
-        history_key.push(0);
-        history_key.extend_from_slice(&id.to_be_bytes());
-        self.history.insert(history_key, &id.to_be_bytes())?;
+        self.history.insert(keys::history(name, version, id), &id.to_be_bytes())?;
         self.flush().await?;
         Ok(())
     }
@@ -597,13 +595,15 @@ impl Store {
 
     /// One version's audit events, oldest first.
     pub fn history(&self, name: &PackageName, version: &str) -> Vec<AuditEvent> {
-        let mut prefix = keys::version(name, version);
-        prefix.push(0);
+        let prefix = keys::history_prefix(name, version);
         self.history
-            .scan_prefix(prefix)
-            .values()
-            .filter_map(|id| {
-                let id = id.ok()?;
+            .scan_prefix(&prefix)
+            .filter_map(|entry| {
+                let (key, id) = entry.ok()?;
+                // A longer version that starts like this one is not this one.
+                if !keys::is_history_of(&key, &prefix) {
+                    return None;
+                }
                 decode(&self.audit.get(id).ok()??)
             })
             .collect()
