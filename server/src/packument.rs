@@ -970,21 +970,39 @@ pub fn recompute_dist_tags<'a>(
     result
 }
 
+/// Longest `npm-notice` sent: npm prints it on one line, and a held version's reason is
+/// on the status page anyway.
+const MAX_NOTICE_CHARS: usize = 300;
+
+/// The `npm-notice` for a packument with hidden versions: the newest one's own sentence
+/// (when it can be installed, or why not), since a developer who asks for
+/// `pkg@<that version>` otherwise gets only npm's "no matching version".
 fn notice(name: &PackageName, hidden: &[(String, Visibility)]) -> Option<String> {
-    if hidden.is_empty() {
-        return None;
-    }
-    let newest = hidden
+    let (newest, visibility) = hidden
         .iter()
-        .filter_map(|(version, _)| semver::Version::parse(version).ok().map(|parsed| (parsed, version)))
-        .max()
-        .map(|(_, version)| version.as_str())
-        .unwrap_or(hidden[0].0.as_str());
-    let count = hidden.len();
-    let (noun, verb) = if count == 1 { ("version", "is") } else { ("versions", "are") };
-    Some(format!(
-        "[airlock] {count} {noun} of {name} {verb} in quarantine and not listed (newest: {newest}); install an older version or ask an Airlock admin"
-    ))
+        .filter_map(|(version, visibility)| {
+            semver::Version::parse(version).ok().map(|parsed| (parsed, version, visibility))
+        })
+        .max_by(|left, right| left.0.cmp(&right.0))
+        .map(|(_, version, visibility)| (version.as_str(), visibility))
+        .or_else(|| hidden.first().map(|(version, visibility)| (version.as_str(), visibility)))?;
+    let others = hidden.len() - 1;
+    let mut text = format!("[airlock] {}", visibility.explain(name, newest));
+    match others {
+        0 => {}
+        1 => text.push_str(&format!("; 1 other version of {name} is in quarantine too")),
+        _ => text.push_str(&format!("; {others} other versions of {name} are in quarantine too")),
+    }
+    // A header value is visible ASCII; a reason may quote anything.
+    let mut notice: String = text
+        .chars()
+        .map(|character| if character.is_ascii_graphic() || character == ' ' { character } else { '?' })
+        .collect();
+    if notice.len() > MAX_NOTICE_CHARS {
+        notice.truncate(MAX_NOTICE_CHARS - 3);
+        notice.push_str("...");
+    }
+    Some(notice)
 }
 
 #[cfg(test)]

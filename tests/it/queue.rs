@@ -115,4 +115,23 @@ async fn admins_list_and_clear_queue_entries_from_the_command_line() {
     assert_eq!(detail["state"], "held", "{detail:#}");
     let listed = tokio::task::block_in_place(|| airlock(&["queue", "list"]));
     assert!(listed.contains("0 entries"), "{listed}");
+
+    // The rest of `airlock admin` reads as a terminal tool should.
+    let listed = tokio::task::block_in_place(|| airlock(&["list", "--limit", "1"]));
+    assert!(listed.ends_with("\n1 version\n"), "{listed}");
+    let approved = tokio::task::block_in_place(|| airlock(&["approve", "slow", "1.0.0", "-c", "cleared by mistake"]));
+    assert_eq!(approved.lines().count(), 1, "{approved}");
+    assert!(approved.starts_with("slow@1.0.0: released"), "{approved}");
+    // `airlock admin list | head`: a reader that stops early is not an error.
+    let mut child = std::process::Command::new(airlock_tests::app::worker_executable())
+        .args(["admin", "--registry", &app.url(), "list"])
+        .env("AIRLOCK_TOKEN", ADMIN_TOKEN)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = tokio::task::block_in_place(|| child.wait_with_output()).unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
 }

@@ -33,6 +33,9 @@ pub enum AdminCommand {
         /// Only packages whose name contains this.
         #[arg(long)]
         package: Option<String>,
+        /// At most this many rows (the total is printed either way).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
     },
     /// Show one version: state, findings, history.
     Show {
@@ -118,7 +121,7 @@ async fn run_async(args: AdminArgs, token: String) -> anyhow::Result<ExitCode> {
         format!("{base}/packages/{}/versions/{version}", package.replacen('/', "%2f", 1))
     };
     let (request, kind) = match &args.command {
-        AdminCommand::List { state, package } => {
+        AdminCommand::List { state, package, limit } => {
             let mut url = airlock_config::Url::parse(&format!("{base}/versions")).context("invalid --registry URL")?;
             if let Some(state) = state {
                 url.query_pairs_mut().append_pair("state", state);
@@ -126,17 +129,18 @@ async fn run_async(args: AdminArgs, token: String) -> anyhow::Result<ExitCode> {
             if let Some(package) = package {
                 url.query_pairs_mut().append_pair("package", package);
             }
+            url.query_pairs_mut().append_pair("limit", &limit.to_string());
             (client.get(url.as_str()), Kind::List)
         }
         AdminCommand::Show { package, version } => (client.get(version_path(package, version)), Kind::Version),
         AdminCommand::Approve { package, version, comment } => {
-            (action(&client, version_path(package, version), "approve", Some(comment)), Kind::Version)
+            (action(&client, version_path(package, version), "approve", Some(comment)), Kind::Decision)
         }
         AdminCommand::Reject { package, version, comment } => {
-            (action(&client, version_path(package, version), "reject", Some(comment)), Kind::Version)
+            (action(&client, version_path(package, version), "reject", Some(comment)), Kind::Decision)
         }
         AdminCommand::Recheck { package, version, comment } => {
-            (action(&client, version_path(package, version), "recheck", comment.as_ref()), Kind::Version)
+            (action(&client, version_path(package, version), "recheck", comment.as_ref()), Kind::Decision)
         }
         AdminCommand::Queue(QueueCommand::List) => (client.get(format!("{base}/queue")), Kind::Queue),
         AdminCommand::Queue(QueueCommand::Clear { spec, all_stuck, comment }) => {
@@ -166,20 +170,38 @@ async fn run_async(args: AdminArgs, token: String) -> anyhow::Result<ExitCode> {
         let message = body["error"].as_str().unwrap_or("no error message");
         anyhow::bail!("the admin API answered HTTP {status}: {message}");
     }
+    match print(&args, kind, &body) {
+        // `airlock admin list | head`: the reader has all it wanted.
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(error) => Err(error.into()),
+        Ok(()) => Ok(ExitCode::SUCCESS),
+    }
+}
+
+fn print(args: &AdminArgs, kind: Kind, body: &Value) -> std::io::Result<()> {
     let mut stdout = std::io::stdout().lock();
     if args.json {
-        writeln!(stdout, "{}", serde_json::to_string_pretty(&body)?)?;
-        return Ok(ExitCode::SUCCESS);
+        writeln!(stdout, "{}", serde_json::to_string_pretty(body)?)?;
+        return stdout.flush();
     }
     match kind {
-        Kind::List => print_list(&mut stdout, &body)?,
-        Kind::Version => print_version(&mut stdout, &body)?,
-        Kind::Queue => print_queue(&mut stdout, &body)?,
+        Kind::List => print_list(&mut stdout, body)?,
+        Kind::Version => print_version(&mut stdout, body)?,
+        Kind::Decision => writeln!(
+            stdout,
+            "{}@{}: {}{}",
+            text_of(&body["package"]),
+            text_of(&body["version"]),
+            text_of(&body["state"]),
+            body["reason"].as_str().map(|reason| format!(" ({reason})")).unwrap_or_default()
+        )?,
+        Kind::Queue => print_queue(&mut stdout, body)?,
         Kind::Cleared => {
             for entry in body["cleared"].as_array().into_iter().flatten() {
                 writeln!(stdout, "cleared {}@{}", text_of(&entry["package"]), text_of(&entry["version"]))?;
             }
-            writeln!(stdout, "{} entries cleared", body["cleared"].as_array().map_or(0, Vec::len))?;
+            let cleared = body["cleared"].as_array().map_or(0, Vec::len);
+            writeln!(stdout, "{cleared} {} cleared", plural(cleared, "entry", "entries"))?;
         }
         Kind::FeedRefreshed => writeln!(
             stdout,
@@ -187,12 +209,17 @@ async fn run_async(args: AdminArgs, token: String) -> anyhow::Result<ExitCode> {
             body["listed_packages"], body["held"]
         )?,
     }
-    Ok(ExitCode::SUCCESS)
+    stdout.flush()
+}
+
+fn plural<'a>(count: usize, one: &'a str, many: &'a str) -> &'a str {
+    if count == 1 { one } else { many }
 }
 
 enum Kind {
     List,
     Version,
+    Decision,
     Queue,
     Cleared,
     FeedRefreshed,
@@ -227,7 +254,8 @@ fn print_queue(out: &mut impl std::io::Write, body: &Value) -> std::io::Result<(
             text_of(&entry["last_error"])
         )?;
     }
-    writeln!(out, "{} entries (* = being checked now)", body["total"])
+    let total = body["total"].as_u64().unwrap_or(0) as usize;
+    writeln!(out, "{total} {} (* = being checked now)", plural(total, "entry", "entries"))
 }
 
 fn action(client: &reqwest::Client, path: String, verb: &str, comment: Option<&String>) -> reqwest::RequestBuilder {
@@ -249,7 +277,13 @@ fn print_list(out: &mut impl std::io::Write, body: &Value) -> std::io::Result<()
             version["reason"].as_str().unwrap_or("")
         )?;
     }
-    writeln!(out, "{} versions", body["total"])
+    let shown = body["versions"].as_array().map_or(0, Vec::len);
+    let total = body["total"].as_u64().unwrap_or(shown as u64) as usize;
+    if shown < total {
+        writeln!(out, "{shown} of {total} {} shown (--limit N for more)", plural(total, "version", "versions"))
+    } else {
+        writeln!(out, "{total} {}", plural(total, "version", "versions"))
+    }
 }
 
 fn print_version(out: &mut impl std::io::Write, detail: &Value) -> std::io::Result<()> {

@@ -125,7 +125,7 @@ fn young_versions_are_hidden_and_tags_move_to_the_newest_older_visible_version()
     assert_eq!(
         rendered.notice.as_deref(),
         Some(
-            "[airlock] 2 versions of demo are in quarantine and not listed (newest: 3.0.0-beta.1); install an older version or ask an Airlock admin"
+            "[airlock] demo@3.0.0-beta.1 is in quarantine: its checks passed but it is younger than the cooling period; it can be installed from 2026-11-23T00:00:00Z unless an Airlock admin approves it sooner; 1 other version of demo is in quarantine too"
         )
     );
     assert_eq!(rendered.valid_until, Some(Utc.with_ymd_and_hms(2026, 11, 23, 0, 0, 0).unwrap()));
