@@ -81,6 +81,30 @@ pub enum AdminCommand {
         #[arg(long, short)]
         comment: Option<String>,
     },
+    /// Accept one rule's findings for one package (every version, or a range): they no
+    /// longer hold it, and show as `info` naming the waiver.
+    Waive {
+        /// The rule id, as in the findings (`install-script`).
+        rule: String,
+        /// `NAME` or `NAME@RANGE` (`left-pad@^1.3.0`, `@scope/name@>=2 <3`).
+        spec: String,
+        /// Why (required; recorded in the audit log and in every waived finding).
+        #[arg(long, short)]
+        reason: String,
+        /// When it stops applying: a duration (`90d`) or an RFC 3339 time, at most a year.
+        #[arg(long)]
+        expires: String,
+        /// Also re-check the package's held versions whose holding findings it covers.
+        #[arg(long)]
+        recheck_held: bool,
+    },
+    /// List the waivers: active, expired and revoked.
+    Waivers,
+    /// Revoke a waiver: it stops applying to versions checked from now on.
+    Unwaive {
+        /// The waiver's id (from `airlock admin waivers`).
+        id: u64,
+    },
 }
 
 /// `airlock admin queue ...`.
@@ -159,6 +183,24 @@ async fn run_async(args: AdminArgs, token: String) -> anyhow::Result<ExitCode> {
             (request, Kind::Cleared)
         }
         AdminCommand::RefreshFeed => (client.post(format!("{base}/feeds/refresh")), Kind::FeedRefreshed),
+        AdminCommand::Waive { rule, spec, reason, expires, recheck_held } => {
+            let (package, versions) = split_package_range(spec);
+            let body = serde_json::json!({
+                "rule": rule,
+                "package": package,
+                "versions": versions,
+                "reason": reason,
+                "expires": expires,
+                "recheck_held": recheck_held,
+            });
+            let request = client
+                .post(format!("{base}/waivers"))
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_string());
+            (request, Kind::Waiver)
+        }
+        AdminCommand::Waivers => (client.get(format!("{base}/waivers")), Kind::Waivers),
+        AdminCommand::Unwaive { id } => (client.post(format!("{base}/waivers/{id}/revoke")), Kind::Waiver),
         AdminCommand::AddUser(_) => unreachable!("add-user is handled by `run` before any request"),
     };
     let response =
@@ -203,6 +245,25 @@ fn print(args: &AdminArgs, kind: Kind, body: &Value) -> std::io::Result<()> {
             let cleared = body["cleared"].as_array().map_or(0, Vec::len);
             writeln!(stdout, "{cleared} {} cleared", plural(cleared, "entry", "entries"))?;
         }
+        Kind::Waiver => {
+            print_waiver(&mut stdout, body)?;
+            for rechecked in body["rechecked"].as_array().into_iter().flatten() {
+                writeln!(
+                    stdout,
+                    "  re-checked {}@{}: {}",
+                    text_of(&body["package"]),
+                    text_of(&rechecked["version"]),
+                    text_of(&rechecked["state"])
+                )?;
+            }
+        }
+        Kind::Waivers => {
+            let waivers = body["waivers"].as_array().cloned().unwrap_or_default();
+            for waiver in &waivers {
+                print_waiver(&mut stdout, waiver)?;
+            }
+            writeln!(stdout, "{} {}", waivers.len(), plural(waivers.len(), "waiver", "waivers"))?;
+        }
         Kind::FeedRefreshed => writeln!(
             stdout,
             "feed reloaded: {} packages listed, {} versions newly held",
@@ -223,6 +284,33 @@ enum Kind {
     Queue,
     Cleared,
     FeedRefreshed,
+    Waiver,
+    Waivers,
+}
+
+/// Splits `name@range` (a scoped name starts with `@`); no `@` after the name means
+/// every version.
+fn split_package_range(spec: &str) -> (&str, Option<&str>) {
+    match spec.rfind('@').filter(|&at| at > 0) {
+        Some(at) => (&spec[..at], Some(&spec[at + 1..])),
+        None => (spec, None),
+    }
+}
+
+/// One line per waiver: id, status, what it accepts, until when, who, why.
+fn print_waiver(out: &mut impl std::io::Write, waiver: &Value) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:<6} {:<8} {} for {}@{} until {} by {}: {}",
+        waiver["id"],
+        text_of(&waiver["status"]),
+        text_of(&waiver["rule"]),
+        text_of(&waiver["package"]),
+        waiver["versions"].as_str().unwrap_or("*"),
+        text_of(&waiver["expires_at"]),
+        text_of(&waiver["created_by"]),
+        text_of(&waiver["reason"])
+    )
 }
 
 /// Splits `name@version`, where a scoped name starts with `@`.
@@ -332,4 +420,17 @@ fn print_version(out: &mut impl std::io::Write, detail: &Value) -> std::io::Resu
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn package_ranges_split_after_the_scope() {
+        assert_eq!(split_package_range("left-pad"), ("left-pad", None));
+        assert_eq!(split_package_range("left-pad@^1.3.0"), ("left-pad", Some("^1.3.0")));
+        assert_eq!(split_package_range("@scope/name"), ("@scope/name", None));
+        assert_eq!(split_package_range("@scope/name@>=2 <3"), ("@scope/name", Some(">=2 <3")));
+    }
 }

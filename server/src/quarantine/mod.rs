@@ -10,6 +10,7 @@ pub mod pipeline;
 pub mod policy;
 pub mod provenance;
 pub mod review;
+pub mod waivers;
 pub mod worker;
 
 use chrono::{DateTime, Utc};

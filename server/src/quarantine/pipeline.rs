@@ -577,6 +577,7 @@ impl Pipeline {
             incomplete,
         };
         let mut check_record = checks::record(outcome, inputs, &inner.policy, started, inner.mirror.now());
+        inner.policy.apply_waivers(name, version, &mut check_record.report, inner.mirror.now());
         check_record.provenance = Some(provenance_outcome.provenance);
         check_record.source_match = Some(provenance_outcome.source_match);
         inner.store.save_checks(name, version, &check_record)?;

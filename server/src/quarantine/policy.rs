@@ -8,6 +8,7 @@ use airlock_config::{PackageRule, QuarantineConfig, SeverityLevel};
 use airlock_scanner::{Finding, ScanReport, Severity, Verdict};
 use chrono::{DateTime, Utc};
 
+use super::waivers::Waiver;
 use crate::npm::PackageName;
 
 /// The effective policy.
@@ -18,6 +19,8 @@ pub struct Policy {
     // stored in the store and loaded here at start and after each change. Shared by
     // every clone, so the mirror and the pipeline see a change at once.
     runtime: Arc<RwLock<RuntimeRules>>,
+    // Waivers, loaded from the store at start and after each change, shared the same way.
+    waivers: Arc<RwLock<Vec<Waiver>>>,
 }
 
 /// Allow and deny rules added at run time, in addition to the configured ones.
@@ -32,12 +35,29 @@ pub struct RuntimeRules {
 impl Policy {
     /// The policy of a configuration.
     pub fn new(config: QuarantineConfig) -> Policy {
-        Policy { config, runtime: Arc::default() }
+        Policy { config, runtime: Arc::default(), waivers: Arc::default() }
     }
 
     /// Replaces the rules added at run time.
     pub fn set_runtime_rules(&self, rules: RuntimeRules) {
         *self.runtime.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = rules;
+    }
+
+    /// Replaces the waivers (revoked and expired ones may be included; they do not apply).
+    pub fn set_waivers(&self, waivers: Vec<Waiver>) {
+        *self.waivers.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = waivers;
+    }
+
+    /// Lowers the findings an active waiver accepts for this version to `info`, noting
+    /// the waiver (see [`super::waivers::apply`]).
+    pub fn apply_waivers(&self, name: &PackageName, version: &str, report: &mut ScanReport, now: DateTime<Utc>) {
+        let waivers = self.waivers.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        super::waivers::apply(&waivers, name, version, report, now);
+    }
+
+    /// The loaded waivers (revoked and expired ones included).
+    pub fn waivers(&self) -> Vec<Waiver> {
+        self.waivers.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
     fn runtime(&self) -> std::sync::RwLockReadGuard<'_, RuntimeRules> {

@@ -544,6 +544,113 @@ pub(super) async fn get_policy(State(state): State<AppState>, _admin: Admin) -> 
     }))
 }
 
+/// The body of `POST /-/airlock/api/waivers`.
+#[derive(Deserialize)]
+pub(super) struct WaiverBody {
+    rule: String,
+    package: String,
+    /// An npm range; absent or `*` for every version.
+    #[serde(default)]
+    versions: Option<String>,
+    reason: String,
+    /// `90d` from now, or an RFC 3339 time; at most a year ahead.
+    expires: String,
+    /// Re-check the package's held versions whose holding findings are all waived now.
+    #[serde(default)]
+    recheck_held: bool,
+}
+
+/// Most held versions one waiver re-checks inline; the rest an admin re-checks by hand.
+pub(crate) const MAX_WAIVER_RECHECKS: usize = 50;
+
+fn waiver_json(state: &AppState, waiver: &crate::store::StoredWaiver) -> Value {
+    let now = state.mirror.now();
+    let status = match &waiver.revoked {
+        Some(_) => "revoked",
+        None if waiver.expires_at <= now => "expired",
+        None => "active",
+    };
+    let mut value = serde_json::to_value(waiver).unwrap_or(Value::Null);
+    value["status"] = Value::String(status.into());
+    value
+}
+
+/// Creates a waiver and, when asked, re-checks the package's held versions it would
+/// release. Shared by the API and the UI. Returns the waiver and the versions
+/// re-checked with the state each ended in.
+pub(crate) async fn create_waiver(
+    state: &AppState,
+    admin: &str,
+    request: &crate::quarantine::waivers::WaiverRequest<'_>,
+    recheck_held: bool,
+) -> AppResult<(crate::store::StoredWaiver, Vec<(String, String)>)> {
+    use crate::quarantine::waivers;
+    let (store, policy) = (state.mirror.store(), state.mirror.policy());
+    let waiver = waivers::create(store, policy, request, admin, state.mirror.now()).await?;
+    tracing::info!(admin = %admin, waiver.id = waiver.id, rule = %waiver.rule, package.name = %waiver.package, "waiver created");
+    let mut rechecked = Vec::new();
+    if recheck_held {
+        let name = PackageName::parse(&waiver.package)?;
+        let comment = Some(format!("waiver {} accepts {}: {}", waiver.id, waiver.rule, waiver.reason));
+        let versions = waivers::held_versions_waived(store, policy, &name, state.mirror.now())?;
+        for version in versions.into_iter().take(MAX_WAIVER_RECHECKS) {
+            state.pipeline.recheck(&name, &version, admin, comment.clone()).await?;
+            let after = store.version(&name, &version)?.map(|record| record.state.as_str().to_owned());
+            rechecked.push((version, after.unwrap_or_default()));
+        }
+    }
+    Ok((waiver, rechecked))
+}
+
+/// `GET /-/airlock/api/waivers`: every waiver, oldest first, with its status.
+pub(super) async fn list_waivers(State(state): State<AppState>, _admin: Admin) -> Json<Value> {
+    let waivers: Vec<Value> = state.mirror.store().waivers().iter().map(|waiver| waiver_json(&state, waiver)).collect();
+    Json(json!({ "waivers": waivers }))
+}
+
+/// `POST /-/airlock/api/waivers` with `{"rule", "package", "versions"?, "reason",
+/// "expires", "recheck_held"?}`.
+pub(super) async fn post_waiver(
+    State(state): State<AppState>,
+    admin: Admin,
+    ApiBody(body): ApiBody<WaiverBody>,
+) -> AppResult<Response> {
+    let body =
+        body.ok_or_else(|| AppError::BadRequest("expected a JSON body with rule, package, reason and expires".into()))?;
+    let request = crate::quarantine::waivers::WaiverRequest {
+        rule: &body.rule,
+        package: &body.package,
+        versions: body.versions.as_deref(),
+        reason: &body.reason,
+        expires: &body.expires,
+    };
+    let (waiver, rechecked) = create_waiver(&state, &admin.0, &request, body.recheck_held).await?;
+    let rechecked: Vec<Value> =
+        rechecked.into_iter().map(|(version, after)| json!({ "version": version, "state": after })).collect();
+    let mut detail = waiver_json(&state, &waiver);
+    detail["rechecked"] = Value::Array(rechecked);
+    Ok((StatusCode::CREATED, Json(detail)).into_response())
+}
+
+/// `POST /-/airlock/api/waivers/{id}/revoke`.
+pub(super) async fn revoke_waiver(
+    State(state): State<AppState>,
+    admin: Admin,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> AppResult<Json<Value>> {
+    let id: u64 = id.parse().map_err(|_| AppError::BadRequest(format!("{} is not a waiver id", quote(&id))))?;
+    let waiver = crate::quarantine::waivers::revoke(
+        state.mirror.store(),
+        state.mirror.policy(),
+        id,
+        &admin.0,
+        state.mirror.now(),
+    )
+    .await?;
+    tracing::info!(admin = %admin.0, waiver.id = id, "waiver revoked");
+    Ok(Json(waiver_json(&state, &waiver)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

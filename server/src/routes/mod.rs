@@ -35,6 +35,8 @@ pub struct AppState {
 
 /// The whole application, ready to serve or to `oneshot` in tests.
 pub fn app(state: AppState) -> Router {
+    // Waivers apply from the start, whether or not anyone opens the admin pages.
+    crate::quarantine::waivers::reload(state.mirror.store(), state.mirror.policy());
     Router::new()
         // Used by npm, pnpm, yarn and bun.
         .route("/-/ping", get(meta::ping))
@@ -57,6 +59,8 @@ pub fn app(state: AppState) -> Router {
         .route("/-/airlock/api/queue/clear", axum::routing::post(admin_api::clear_queue))
         .route("/-/airlock/api/feeds/refresh", axum::routing::post(admin_api::refresh_feed))
         .route("/-/airlock/api/policy", get(admin_api::get_policy))
+        .route("/-/airlock/api/waivers", get(admin_api::list_waivers).post(admin_api::post_waiver))
+        .route("/-/airlock/api/waivers/{id}/revoke", axum::routing::post(admin_api::revoke_waiver))
         // Used by admins in a browser: the web UI under `/-/airlock/admin/`.
         .merge(admin_ui::router(&state))
         // Used by operators and load balancers.

@@ -8,6 +8,7 @@
 pub mod blobs;
 mod keys;
 pub mod space;
+mod waivers;
 
 use std::path::Path;
 
@@ -16,6 +17,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::npm::{PackageName, Version};
+pub use waivers::{StoredWaiver, WaiverRevocation};
 
 /// What Airlock remembers about a package between requests.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -232,6 +234,8 @@ pub struct Store {
     releases: sled::Tree,
     // Allow and deny rules added in the admin UI, by big-endian id.
     policy_rules: sled::Tree,
+    // Waivers (accepted findings of one rule for one package), by big-endian id.
+    waivers: sled::Tree,
     // Tarball file name → `TarballEntry`, by `name\0file name`.
     tarballs: sled::Tree,
     database: sled::Db,
@@ -258,6 +262,7 @@ impl Store {
             history: database.open_tree("history")?,
             releases: database.open_tree("releases")?,
             policy_rules: database.open_tree("policy_rules")?,
+            waivers: database.open_tree("waivers")?,
             tarballs: database.open_tree("tarballs")?,
             database,
         })
