@@ -28,6 +28,10 @@ pub const POLICY: &str = "/-/airlock/admin/policy";
 pub const POLICY_ADD: &str = "/-/airlock/admin/policy/add";
 /// Remove-rule POST.
 pub const POLICY_REMOVE: &str = "/-/airlock/admin/policy/remove";
+/// Where the add-waiver form posts.
+pub const WAIVER_ADD: &str = "/-/airlock/admin/policy/waivers/add";
+/// Where revoke-waiver forms post.
+pub const WAIVER_REVOKE: &str = "/-/airlock/admin/policy/waivers/revoke";
 /// Keys page.
 pub const KEYS: &str = "/-/airlock/admin/keys";
 /// The public status page of a version (`/-/airlock/status/<name>/<version>`); no sign-in.

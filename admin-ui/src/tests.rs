@@ -263,6 +263,33 @@ fn policy_page() {
         ],
         add_href: paths::POLICY_ADD.into(),
         remove_href: paths::POLICY_REMOVE.into(),
+        waivers: vec![
+            WaiverView {
+                id: "7".into(),
+                rule: "install-script-download".into(),
+                package: "setup-helper".into(),
+                versions: "1.x".into(),
+                reason: "our bootstrap script, reviewed".into(),
+                created: "admin:ana at 2026-12-01 10:00 UTC".into(),
+                expires: "2027-03-01 10:00 UTC".into(),
+                status: "active".into(),
+                revocable: true,
+            },
+            WaiverView {
+                id: "4".into(),
+                rule: "native-build".into(),
+                package: "left-pad".into(),
+                versions: "*".into(),
+                reason: "reviewed".into(),
+                created: "admin:bo at 2026-11-01 10:00 UTC".into(),
+                expires: "2026-11-20 10:00 UTC".into(),
+                status: "revoked by admin:ana at 2026-11-02 09:00 UTC".into(),
+                revocable: false,
+            },
+        ],
+        waivable_rules: vec!["install-script".into(), "install-script-download".into()],
+        waiver_add_href: paths::WAIVER_ADD.into(),
+        waiver_revoke_href: paths::WAIVER_REVOKE.into(),
     };
     insta::assert_snapshot!(render_policy(&page));
 }
@@ -379,6 +406,17 @@ fn hostile_package_values_render_as_text_in_lists() {
             reason: HOSTILE.into(),
             ..RuleView::default()
         }],
+        waivers: vec![WaiverView {
+            rule: HOSTILE.into(),
+            package: HOSTILE.into(),
+            versions: HOSTILE.into(),
+            reason: HOSTILE.into(),
+            status: HOSTILE.into(),
+            id: HOSTILE.into(),
+            revocable: true,
+            ..WaiverView::default()
+        }],
+        waivable_rules: vec![HOSTILE.into()],
         ..PolicyPage::default()
     };
     check_escaped(&render_policy(&policy));

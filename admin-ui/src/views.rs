@@ -382,6 +382,29 @@ pub struct RuleView {
     pub id: String,
 }
 
+/// One waiver: a rule accepted for one package.
+#[derive(Debug, Clone, Default)]
+pub struct WaiverView {
+    /// Its id, to revoke it with.
+    pub id: String,
+    /// The scanner rule id it accepts.
+    pub rule: String,
+    /// The package.
+    pub package: String,
+    /// The npm range, or `*`.
+    pub versions: String,
+    /// Why.
+    pub reason: String,
+    /// `admin:<name>` and when.
+    pub created: String,
+    /// When it stops applying.
+    pub expires: String,
+    /// `active`, `expired` or `revoked` (with by whom).
+    pub status: String,
+    /// Whether a revoke button is shown.
+    pub revocable: bool,
+}
+
 /// The policy page.
 #[derive(Debug, Clone, Default)]
 pub struct PolicyPage {
@@ -395,6 +418,14 @@ pub struct PolicyPage {
     pub add_href: String,
     /// Where remove forms post.
     pub remove_href: String,
+    /// Waivers, newest first, revoked and expired ones included.
+    pub waivers: Vec<WaiverView>,
+    /// Rule ids a waiver may accept, for the form's list.
+    pub waivable_rules: Vec<String>,
+    /// Where the add-waiver form posts.
+    pub waiver_add_href: String,
+    /// Where revoke forms post.
+    pub waiver_revoke_href: String,
 }
 
 /// One public key.

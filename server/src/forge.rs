@@ -21,6 +21,10 @@ use reqwest::StatusCode;
 /// The public GitHub API, the default forge.
 pub const DEFAULT_GITHUB_API_URL: &str = "https://api.github.com";
 
+/// How long a forge that could not be connected to is reported unreachable without a new
+/// attempt (see [`ForgeSettings::unreachable_backoff`]).
+pub const DEFAULT_UNREACHABLE_BACKOFF: Duration = Duration::from_secs(30);
+
 /// How to reach one forge.
 #[derive(Debug, Clone)]
 pub struct ForgeSettings {
@@ -41,6 +45,10 @@ pub struct ForgeSettings {
     pub request_timeout: Duration,
     /// Where archives are cached, by commit; the client creates it.
     pub cache_directory: PathBuf,
+    /// After the forge could not be connected to, how long further requests fail at once
+    /// (as "unreachable", naming the first failure) instead of each waiting for its own
+    /// connect timeout.
+    pub unreachable_backoff: Duration,
 }
 
 impl ForgeSettings {
@@ -55,6 +63,7 @@ impl ForgeSettings {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(120),
             cache_directory,
+            unreachable_backoff: DEFAULT_UNREACHABLE_BACKOFF,
         }
     }
 }
@@ -129,6 +138,17 @@ pub struct SourceArchive {
 pub struct ForgeClient {
     http: reqwest::Client,
     settings: ForgeSettings,
+    // Why only connection failures open this: they say the forge itself is out of reach,
+    // for every repository. A slow answer for one repository (which a package's author
+    // can provoke with a huge repository) must not blind the source match of others.
+    unreachable: std::sync::Arc<std::sync::Mutex<Option<Unreachable>>>,
+}
+
+/// The forge could not be connected to: since when, and why.
+#[derive(Debug, Clone)]
+struct Unreachable {
+    since: std::time::Instant,
+    reason: String,
 }
 
 impl ForgeClient {
@@ -146,7 +166,7 @@ impl ForgeClient {
         let mut settings = settings;
         settings.api_base_url = settings.api_base_url.trim_end_matches('/').to_owned();
         settings.repository_host = settings.repository_host.to_ascii_lowercase();
-        Ok(ForgeClient { http, settings })
+        Ok(ForgeClient { http, settings, unreachable: Default::default() })
     }
 
     /// The settings in use.
@@ -293,7 +313,38 @@ impl ForgeClient {
         if let Some(token) = &self.settings.token {
             request = request.bearer_auth(token);
         }
-        request.send().await.map_err(|error| transport_error(url, &error))
+        if let Some(unreachable) = self.recently_unreachable() {
+            return Err(ForgeError::Unreachable {
+                url: url.to_owned(),
+                reason: format!(
+                    "not retried: the forge could not be connected to {}s ago ({}); the next attempt is made {}s after that",
+                    unreachable.since.elapsed().as_secs(),
+                    unreachable.reason,
+                    self.settings.unreachable_backoff.as_secs()
+                ),
+            });
+        }
+        match request.send().await {
+            Ok(response) => {
+                *self.unreachable.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+                Ok(response)
+            }
+            Err(error) => {
+                if error.is_connect() {
+                    let reason = error_chain(&error);
+                    tracing::warn!(url, %reason, "the forge could not be connected to; source matches report it unreachable for a while");
+                    *self.unreachable.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
+                        Some(Unreachable { since: std::time::Instant::now(), reason });
+                }
+                Err(transport_error(url, &error))
+            }
+        }
+    }
+
+    /// The last connection failure, if it is younger than the backoff.
+    fn recently_unreachable(&self) -> Option<Unreachable> {
+        let unreachable = self.unreachable.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        unreachable.clone().filter(|unreachable| unreachable.since.elapsed() < self.settings.unreachable_backoff)
     }
 
     async fn read_body(&self, mut response: reqwest::Response, url: &str) -> Result<Bytes, ForgeError> {
@@ -356,6 +407,18 @@ fn unverifiable(error: ForgeError) -> UnverifiableReason {
         ForgeError::InvalidName(_) => UnverifiableReason::UnsupportedForge(error.to_string()),
         _ => UnverifiableReason::ForgeUnreachable(error.to_string()),
     }
+}
+
+/// An error and its sources in one line (reqwest's own message omits the cause).
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn transport_error(url: &str, error: &reqwest::Error) -> ForgeError {

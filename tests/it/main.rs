@@ -15,6 +15,7 @@ mod queue;
 mod registry;
 mod resilience;
 mod resources;
+mod waivers;
 
 use airlock_tests::{FakeRegistry, PackageVersion, TestApp, TestAppOptions, long_ago};
 

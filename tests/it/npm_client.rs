@@ -92,7 +92,11 @@ async fn npm_prints_the_quarantine_reason_for_a_young_version() {
             .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stderr.contains("1 version of fresh-pkg is in quarantine"), "npm shows the notice: {stderr} / {stdout}");
+    // The notice names the held version and when it can be installed.
+    assert!(
+        stderr.contains("npm notice [airlock] fresh-pkg@2.0.0 is in quarantine: it is younger than the cooling period and can be installed from 20"),
+        "npm shows the notice: {stderr} / {stdout}"
+    );
     let installed = std::fs::read_to_string(project.path().join("node_modules/fresh-pkg/package.json")).unwrap();
     assert!(installed.contains("\"version\": \"1.0.0\""));
 

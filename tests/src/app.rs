@@ -164,11 +164,19 @@ impl TestApp {
 
     /// POST an admin action with a comment.
     pub async fn admin_post(&self, path: &str, comment: Option<&str>) -> (reqwest::StatusCode, serde_json::Value) {
+        let body = comment.map(|comment| serde_json::json!({ "comment": comment }));
+        self.admin_post_json(path, body.as_ref()).await
+    }
+
+    /// POST an admin API path with a JSON body (or none).
+    pub async fn admin_post_json(
+        &self,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
         let mut request = self.client.post(format!("{}{path}", self.url())).bearer_auth(ADMIN_TOKEN);
-        if let Some(comment) = comment {
-            request = request
-                .header("content-type", "application/json")
-                .body(serde_json::json!({ "comment": comment }).to_string());
+        if let Some(body) = body {
+            request = request.header("content-type", "application/json").body(body.to_string());
         }
         let response = request.send().await.expect("request to airlock");
         let status = response.status();

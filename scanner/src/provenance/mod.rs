@@ -26,7 +26,7 @@ pub use registry_signatures::{
     SignedVersion, SignedVersionError, npm_ssh_key_id, verify_registry_signatures,
 };
 pub use source_match::{
-    CommitSource, DifferingFile, SourceMatchOutcome, SourceMatchResult, SourceResolution, SourceRevision,
+    CommitSource, DifferingFile, NameMismatch, SourceMatchOutcome, SourceMatchResult, SourceResolution, SourceRevision,
     UnverifiableReason, compare_with_source, find_package_directory, resolve_source,
 };
 

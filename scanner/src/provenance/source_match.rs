@@ -132,6 +132,18 @@ pub struct SourceMatchResult {
     pub only_in_repository: Vec<String>,
     /// Files only in the tarball under the package's declared build output.
     pub build_output: Vec<String>,
+    /// Set when the repository publishes a package of another name and the files were
+    /// compared with that package: the package claims someone else's repository.
+    pub name_mismatch: Option<NameMismatch>,
+}
+
+/// The tarball's package name and the one the claimed repository publishes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NameMismatch {
+    /// The name in the tarball's package.json.
+    pub tarball: String,
+    /// The name in the repository's package.json at the compared directory.
+    pub repository: String,
 }
 
 /// The outcome of the source match, whatever happened.
@@ -182,6 +194,20 @@ impl SourceMatchResult {
     /// `github.com/o/r@abc123`).
     pub fn findings(&self, source_label: &str) -> Vec<Finding> {
         let mut findings = Vec::new();
+        if let Some(mismatch) = &self.name_mismatch {
+            findings.push(Finding {
+                rule: "source-name-mismatch".to_owned(),
+                severity: Severity::Medium,
+                message: format!(
+                    "{source_label} publishes `{}`, not `{}`: this package claims another package's repository \
+                     (how the fake postmark-mcp posed as the real one), or is a fork published under a new name. \
+                     Its files were compared with `{}`'s.",
+                    mismatch.repository, mismatch.tarball, mismatch.repository
+                ),
+                location: Some(Location { file: "package.json".to_owned(), line: None, column: None }),
+                excerpt: None,
+            });
+        }
         for file in &self.differing {
             let line = file.added_lines.first().copied();
             let what = match (file.added_lines.len(), file.removed_lines.len()) {
@@ -383,6 +409,36 @@ pub fn find_package_directory(source: &FileTree, package_name: &str, directory_h
         .map(str::to_owned)
 }
 
+/// The one package a repository publishes, when the tarball's name is not found in it:
+/// the `directory` hint's package.json, else the root's when the repository is a single
+/// package (the root is not a private workspace root and no other package.json exists
+/// outside `node_modules`). Returns the directory and that package's name. A monorepo
+/// without a matching directory gives `None`: which of its packages would be compared
+/// is a guess.
+fn single_package_directory(source: &FileTree, directory_hint: Option<&str>) -> Option<(String, String)> {
+    let manifest_at = |directory: &str| {
+        let path = if directory.is_empty() { "package.json".to_owned() } else { format!("{directory}/package.json") };
+        source.get(&path).and_then(|file| serde_json::from_slice::<serde_json::Value>(&file.bytes).ok())
+    };
+    let name_of = |manifest: &serde_json::Value| manifest.get("name").and_then(|name| name.as_str()).map(str::to_owned);
+    if let Some(hint) = directory_hint.map(|hint| hint.trim_matches('/'))
+        && let Some(name) = manifest_at(hint).as_ref().and_then(name_of)
+    {
+        return Some((hint.to_owned(), name));
+    }
+    let root = manifest_at("")?;
+    let workspace_root =
+        root.get("private").and_then(serde_json::Value::as_bool) == Some(true) || root.get("workspaces").is_some();
+    let other_manifests = source
+        .files
+        .keys()
+        .any(|path| path.ends_with("/package.json") && !path.split('/').any(|segment| segment == "node_modules"));
+    if workspace_root || other_manifests {
+        return None;
+    }
+    Some((String::new(), name_of(&root)?))
+}
+
 /// Compares an unpacked npm tarball with the unpacked source archive.
 ///
 /// `directory_hint` is [`SourceResolution::directory`]. Errors only when the package
@@ -397,8 +453,17 @@ pub fn compare_with_source(
         .and_then(|file| serde_json::from_slice(&file.bytes).ok())
         .ok_or(UnverifiableReason::NoPackageJson)?;
     let name = package_json.get("name").and_then(|name| name.as_str()).ok_or(UnverifiableReason::NoPackageJson)?;
-    let directory = find_package_directory(source, name, directory_hint)
-        .ok_or_else(|| UnverifiableReason::PackageNotFound(name.to_owned()))?;
+    // Why compare with a package of another name at all: a package that claims a
+    // popular project's repository (the postmark-mcp impersonation) is exactly what the
+    // file comparison must expose, line by line, not skip as "not found".
+    let (directory, name_mismatch) = match find_package_directory(source, name, directory_hint) {
+        Some(directory) => (directory, None),
+        None => {
+            let (directory, repository_name) = single_package_directory(source, directory_hint)
+                .ok_or_else(|| UnverifiableReason::PackageNotFound(name.to_owned()))?;
+            (directory, Some(NameMismatch { tarball: name.to_owned(), repository: repository_name }))
+        }
+    };
     let repository = source.subtree(&directory);
     let build_directories = build_output_directories(&package_json, &repository);
 
@@ -409,6 +474,7 @@ pub fn compare_with_source(
         only_in_tarball: Vec::new(),
         only_in_repository: Vec::new(),
         build_output: Vec::new(),
+        name_mismatch,
     };
     for (path, file) in &tarball.files {
         // npm copies a README or licence from the repository root into a monorepo package.

@@ -91,6 +91,7 @@ impl Pipeline {
             connect_timeout: config.upstream.connect_timeout,
             request_timeout: config.forge.timeout,
             cache_directory: config.server.data_dir.join("forge-cache"),
+            unreachable_backoff: crate::forge::DEFAULT_UNREACHABLE_BACKOFF,
         })
         .map_err(|error| anyhow::anyhow!("setting up the forge client: {error}"))?;
         let trust_root = match &config.quarantine.sigstore_trust_root {

@@ -87,6 +87,8 @@ pub(super) fn router(state: &AppState) -> Router<AppState> {
         .route(paths::POLICY, get(get_policy))
         .route(paths::POLICY_ADD, post(post_policy_add))
         .route(paths::POLICY_REMOVE, post(post_policy_remove))
+        .route(paths::WAIVER_ADD, post(post_waiver_add))
+        .route(paths::WAIVER_REVOKE, post(post_waiver_revoke))
         .route(paths::KEYS, get(get_keys))
         .route(paths::STYLESHEET, get(|| async { asset("text/css; charset=utf-8", airlock_admin_ui::STYLESHEET) }))
         .route(paths::SCRIPT, get(|| async { asset("text/javascript; charset=utf-8", airlock_admin_ui::SCRIPT) }))
@@ -1483,6 +1485,88 @@ fn policy_page(state: &AppState, signed_in: &SignedIn) -> views::PolicyPage {
         rules,
         add_href: paths::POLICY_ADD.into(),
         remove_href: paths::POLICY_REMOVE.into(),
+        waivers: waiver_views(state),
+        waivable_rules: airlock_scanner::Rule::ALL
+            .iter()
+            .filter(|rule| !crate::quarantine::waivers::UNWAIVABLE_RULES.contains(rule))
+            .map(|rule| rule.id().to_owned())
+            .collect(),
+        waiver_add_href: paths::WAIVER_ADD.into(),
+        waiver_revoke_href: paths::WAIVER_REVOKE.into(),
+    }
+}
+
+fn waiver_views(state: &AppState) -> Vec<views::WaiverView> {
+    let now = state.mirror.now();
+    let mut waivers = state.mirror.store().waivers();
+    waivers.reverse();
+    waivers
+        .into_iter()
+        .map(|waiver| {
+            let status = match &waiver.revoked {
+                Some(revocation) => format!("revoked by {} at {}", revocation.by, time_text(revocation.at)),
+                None if waiver.expires_at <= now => "expired".into(),
+                None => "active".into(),
+            };
+            views::WaiverView {
+                id: waiver.id.to_string(),
+                revocable: waiver.revoked.is_none() && waiver.expires_at > now,
+                rule: waiver.rule,
+                package: waiver.package,
+                versions: waiver.versions.unwrap_or_else(|| "*".into()),
+                reason: waiver.reason,
+                created: format!("{} at {}", waiver.created_by, time_text(waiver.created_at)),
+                expires: time_text(waiver.expires_at),
+                status,
+            }
+        })
+        .collect()
+}
+
+async fn post_waiver_add(State(state): State<AppState>, signed_in: SignedIn, body: Bytes) -> Response {
+    let form = parse_form(&body);
+    if let Some(refusal) = signed_in.csrf_refusal(&form) {
+        return refusal;
+    }
+    let field = |key: &str| form.get(key).map(String::as_str).unwrap_or("");
+    let request = crate::quarantine::waivers::WaiverRequest {
+        rule: field("rule"),
+        package: field("package"),
+        versions: Some(field("versions")),
+        reason: field("reason"),
+        expires: field("expires"),
+    };
+    let recheck_held = form.contains_key("recheck_held");
+    match super::admin_api::create_waiver(&state, &signed_in.session.user, &request, recheck_held).await {
+        Ok(_) => redirect(paths::POLICY),
+        Err(AppError::BadRequest(message)) => policy_error(&state, &signed_in, message),
+        Err(error) => app_error_page(&signed_in, error),
+    }
+}
+
+async fn post_waiver_revoke(State(state): State<AppState>, signed_in: SignedIn, body: Bytes) -> Response {
+    let form = parse_form(&body);
+    if let Some(refusal) = signed_in.csrf_refusal(&form) {
+        return refusal;
+    }
+    let Ok(id) = form.get("id").map(String::as_str).unwrap_or("").parse::<u64>() else {
+        return policy_error(&state, &signed_in, "No such waiver.".into());
+    };
+    let revoked = crate::quarantine::waivers::revoke(
+        state.mirror.store(),
+        state.mirror.policy(),
+        id,
+        &signed_in.session.user,
+        state.mirror.now(),
+    )
+    .await;
+    match revoked {
+        Ok(_) => {
+            tracing::info!(admin = %signed_in.session.user, waiver.id = id, "waiver revoked");
+            redirect(paths::POLICY)
+        }
+        Err(AppError::NotFound(message)) => policy_error(&state, &signed_in, message),
+        Err(error) => app_error_page(&signed_in, error),
     }
 }
 
