@@ -10,9 +10,10 @@
 //! installs neither `devDependencies` nor (since they are the consumer's choice)
 //! `peerDependencies` on behalf of the package.
 //!
-//! Limit: a parent is decided once. When one of its dependencies' versions is held or
-//! rejected later, the parent is not re-evaluated by itself (an admin recheck does);
-//! the dependency itself is no longer served either way.
+//! A parent is resolved when it is checked and again when its cooling period ends
+//! (`Pipeline::settle`), which catches a new dependency published with it and held
+//! while both cooled. A dependency held or rejected after that does not reopen the
+//! parent by itself (an admin recheck does); the dependency is not served either way.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -207,7 +208,7 @@ pub fn declared_dependencies(manifest: &serde_json::Value) -> (Vec<DeclaredDepen
             rule: RULE_TOO_MANY.into(),
             severity: Severity::High,
             message: format!(
-                "package.json declares {entries} dependencies, more than Airlock resolves ({MAX_DEPENDENCY_ENTRIES}); only the first {MAX_DEPENDENCY_ENTRIES} were checked. Real packages declare far fewer; this is the shape of dependency spam."
+                "package.json declares {entries} dependencies, more than Airlock resolves ({MAX_DEPENDENCY_ENTRIES}); only the first {MAX_DEPENDENCY_ENTRIES} by name were checked. Real packages declare far fewer; this is the shape of dependency spam."
             ),
             location: Some(Location { file: "package.json".into(), line: None, column: None }),
             excerpt: None,
@@ -537,6 +538,9 @@ pub async fn check(mirror: &Mirror, feed: &Indicators, manifest: &serde_json::Va
         match result {
             Ok(packument) => {
                 let candidates = candidates(&package, packument, feed);
+                // Airlock's own rendering of the tags; should it not parse, resolution
+                // falls back to the highest listed version, which is npm's rule without
+                // `latest`, so no dependency goes unresolved.
                 let tags: HashMap<String, String> =
                     serde_json::from_slice(&packument.rendered.dist_tags).unwrap_or_default();
                 let whole_package = feed
