@@ -207,6 +207,10 @@ async fn a_parent_and_its_new_dependency_published_together_are_resolved_again_w
     let parent = decided(&app, "parent", "1.0.1").await;
     assert_eq!(parent["state"], "cooling", "{parent:#}");
     assert!(findings(&parent, "dependency-held").is_empty(), "{parent:#}");
+    let noted = findings(&parent, "dependency-in-quarantine");
+    assert_eq!(noted.len(), 1, "{parent:#}");
+    assert_eq!(noted[0]["severity"], "info");
+    assert!(noted[0]["message"].as_str().unwrap().contains("(the newest: child@2.0.0)"), "{noted:#?}");
     assert_eq!(app.wait_for_decision("child", "2.0.0").await["state"], "held");
 
     // When the parent's cooling period ends, its dependencies are resolved again before
@@ -223,5 +227,6 @@ async fn a_parent_and_its_new_dependency_published_together_are_resolved_again_w
         "{parent:#}"
     );
     assert_eq!(findings(&parent, "dependency-held").len(), 1, "the stored findings are updated: {parent:#}");
+    assert!(findings(&parent, "dependency-in-quarantine").is_empty(), "replaced by the new resolution: {parent:#}");
     assert_eq!(app.get("/parent/-/parent-1.0.0.tgz").await.status(), 200, "the previous release is untouched");
 }

@@ -58,10 +58,12 @@ pub const RULE_MISSING: &str = "dependency-missing";
 pub const RULE_UNCHECKED: &str = "dependency-unchecked";
 /// More dependency entries than [`MAX_DEPENDENCY_ENTRIES`].
 pub const RULE_TOO_MANY: &str = "dependencies-too-many";
+/// A dependency only versions still cooling or being checked satisfy (info).
+pub const RULE_PENDING: &str = "dependency-in-quarantine";
 
 /// Every rule this check reports, so a later resolution can replace its findings.
-const RULES: [&str; 6] =
-    [RULE_HELD, RULE_KNOWN_MALWARE, RULE_UNRESOLVABLE, RULE_MISSING, RULE_UNCHECKED, RULE_TOO_MANY];
+const RULES: [&str; 7] =
+    [RULE_HELD, RULE_KNOWN_MALWARE, RULE_UNRESOLVABLE, RULE_MISSING, RULE_UNCHECKED, RULE_TOO_MANY, RULE_PENDING];
 
 /// True when `rule` is one of this check's.
 pub fn is_dependency_rule(rule: &str) -> bool {
@@ -326,8 +328,9 @@ pub enum Resolution<'c> {
     /// Nothing listed satisfies, and every upstream version that does is refused or
     /// feed-listed: the newest of those, which is what the parent was published to get.
     Refused(&'c Candidate),
-    /// Nothing listed satisfies yet, but a version that does is cooling or checking.
-    Pending,
+    /// Nothing listed satisfies yet, but a version that does is cooling or checking:
+    /// the newest such version, which npm gets once it passes.
+    Pending(&'c Candidate),
     /// No version upstream satisfies (or no listed version carries the tag).
     NoMatch,
 }
@@ -353,7 +356,7 @@ pub fn resolve<'c>(selector: &Selector, tags: &HashMap<String, String>, candidat
             } else if target.standing == Standing::Listed {
                 Resolution::Listed(target)
             } else {
-                Resolution::Pending
+                Resolution::Pending(target)
             };
         }
     };
@@ -373,8 +376,13 @@ pub fn resolve<'c>(selector: &Selector, tags: &HashMap<String, String>, candidat
     if satisfying.is_empty() {
         return Resolution::NoMatch;
     }
-    if satisfying.iter().any(|candidate| !candidate.is_refused()) {
-        return Resolution::Pending;
+    if let Some(pending) = satisfying
+        .iter()
+        .copied()
+        .filter(|candidate| !candidate.is_refused())
+        .max_by(|left, right| left.version.cmp(&right.version))
+    {
+        return Resolution::Pending(pending);
     }
     satisfying
         .into_iter()
@@ -420,7 +428,17 @@ pub fn finding(
         ));
     }
     match resolution {
-        Resolution::Listed(_) | Resolution::Pending => None,
+        Resolution::Listed(_) => None,
+        // Recorded, not held: the dependency passes or fails its own checks, and this
+        // version is resolved again when its cooling period ends.
+        Resolution::Pending(candidate) => Some(dependency.finding(
+            RULE_PENDING,
+            Severity::Info,
+            format!(
+                "{head}, which only versions still in quarantine satisfy (the newest: {package}@{}); npm can install it only once one of them is released; Airlock resolves it again at the end of this version's cooling period, if it has one.",
+                candidate.text
+            ),
+        )),
         Resolution::Refused(candidate) => Some(match (&candidate.feed_advisories, &candidate.standing) {
             (Some(advisories), _) => dependency.finding(
                 RULE_KNOWN_MALWARE,
@@ -616,7 +634,7 @@ mod tests {
         match resolve(selector, &HashMap::new(), candidates) {
             Resolution::Listed(candidate) => Some(format!("listed {}", candidate.text)),
             Resolution::Refused(candidate) => Some(format!("refused {}", candidate.text)),
-            Resolution::Pending => Some("pending".into()),
+            Resolution::Pending(candidate) => Some(format!("pending {}", candidate.text)),
             Resolution::NoMatch => None,
         }
     }
@@ -662,11 +680,12 @@ mod tests {
         let candidates = [candidate("1.0.0", Standing::Listed), candidate("1.0.1", Standing::Pending)];
         let resolution = resolve(&range("^1.0.0"), &HashMap::new(), &candidates);
         assert!(finding(&dependency("evil-dep", "^1.0.0"), &name(), resolution, None).is_none());
-        // Nothing listed yet, only a young version: not a hold either.
+        // Nothing listed yet, only a young version: not a hold either, only a note.
         let candidates = [held("1.0.0"), candidate("1.0.1", Standing::Pending)];
         let resolution = resolve(&range("^1.0.0"), &HashMap::new(), &candidates);
-        assert!(matches!(resolution, Resolution::Pending));
-        assert!(finding(&dependency("evil-dep", "^1.0.0"), &name(), resolution, None).is_none());
+        assert!(matches!(resolution, Resolution::Pending(pending) if pending.text == "1.0.1"));
+        let noted = finding(&dependency("evil-dep", "^1.0.0"), &name(), resolution, None).expect("a note");
+        assert_eq!((noted.rule.as_str(), noted.severity), (RULE_PENDING, Severity::Info));
     }
 
     fn name() -> PackageName {
