@@ -230,3 +230,34 @@ async fn a_parent_and_its_new_dependency_published_together_are_resolved_again_w
     assert!(findings(&parent, "dependency-in-quarantine").is_empty(), "replaced by the new resolution: {parent:#}");
     assert_eq!(app.get("/parent/-/parent-1.0.0.tgz").await.status(), 200, "the previous release is untouched");
 }
+
+#[tokio::test]
+async fn a_dependency_airlock_cannot_read_is_reported_and_holds_only_where_the_policy_says() {
+    // The `@internal` scope's registry is down: its packuments cannot be read.
+    let unreachable = "[[upstream.scopes]]\nscope = \"@internal\"\nurl = \"http://127.0.0.1:1\"\n";
+    let fail_closed = "[quarantine.rule_severity]\n\"dependency-unchecked\" = \"high\"\n";
+    for (policy, state, severity) in [("", "cooling", "medium"), (fail_closed, "held", "high")] {
+        let upstream = FakeRegistry::start().await;
+        upstream.publish(PackageVersion::new("parent", "1.0.0", long_ago()));
+        upstream.publish(depending_on("parent", "1.0.1", json!({"@internal/config": "^1.0.0"})));
+        let data_dir = tempfile::tempdir().unwrap();
+        let options = TestAppOptions { extra_toml: format!("{unreachable}{policy}"), ..options(None) };
+        let app = TestApp::spawn(&upstream.url(), data_dir.path(), options).await;
+
+        let parent = decided(&app, "parent", "1.0.1").await;
+        assert_eq!(parent["state"], state, "{policy}: {parent:#}");
+        let unchecked = findings(&parent, "dependency-unchecked");
+        assert_eq!(unchecked.len(), 1, "{parent:#}");
+        assert_eq!(unchecked[0]["severity"], severity);
+        let message = unchecked[0]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(
+                "depends on @internal/config@^1.0.0, but Airlock could not read the packument of @internal/config to resolve it: "
+            ),
+            "{message}"
+        );
+        let incomplete = parent["checks"]["incomplete"].to_string();
+        assert!(incomplete.contains("dependencies: @internal/config: "), "{parent:#}");
+        app.stop().await;
+    }
+}
