@@ -4,7 +4,7 @@
 //! shape). Resolution uses Airlock's view: a held version is not listed, so a range an
 //! older listed version satisfies resolves to that one and holds nothing.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use airlock_tests::{FakeRegistry, PackageVersion, TestApp, TestAppOptions, long_ago};
 use serde_json::{Value, json};
@@ -260,4 +260,61 @@ async fn a_dependency_airlock_cannot_read_is_reported_and_holds_only_where_the_p
         assert!(incomplete.contains("dependencies: @internal/config: "), "{parent:#}");
         app.stop().await;
     }
+}
+
+/// The scanner corpus's reconstruction of flatmap-stream 0.1.1 (written by the team,
+/// modelled on the 2018 incident; not a real sample), published now.
+fn flatmap_stream_reconstruction() -> PackageVersion {
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scanner/test_data/malicious/event-stream-flatmap-stream");
+    let mut version = PackageVersion::new("flatmap-stream", "0.1.1", chrono::Utc::now());
+    let mut pending: Vec<PathBuf> = vec![case.clone()];
+    while let Some(directory) = pending.pop() {
+        for entry in std::fs::read_dir(&directory).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.file_name().is_some_and(|name| name != "package.json") {
+                let relative = path.strip_prefix(&case).unwrap().to_str().unwrap().to_owned();
+                version = version.with_file(&relative, &std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    version.with_manifest(json!({"description": "flatmap-stream test case"}))
+}
+
+#[tokio::test]
+async fn the_event_stream_replay_never_reaches_a_client_through_its_parent() {
+    let upstream = FakeRegistry::start().await;
+    upstream.publish(PackageVersion::new("event-stream", "3.3.5", long_ago()));
+    let data_dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn(&upstream.url(), data_dir.path(), options(None)).await;
+    assert_eq!(app.get("/event-stream/-/event-stream-3.3.5.tgz").await.status(), 200);
+
+    // The new maintainer publishes the payload as a new package, and a release of the
+    // popular parent that depends on it.
+    upstream.publish(flatmap_stream_reconstruction());
+    upstream.publish(depending_on("event-stream", "3.3.6", json!({"flatmap-stream": "^0.1.1"})));
+    app.clock.advance(std::time::Duration::from_secs(6 * 60));
+    assert_eq!(decided(&app, "event-stream", "3.3.6").await["state"], "cooling");
+    let payload = app.wait_for_decision("flatmap-stream", "0.1.1").await;
+    assert_eq!(payload["state"], "held", "{payload:#}");
+
+    // Three days later the parent would be released (by the first download, or the
+    // dispatcher's sweep, whichever comes first); it is held instead, and says why.
+    app.clock.advance(std::time::Duration::from_secs(73 * 3600));
+    assert_eq!(app.get("/event-stream/-/event-stream-3.3.6.tgz").await.status(), 403);
+    let (_, packument) = app.get_json("/event-stream").await;
+    assert_eq!(packument["dist-tags"]["latest"], "3.3.5", "{packument:#}");
+    assert!(packument["versions"].get("3.3.6").is_none(), "{packument:#}");
+    let (_, parent) = app.admin_get(&version_path("event-stream", "3.3.6")).await;
+    assert_eq!(parent["state"], "held", "{parent:#}");
+    let held = findings(&parent, "dependency-held");
+    assert_eq!(held.len(), 1, "{parent:#}");
+    assert!(
+        held[0]["message"].as_str().unwrap().starts_with(
+            "depends on flatmap-stream@^0.1.1, which resolves to flatmap-stream@0.1.1, refused by Airlock: flatmap-stream@0.1.1 is held in quarantine"
+        ),
+        "{parent:#}"
+    );
+    assert_eq!(app.get("/flatmap-stream/-/flatmap-stream-0.1.1.tgz").await.status(), 403);
 }
