@@ -317,4 +317,6 @@ async fn the_event_stream_replay_never_reaches_a_client_through_its_parent() {
         "{parent:#}"
     );
     assert_eq!(app.get("/flatmap-stream/-/flatmap-stream-0.1.1.tgz").await.status(), 403);
+    let metrics = app.get("/-/airlock/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("airlock_holds_total{rule=\"dependency-held\"} 1"), "{metrics}");
 }

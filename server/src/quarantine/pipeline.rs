@@ -340,22 +340,26 @@ impl Pipeline {
                 // A dependency published with this version may have been held while both
                 // cooled (the event-stream shape: a new parent and its new dependency); so
                 // dependencies are resolved again now, and a held one holds this version.
-                let transition = match self.resolve_dependencies_again(name, version, checks.as_mut()).await? {
-                    Some(reason) => {
-                        if let Some(checks) = &checks {
-                            self.inner.store.save_checks(name, version, checks)?;
-                        }
-                        plain_transition(VersionState::Held, "pipeline", "held", reason)
+                let held = self.resolve_dependencies_again(name, version, checks.as_mut()).await?;
+                if let Some(checks) = &checks {
+                    self.inner.store.save_checks(name, version, checks)?;
+                }
+                let (transition, holding_rules) = match held {
+                    Some((reason, holding_rules)) => {
+                        (plain_transition(VersionState::Held, "pipeline", "held", reason), holding_rules)
                     }
-                    None => self.release_transition(
-                        name,
-                        version,
-                        &record,
-                        "pipeline",
-                        "released",
-                        "the checks passed and the cooling period is over".into(),
-                        checks.as_ref(),
-                        now,
+                    None => (
+                        self.release_transition(
+                            name,
+                            version,
+                            &record,
+                            "pipeline",
+                            "released",
+                            "the checks passed and the cooling period is over".into(),
+                            checks.as_ref(),
+                            now,
+                        ),
+                        Vec::new(),
                     ),
                 };
                 let applied = self
@@ -369,6 +373,7 @@ impl Pipeline {
                 if let Some((_, after)) = &applied
                     && after.state == VersionState::Held
                 {
+                    self.inner.mirror.metrics().record_holds(&holding_rules);
                     self.notify(name, version, after);
                 }
                 Ok(())
@@ -378,15 +383,15 @@ impl Pipeline {
     }
 
     /// Resolves a cooled version's dependencies again before its release. Returns the
-    /// hold reason when the policy holds on what they resolve to now, and replaces the
-    /// dependency findings of the stored check record (when there is one) with the new
-    /// ones.
+    /// hold reason and the holding rules when the policy holds on what they resolve to
+    /// now. The dependency findings of the check record (when there is one) are
+    /// replaced by the new ones; the caller stores it.
     async fn resolve_dependencies_again(
         &self,
         name: &PackageName,
         version: &str,
         checks: Option<&mut CheckRecord>,
-    ) -> AppResult<Option<String>> {
+    ) -> AppResult<Option<(String, Vec<String>)>> {
         let inner = &self.inner;
         let (manifest, _) = inner.mirror.upstream_manifest(name, version).await?;
         let outcome = super::dependencies::check(&inner.mirror, &inner.feed.current(), &manifest).await;
@@ -398,7 +403,11 @@ impl Pipeline {
             diff: None,
         };
         inner.policy.apply_overrides(&mut report);
-        let reason = inner.policy.hold_reason(&report);
+        let threshold = inner.policy.hold_severity();
+        let reason = inner.policy.hold_reason(&report).map(|reason| {
+            let rules = report.findings.iter().filter(|finding| finding.severity >= threshold);
+            (reason, rules.map(|finding| finding.rule.clone()).collect())
+        });
         let Some(checks) = checks else { return Ok(reason) };
         checks.report.findings.retain(|finding| !super::dependencies::is_dependency_rule(&finding.rule));
         checks.report.findings.extend(report.findings);
