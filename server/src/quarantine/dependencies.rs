@@ -10,6 +10,11 @@
 //! installs neither `devDependencies` nor (since they are the consumer's choice)
 //! `peerDependencies` on behalf of the package.
 //!
+//! Only direct dependencies are resolved: deeper levels count through each dependency's
+//! own decision. A version Airlock lists before checking it (an established version,
+//! checked at its first download) resolves as listed; its check still runs before any
+//! of its bytes are served.
+//!
 //! A parent is resolved when it is checked and again when its cooling period ends
 //! (`Pipeline::settle`), which catches a new dependency published with it and held
 //! while both cooled. A dependency held or rejected after that does not reopen the
