@@ -34,7 +34,7 @@ use crate::npm::{PackageName, quote};
 /// Most dependency entries (both fields together) resolved per version. npm packages
 /// rarely declare more than a hundred; a longer list is itself a finding (it is the
 /// shape of dependency spam and of manifests built to exhaust checks), and only the
-/// first entries are resolved.
+/// first by name are resolved.
 pub const MAX_DEPENDENCY_ENTRIES: usize = 1_000;
 
 /// Most dependency packuments one check fetches. Each is a packument npm itself would
@@ -51,7 +51,8 @@ const MAX_SPEC_CHARS: usize = 1_024;
 /// Longest quoted reason of a dependency's hold inside the parent's finding.
 const MAX_REASON_CHARS: usize = 300;
 
-/// A held, rejected or feed-listed dependency: holds by default.
+/// A dependency only held or rejected versions satisfy: high (holds by default), medium
+/// for an optional one.
 pub const RULE_HELD: &str = "dependency-held";
 /// A dependency the known-malware feed lists: holds at any sensible policy.
 pub const RULE_KNOWN_MALWARE: &str = "dependency-known-malware";
@@ -459,13 +460,20 @@ pub fn finding(
                     Standing::Refused(why) => shorten(why),
                     _ => String::from("refused"),
                 };
+                // npm installs a version without an optional dependency it cannot get,
+                // so a held one (often a platform binary package the static checks are
+                // wary of) does not hold the parent; a feed listing still does.
+                let (severity, consequence) = match dependency.kind {
+                    DependencyKind::Required => (Severity::High, "No version that satisfies it is installable."),
+                    DependencyKind::Optional => (
+                        Severity::Medium,
+                        "No version that satisfies it is installable, so npm installs this version without it.",
+                    ),
+                };
                 dependency.finding(
                     RULE_HELD,
-                    Severity::High,
-                    format!(
-                        "{head}, which resolves to {package}@{}, refused by Airlock: {why}. No version that satisfies it is installable.",
-                        candidate.text
-                    ),
+                    severity,
+                    format!("{head}, which resolves to {package}@{}, refused by Airlock: {why}. {consequence}", candidate.text),
                 )
             }
         }),
@@ -714,6 +722,14 @@ mod tests {
             found.message,
             "depends on evil-dep@^1.0.0, which resolves to evil-dep@1.0.1, refused by Airlock: evil-dep@1.0.1 was rejected by admin:alice and cannot be installed: steals tokens. No version that satisfies it is installable."
         );
+        // npm installs the parent without an optional dependency it cannot get.
+        let optional = DeclaredDependency { kind: DependencyKind::Optional, ..dependency("evil-dep", "^1.0.0") };
+        let candidates = [candidate("0.9.0", Standing::Listed), held("1.0.0")];
+        let resolution = resolve(&range("^1.0.0"), &HashMap::new(), &candidates);
+        let found = finding(&optional, &name(), resolution, None).expect("a finding");
+        assert_eq!((found.rule.as_str(), found.severity), (RULE_HELD, Severity::Medium));
+        assert!(found.message.starts_with("optionally depends on evil-dep@^1.0.0, which resolves to evil-dep@1.0.0"));
+        assert!(found.message.ends_with("so npm installs this version without it."), "{}", found.message);
         // An older listed version in the range is what npm installs: no hold.
         let candidates = [candidate("1.0.0", Standing::Listed), held("1.0.1")];
         let resolution = resolve(&range("^1.0.0"), &HashMap::new(), &candidates);
