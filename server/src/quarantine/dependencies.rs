@@ -506,15 +506,23 @@ pub struct DependencyOutcome {
     pub incomplete: Vec<String>,
 }
 
-/// Resolves the dependencies of `manifest` through Airlock's view of each dependency's
-/// packument (fetched through the mirror, which records what it sees), at most
-/// [`MAX_PACKUMENTS_PER_CHECK`] packuments, [`FETCH_CONCURRENCY`] at a time, each once.
-///
-/// A packument that cannot be fetched is a medium `dependency-unchecked` finding, not
-/// a hold: an upstream blip must not hold every version that depends on a popular
-/// package, and the dependency itself is never served unchecked either way. The
-/// policy can raise it (`quarantine.rule_severity`).
-pub async fn check(mirror: &Mirror, feed: &Indicators, manifest: &serde_json::Value) -> DependencyOutcome {
+/// Which packuments a check fetches, and for which entries.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Each registry package with the entries that name it (an alias and a plain entry
+    /// may name the same one).
+    pub by_package: BTreeMap<PackageName, Vec<(DeclaredDependency, Selector)>>,
+    /// The packages fetched: the first [`MAX_PACKUMENTS_PER_CHECK`] by name.
+    pub fetch: Vec<PackageName>,
+    /// Findings about entries that are not resolved.
+    pub findings: Vec<Finding>,
+    /// What was left out, for the check record's `incomplete`.
+    pub incomplete: Vec<String>,
+}
+
+/// Reads the entries of `manifest`, decides how npm reads each spec and which
+/// packuments are fetched, within the bounds.
+pub fn plan(manifest: &serde_json::Value) -> Plan {
     let (declared, mut findings) = declared_dependencies(manifest);
     let mut incomplete = Vec::new();
     let mut by_package: BTreeMap<PackageName, Vec<(DeclaredDependency, Selector)>> = BTreeMap::new();
@@ -535,9 +543,9 @@ pub async fn check(mirror: &Mirror, feed: &Indicators, manifest: &serde_json::Va
             }
         }
     }
-    let mut packages: Vec<PackageName> = by_package.keys().cloned().collect();
-    if packages.len() > MAX_PACKUMENTS_PER_CHECK {
-        let skipped = packages.split_off(MAX_PACKUMENTS_PER_CHECK);
+    let mut fetch: Vec<PackageName> = by_package.keys().cloned().collect();
+    if fetch.len() > MAX_PACKUMENTS_PER_CHECK {
+        let skipped = fetch.split_off(MAX_PACKUMENTS_PER_CHECK);
         let named: Vec<&str> = skipped.iter().take(5).map(PackageName::as_str).collect();
         let message = format!(
             "{} dependencies were not resolved: one check fetches at most {MAX_PACKUMENTS_PER_CHECK} dependency packuments (not resolved: {}{}).",
@@ -554,6 +562,19 @@ pub async fn check(mirror: &Mirror, feed: &Indicators, manifest: &serde_json::Va
             excerpt: None,
         });
     }
+    Plan { by_package, fetch, findings, incomplete }
+}
+
+/// Resolves the dependencies of `manifest` through Airlock's view of each dependency's
+/// packument (fetched through the mirror, which records what it sees), at most
+/// [`MAX_PACKUMENTS_PER_CHECK`] packuments, [`FETCH_CONCURRENCY`] at a time, each once.
+///
+/// A packument that cannot be fetched is a medium `dependency-unchecked` finding, not
+/// a hold: an upstream blip must not hold every version that depends on a popular
+/// package, and the dependency itself is never served unchecked either way. The
+/// policy can raise it (`quarantine.rule_severity`).
+pub async fn check(mirror: &Mirror, feed: &Indicators, manifest: &serde_json::Value) -> DependencyOutcome {
+    let Plan { by_package, fetch: packages, mut findings, mut incomplete } = plan(manifest);
     // The per-check cache: each dependency package is fetched once, however many
     // entries (an alias and a plain entry) name it.
     let fetched: HashMap<PackageName, Result<Arc<CachedPackument>, AppError>> = futures_util::stream::iter(packages)
@@ -864,6 +885,33 @@ mod tests {
             declared_dependencies(&serde_json::json!({ "dependencies": {"a": 1, "b": "1.0.0"} }));
         assert_eq!(declared.len(), 1);
         assert_eq!((findings[0].rule.as_str(), findings[0].severity), (RULE_UNRESOLVABLE, Severity::Low));
+    }
+
+    #[test]
+    fn a_check_fetches_each_package_once_and_at_most_the_bound() {
+        let manifest = serde_json::json!({
+            "dependencies": {"stream": "^1.0.0", "alias": "npm:stream@^2.0.0", "remote": "github:o/r", "bad": "??"},
+        });
+        let plan = plan(&manifest);
+        assert_eq!(plan.fetch.iter().map(PackageName::as_str).collect::<Vec<_>>(), ["stream"]);
+        assert_eq!(plan.by_package.values().map(Vec::len).sum::<usize>(), 2);
+        let severities: Vec<(&str, Severity)> =
+            plan.findings.iter().map(|finding| (finding.rule.as_str(), finding.severity)).collect();
+        assert_eq!(severities, [(RULE_UNRESOLVABLE, Severity::Low), (RULE_UNRESOLVABLE, Severity::Info)]);
+        assert!(plan.incomplete.is_empty());
+
+        let many: serde_json::Map<String, serde_json::Value> =
+            (0..MAX_PACKUMENTS_PER_CHECK + 3).map(|index| (format!("dep-{index:04}"), "1.0.0".into())).collect();
+        let plan = super::plan(&serde_json::json!({ "dependencies": many }));
+        assert_eq!(plan.fetch.len(), MAX_PACKUMENTS_PER_CHECK);
+        assert_eq!(plan.findings.len(), 1);
+        assert_eq!((plan.findings[0].rule.as_str(), plan.findings[0].severity), (RULE_UNCHECKED, Severity::Medium));
+        assert!(
+            plan.findings[0].message.starts_with("3 dependencies were not resolved"),
+            "{}",
+            plan.findings[0].message
+        );
+        assert!(plan.incomplete[0].starts_with(INCOMPLETE_PREFIX));
     }
 
     #[test]
