@@ -81,6 +81,12 @@ impl Metrics {
         entry.0 += 1;
         entry.1 += duration.as_secs_f64();
         drop(checks);
+        self.record_holds(holding_rules);
+    }
+
+    /// Counts a hold by the rules of its findings at or above the hold severity (a
+    /// check's, or the dependency resolution's at the end of a cooling period).
+    pub fn record_holds(&self, holding_rules: &[String]) {
         let mut holds = lock(&self.holds_by_rule);
         for rule in holding_rules {
             *holds.entry(rule.clone()).or_default() += 1;

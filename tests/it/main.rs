@@ -5,6 +5,7 @@ mod admin_ui;
 mod clients;
 mod connections;
 mod cooling;
+mod dependency_holds;
 mod disk_full;
 mod feeds;
 mod forge;

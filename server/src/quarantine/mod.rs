@@ -6,6 +6,7 @@
 //! for that exact version and integrity, at that moment.
 
 pub mod checks;
+pub mod dependencies;
 pub mod pipeline;
 pub mod policy;
 pub mod provenance;

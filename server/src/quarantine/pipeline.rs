@@ -337,28 +337,85 @@ impl Pipeline {
                 if self.inner.policy.cooling_until(name, version, record.effective_published) > now {
                     return Ok(());
                 }
-                let checks: Option<CheckRecord> = self.inner.store.checks(name, version)?;
-                let transition = self.release_transition(
-                    name,
-                    version,
-                    &record,
-                    "pipeline",
-                    "released",
-                    "the checks passed and the cooling period is over".into(),
-                    checks.as_ref(),
-                    now,
-                );
-                self.inner
+                let mut checks: Option<CheckRecord> = self.inner.store.checks(name, version)?;
+                // A dependency published with this version may have been held while both
+                // cooled (the event-stream shape: a new parent and its new dependency); so
+                // dependencies are resolved again now, and a held one holds this version.
+                let held = self.resolve_dependencies_again(name, version, checks.as_mut()).await?;
+                if let Some(checks) = &checks {
+                    self.inner.store.save_checks(name, version, checks)?;
+                }
+                let (transition, holding_rules) = match held {
+                    Some((reason, holding_rules)) => {
+                        (plain_transition(VersionState::Held, "pipeline", "held", reason), holding_rules)
+                    }
+                    None => (
+                        self.release_transition(
+                            name,
+                            version,
+                            &record,
+                            "pipeline",
+                            "released",
+                            "the checks passed and the cooling period is over".into(),
+                            checks.as_ref(),
+                            now,
+                        ),
+                        Vec::new(),
+                    ),
+                };
+                let applied = self
+                    .inner
                     .store
                     .transition(name, version, now, |current| {
                         (current.state == VersionState::Cooling).then(|| transition.clone())
                     })
                     .await?;
                 self.inner.mirror.invalidate(name);
+                if let Some((_, after)) = &applied
+                    && after.state == VersionState::Held
+                {
+                    self.inner.mirror.metrics().record_holds(&holding_rules);
+                    self.notify(name, version, after);
+                }
                 Ok(())
             }
             _ => Ok(()),
         }
+    }
+
+    /// Resolves a cooled version's dependencies again before its release. Returns the
+    /// hold reason and the holding rules when the policy holds on what they resolve to
+    /// now. The dependency findings of the check record (when there is one) are
+    /// replaced by the new ones; the caller stores it.
+    async fn resolve_dependencies_again(
+        &self,
+        name: &PackageName,
+        version: &str,
+        checks: Option<&mut CheckRecord>,
+    ) -> AppResult<Option<(String, Vec<String>)>> {
+        let inner = &self.inner;
+        let (manifest, _) = inner.mirror.upstream_manifest(name, version).await?;
+        let outcome = super::dependencies::check(&inner.mirror, &inner.feed.current(), &manifest).await;
+        let mut report = airlock_scanner::ScanReport {
+            verdict: airlock_scanner::Verdict::Scanned,
+            findings: outcome.findings,
+            package: None,
+            summary: None,
+            diff: None,
+        };
+        inner.policy.apply_overrides(&mut report);
+        let threshold = inner.policy.hold_severity();
+        let reason = inner.policy.hold_reason(&report).map(|reason| {
+            let rules = report.findings.iter().filter(|finding| finding.severity >= threshold);
+            (reason, rules.map(|finding| finding.rule.clone()).collect())
+        });
+        let Some(checks) = checks else { return Ok(reason) };
+        checks.report.findings.retain(|finding| !super::dependencies::is_dependency_rule(&finding.rule));
+        checks.report.findings.extend(report.findings);
+        checks.report.findings.sort_by_key(|finding| std::cmp::Reverse(finding.severity));
+        checks.incomplete.retain(|entry| !entry.starts_with(super::dependencies::INCOMPLETE_PREFIX));
+        checks.incomplete.extend(outcome.incomplete);
+        Ok(reason)
     }
 
     /// Runs the checks of a version (once at a time per version) and records the
@@ -555,6 +612,12 @@ impl Pipeline {
             super::provenance::check(&context, name, version, &manifest, published, &tarball, previous_provenance)
                 .await;
         extra_findings.extend(provenance_outcome.findings);
+
+        // Dependencies as npm would resolve them through Airlock now: a held, rejected or
+        // feed-listed one holds this version too.
+        let dependency_outcome = super::dependencies::check(&inner.mirror, &inner.feed.current(), &manifest).await;
+        extra_findings.extend(dependency_outcome.findings);
+        incomplete.extend(dependency_outcome.incomplete);
 
         // Context only adds signals; when the packument cannot be read again it is unknown.
         let publication = match inner.mirror.publication_context(name, version).await {
