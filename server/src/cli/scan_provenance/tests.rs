@@ -125,6 +125,19 @@ fn a_source_directory_is_compared_file_by_file_with_build_output_apart() {
 
 #[test]
 fn a_source_without_the_package_is_unverifiable_at_the_chosen_severity() {
+    // A workspace root that publishes no package of this name: nothing to compare with.
+    let checkout = tempfile::tempdir().unwrap();
+    std::fs::write(checkout.path().join("package.json"), r#"{"name": "other", "private": true}"#).unwrap();
+    let args = ProvenanceArgs {
+        source: Some(checkout.path().to_owned()),
+        source_unverifiable_severity: Severity::High,
+        ..ProvenanceArgs::default()
+    };
+    assert_eq!(run(&args, NAMESPACE_TEST_TGZ), [("source-unverifiable".to_owned(), Severity::High)]);
+}
+
+#[test]
+fn a_source_that_publishes_another_name_is_compared_and_the_mismatch_reported() {
     let checkout = tempfile::tempdir().unwrap();
     std::fs::write(checkout.path().join("package.json"), r#"{"name": "other"}"#).unwrap();
     let args = ProvenanceArgs {
@@ -132,7 +145,9 @@ fn a_source_without_the_package_is_unverifiable_at_the_chosen_severity() {
         source_unverifiable_severity: Severity::High,
         ..ProvenanceArgs::default()
     };
-    assert_eq!(run(&args, NAMESPACE_TEST_TGZ), [("source-unverifiable".to_owned(), Severity::High)]);
+    let findings = run(&args, NAMESPACE_TEST_TGZ);
+    assert!(findings.contains(&("source-name-mismatch".to_owned(), Severity::Medium)), "{findings:?}");
+    assert!(!findings.iter().any(|(rule, _)| rule == "source-unverifiable"), "{findings:?}");
 }
 
 #[test]
