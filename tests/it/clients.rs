@@ -62,6 +62,34 @@ fn assert_client_tree(project: &ClientProject, airlock: &str) {
     }
 }
 
+/// `airlock verify` reads the client's real lockfile and finds a release record signed
+/// by Airlock for every package in it (and, where the lockfile has npm's integrity, for
+/// exactly those bytes).
+async fn verify_lockfile_against_release_records(app: &TestApp, project: &ClientProject) {
+    use airlock_server::cli::verify::{LockedIntegrity, read_lockfile, verify_packages};
+    use base64::Engine as _;
+    let label = project.client.label();
+    let (_, keys) = app.get_json("/-/airlock/keys").await;
+    let pinned: [u8; 32] = base64::engine::general_purpose::STANDARD
+        .decode(keys["release_records"]["public_key"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let packages = read_lockfile(&project.dir().join(project.lockfile_name())).unwrap();
+    let locked: Vec<String> = packages.iter().map(|package| format!("{}@{}", package.name, package.version)).collect();
+    for expected in ["@acme/logger@1.1.0", "chain-a@1.0.0", "chain-b@1.2.0", "chain-c@2.0.1", "hello-cli@1.0.0"] {
+        assert!(locked.contains(&expected.to_owned()), "{label}: {expected} not read from the lockfile: {locked:?}");
+    }
+    let comparable = packages.iter().filter(|package| matches!(package.integrity, LockedIntegrity::Sri(_))).count();
+    match project.client {
+        Client::YarnBerry => assert_eq!(comparable, 0, "{label}: berry pins its own cache archive"),
+        _ => assert_eq!(comparable, packages.len(), "{label}: every entry has npm's integrity"),
+    }
+    let total = packages.len();
+    let outcome = verify_packages(&app.url(), Some(pinned), None, packages, 8).await.unwrap();
+    assert_eq!((outcome.total, outcome.failures.len()), (total, 0), "{label}: {outcome:?}");
+}
+
 /// Installs the tree through a cold Airlock (every version checked on first download,
 /// many downloads in flight at once), then re-installs from the lockfile on a fresh
 /// machine with the upstream stopped: Airlock's cache serves everything.
@@ -76,6 +104,7 @@ async fn installs_then_reinstalls_from_the_lockfile_with_the_upstream_down(clien
     run_ok(&project, &["install"]).await;
     assert_client_tree(&project, &app.url());
     let lockfile = project.lockfile();
+    verify_lockfile_against_release_records(&app, &project).await;
     for path in ["/@acme/logger/-/logger-1.1.0.tgz", "/chain-c/-/chain-c-2.0.1.tgz", "/hello-cli/-/hello-cli-1.0.0.tgz"]
     {
         assert_eq!(upstream.requests(path), 1, "{}: Airlock fetched {path} once", client.label());

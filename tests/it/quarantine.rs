@@ -435,6 +435,36 @@ async fn prefetch_sends_a_lockfile_through_the_pipeline_and_reports_what_is_held
 }
 
 #[tokio::test]
+async fn verify_says_why_a_locked_version_has_no_release_record() {
+    use airlock_server::cli::verify::{parse_lockfile, verify_packages};
+    let scenario = postmark_scenario().await;
+    let app = &scenario.app;
+    assert_eq!(app.wait_for_decision(PACKAGE, "1.0.16").await["state"], "held");
+    let lockfile = serde_json::json!({
+        "lockfileVersion": 3,
+        "packages": {
+            "node_modules/mail-mcp": {"version": "1.0.16", "integrity": "sha512-AAAA"},
+        }
+    });
+    let packages = || parse_lockfile(std::path::Path::new("package-lock.json"), &lockfile.to_string()).unwrap();
+    let outcome = verify_packages(&app.url(), None, None, packages(), 1).await.unwrap();
+    let reason = &outcome.failures[0].1;
+    assert!(reason.starts_with("no release record: mail-mcp@1.0.16 is held in quarantine"), "{reason}");
+
+    let (status, _) =
+        app.admin_post(&format!("/-/airlock/api/packages/{PACKAGE}/versions/1.0.16/reject"), Some("hidden BCC")).await;
+    assert_eq!(status, 200);
+    let outcome = verify_packages(&app.url(), None, None, packages(), 1).await.unwrap();
+    let reason = &outcome.failures[0].1;
+    assert!(
+        reason.starts_with(
+            "no release record: mail-mcp@1.0.16 was rejected by admin:tester and cannot be installed: hidden BCC"
+        ),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
 async fn a_pinned_package_without_the_pinned_provenance_is_held() {
     let upstream = FakeRegistry::start().await;
     upstream.publish(PackageVersion::new("@pinned/lib", "1.0.0", long_ago()));

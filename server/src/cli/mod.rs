@@ -2,6 +2,7 @@
 //! the pure crates or runs the server.
 
 pub mod admin;
+pub mod lockfile;
 pub mod prefetch;
 pub mod scan;
 pub mod scan_provenance;

@@ -7,10 +7,9 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use futures_util::StreamExt as _;
 
-use super::verify::{LockedPackage, parse_lockfile};
+use super::lockfile::{LockedPackage, read_lockfile};
 
 /// Arguments of `airlock prefetch`.
 #[derive(Debug, clap::Args)]
@@ -38,17 +37,9 @@ pub enum Outcome {
 
 /// Runs the command.
 pub fn run(args: PrefetchArgs) -> anyhow::Result<ExitCode> {
-    let text =
-        std::fs::read_to_string(&args.lockfile).with_context(|| format!("reading {}", args.lockfile.display()))?;
-    let packages: Vec<LockedPackage> = parse_lockfile(&args.lockfile, &text)?
+    let packages: Vec<LockedPackage> = read_lockfile(&args.lockfile)?
         .into_iter()
-        .filter(|package| {
-            !package.version.is_empty()
-                && package
-                    .resolved
-                    .as_deref()
-                    .is_none_or(|resolved| resolved.starts_with("http://") || resolved.starts_with("https://"))
-        })
+        .filter(|package| !package.version.is_empty() && package.is_from_registry())
         .collect();
     let token = std::env::var(airlock_config::EnvVars::TOKEN).ok().filter(|token| !token.is_empty());
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

@@ -3,8 +3,11 @@
 //! record, verifies it offline against the pinned Ed25519 key, and checks that the
 //! integrity in the lockfile is the one Airlock signed.
 //!
-//! Reads `package-lock.json` / `npm-shrinkwrap.json` (lockfile v1, v2 and v3) and
-//! `yarn.lock` (v1). Exit 0 only when every package passes.
+//! Reads every lockfile [`super::lockfile`] knows: npm's, yarn classic's and berry's,
+//! pnpm's and bun's text lockfile. Yarn berry pins yarn's own cache archive rather than
+//! the npm tarball, so for it the check is that Airlock released each `name@version`
+//! (the bytes are Airlock's to serve only once released). Exit 0 only when every
+//! package passes.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -14,12 +17,14 @@ use anyhow::Context as _;
 use base64::Engine as _;
 use futures_util::StreamExt as _;
 
+pub use super::lockfile::{LockedIntegrity, LockedPackage, parse_lockfile, read_lockfile};
 use crate::signing;
 
 /// Arguments of `airlock verify`.
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
-    /// The lockfile: package-lock.json, npm-shrinkwrap.json or yarn.lock.
+    /// The lockfile: package-lock.json, npm-shrinkwrap.json, yarn.lock (classic or
+    /// berry), pnpm-lock.yaml or bun.lock.
     pub lockfile: PathBuf,
     /// Airlock's URL.
     #[arg(long, env = "AIRLOCK_REGISTRY", default_value = "http://127.0.0.1:4873")]
@@ -35,118 +40,11 @@ pub struct VerifyArgs {
     pub concurrency: usize,
 }
 
-/// One package a lockfile installs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LockedPackage {
-    /// Package name.
-    pub name: String,
-    /// Version.
-    pub version: String,
-    /// The lockfile's integrity (SRI), if it has one.
-    pub integrity: Option<String>,
-    /// Where it was resolved from.
-    pub resolved: Option<String>,
-}
-
 /// Runs the command.
 pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let text =
-        std::fs::read_to_string(&args.lockfile).with_context(|| format!("reading {}", args.lockfile.display()))?;
-    let packages = parse_lockfile(&args.lockfile, &text)?;
+    let packages = read_lockfile(&args.lockfile)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(verify_all(&args, packages))
-}
-
-/// Parses a lockfile by its name.
-pub fn parse_lockfile(path: &Path, text: &str) -> anyhow::Result<Vec<LockedPackage>> {
-    let file_name = path.file_name().and_then(|name| name.to_str()).unwrap_or("");
-    match file_name {
-        "yarn.lock" => parse_yarn_lock(text),
-        "pnpm-lock.yaml" => anyhow::bail!("pnpm-lock.yaml is not supported yet; use package-lock.json or yarn.lock"),
-        _ => parse_package_lock(text),
-    }
-}
-
-fn parse_package_lock(text: &str) -> anyhow::Result<Vec<LockedPackage>> {
-    let lock: serde_json::Value = serde_json::from_str(text).context("the lockfile is not JSON")?;
-    let mut packages = Vec::new();
-    if let Some(entries) = lock.get("packages").and_then(serde_json::Value::as_object) {
-        for (path, entry) in entries {
-            // "" is the project itself; links point at workspace folders.
-            if path.is_empty() || entry.get("link").and_then(serde_json::Value::as_bool) == Some(true) {
-                continue;
-            }
-            let name = match entry.get("name").and_then(serde_json::Value::as_str) {
-                Some(name) => name.to_owned(),
-                None => match path.rfind("node_modules/") {
-                    Some(position) => path[position + "node_modules/".len()..].to_owned(),
-                    None => continue,
-                },
-            };
-            packages.push(locked(name, entry));
-        }
-    } else if let Some(dependencies) = lock.get("dependencies").and_then(serde_json::Value::as_object) {
-        fn walk(dependencies: &serde_json::Map<String, serde_json::Value>, packages: &mut Vec<LockedPackage>) {
-            for (name, entry) in dependencies {
-                packages.push(locked(name.clone(), entry));
-                if let Some(nested) = entry.get("dependencies").and_then(serde_json::Value::as_object) {
-                    walk(nested, packages);
-                }
-            }
-        }
-        walk(dependencies, &mut packages);
-    }
-    packages.sort_by(|left, right| (&left.name, &left.version).cmp(&(&right.name, &right.version)));
-    packages.dedup_by(|left, right| left.name == right.name && left.version == right.version);
-    Ok(packages)
-}
-
-fn locked(name: String, entry: &serde_json::Value) -> LockedPackage {
-    let text = |key: &str| entry.get(key).and_then(serde_json::Value::as_str).map(str::to_owned);
-    LockedPackage {
-        name,
-        version: text("version").unwrap_or_default(),
-        integrity: text("integrity"),
-        resolved: text("resolved"),
-    }
-}
-
-/// yarn.lock v1: blocks of `"name@range", name@range:` followed by indented fields.
-fn parse_yarn_lock(text: &str) -> anyhow::Result<Vec<LockedPackage>> {
-    if text.contains("__metadata:") {
-        anyhow::bail!("this is a yarn berry lockfile; only yarn.lock v1 (yarn classic) is supported yet");
-    }
-    let mut packages = Vec::new();
-    let mut current: Option<LockedPackage> = None;
-    for line in text.lines() {
-        if line.trim().is_empty() || line.starts_with('#') {
-            continue;
-        }
-        if !line.starts_with(' ') {
-            packages.extend(current.take());
-            let first = line.trim_end_matches(':').split(',').next().unwrap_or("").trim().trim_matches('"');
-            // The name is everything before the last `@` that is not the scope's.
-            let split = first[1..].find('@').map(|position| position + 1);
-            let name = split.map(|position| &first[..position]).unwrap_or(first);
-            current =
-                Some(LockedPackage { name: name.to_owned(), version: String::new(), integrity: None, resolved: None });
-            continue;
-        }
-        let Some(package) = current.as_mut() else { continue };
-        let trimmed = line.trim();
-        let (key, value) = trimmed.split_once(' ').unwrap_or((trimmed, ""));
-        let value = value.trim().trim_matches('"').to_owned();
-        match key {
-            "version" => package.version = value,
-            "integrity" => package.integrity = Some(value),
-            "resolved" => package.resolved = Some(value),
-            _ => {}
-        }
-    }
-    packages.extend(current);
-    packages.sort_by(|left, right| (&left.name, &left.version).cmp(&(&right.name, &right.version)));
-    packages.dedup_by(|left, right| left.name == right.name && left.version == right.version);
-    Ok(packages)
 }
 
 /// The result of verifying a lockfile.
@@ -227,16 +125,18 @@ async fn verify_one(
     if package.version.is_empty() {
         return Err("the lockfile has no version for it".into());
     }
-    if let Some(resolved) = &package.resolved
-        && !(resolved.starts_with("http://") || resolved.starts_with("https://"))
-    {
+    if !package.is_from_registry() {
+        let resolved = package.resolved.as_deref().unwrap_or_default();
         return Err(format!("installed from {resolved}, not from a registry; Airlock cannot vouch for it"));
     }
     let url = format!("{registry}/-/airlock/attestations/{}@{}", package.name.replacen('/', "%2f", 1), package.version);
     let response =
         client.get(&url).send().await.map_err(|error| format!("cannot fetch the release record: {error}"))?;
     if response.status() == reqwest::StatusCode::NOT_FOUND {
-        return Err("no release record: Airlock did not release this version".into());
+        return Err(match why_not_released(client, registry, package).await {
+            Some(reason) => format!("no release record: {reason}"),
+            None => "no release record: Airlock did not release this version".into(),
+        });
     }
     if !response.status().is_success() {
         return Err(format!("fetching the release record answered HTTP {}", response.status()));
@@ -248,8 +148,11 @@ async fn verify_one(
     if subject["name"] != expected_name.as_str() {
         return Err(format!("the record is for {}, not {expected_name}", subject["name"]));
     }
-    let Some(integrity) = &package.integrity else {
-        return Err("the lockfile has no integrity to compare with".into());
+    let integrity = match &package.integrity {
+        LockedIntegrity::Sri(integrity) => integrity,
+        // Released is all that can be checked; Airlock serves only released bytes.
+        LockedIntegrity::NotComparable(_) => return Ok(()),
+        LockedIntegrity::Missing => return Err("the lockfile has no integrity to compare with".into()),
     };
     let signed_integrity = statement["predicate"]["integrity"].as_str().unwrap_or("");
     match sha512_hex(integrity) {
@@ -260,6 +163,19 @@ async fn verify_one(
             "the lockfile's integrity {integrity} differs from the one Airlock released ({signed_integrity})"
         )),
     }
+}
+
+/// Where the version stands, from its public status page (`rejected by admin:ana …`,
+/// `held in quarantine …`); `None` when Airlock has not seen it or cannot say.
+async fn why_not_released(client: &reqwest::Client, registry: &str, package: &LockedPackage) -> Option<String> {
+    let url = format!("{registry}/-/airlock/status/{}/{}", package.name, package.version);
+    let response = client.get(&url).header(reqwest::header::ACCEPT, "application/json").send().await.ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
+    let body = response.bytes().await.ok()?;
+    let status: serde_json::Value = serde_json::from_slice(&body).ok()?;
+    status["reason"].as_str().filter(|reason| !reason.is_empty()).map(str::to_owned)
 }
 
 fn sha512_hex(integrity: &str) -> Option<String> {
@@ -293,49 +209,4 @@ async fn fetch_key(client: &reqwest::Client, registry: &str) -> anyhow::Result<[
 fn decode_key(encoded: &str) -> anyhow::Result<[u8; 32]> {
     let bytes = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).context("the key is not base64")?;
     bytes.try_into().map_err(|_| anyhow::anyhow!("an Ed25519 public key has 32 bytes"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn package_lock_v3_entries_are_read() {
-        let text = r#"{"lockfileVersion": 3, "packages": {
-            "": {"name": "app"},
-            "node_modules/a": {"version": "1.0.0", "resolved": "http://r/a/-/a-1.0.0.tgz", "integrity": "sha512-AA=="},
-            "node_modules/a/node_modules/@s/b": {"version": "2.0.0", "integrity": "sha512-BB=="},
-            "packages/local": {"version": "0.0.0"},
-            "node_modules/local": {"resolved": "packages/local", "link": true}
-        }}"#;
-        let packages = parse_lockfile(Path::new("package-lock.json"), text).unwrap();
-        let names: Vec<(&str, &str)> =
-            packages.iter().map(|package| (package.name.as_str(), package.version.as_str())).collect();
-        // The workspace folder and the link to it are not registry packages.
-        assert_eq!(names, [("@s/b", "2.0.0"), ("a", "1.0.0")]);
-    }
-
-    #[test]
-    fn yarn_v1_entries_are_read() {
-        let text = "# yarn lockfile v1\n\n\"@s/b@^2.0.0\", \"@s/b@^2.0.1\":\n  version \"2.0.1\"\n  resolved \"http://r/@s/b/-/b-2.0.1.tgz#abc\"\n  integrity sha512-BB==\n\na@^1.0.0:\n  version \"1.0.0\"\n  integrity sha512-AA==\n  dependencies:\n    \"@s/b\" \"^2.0.0\"\n";
-        let packages = parse_lockfile(Path::new("yarn.lock"), text).unwrap();
-        assert_eq!(
-            packages,
-            [
-                LockedPackage {
-                    name: "@s/b".into(),
-                    version: "2.0.1".into(),
-                    integrity: Some("sha512-BB==".into()),
-                    resolved: Some("http://r/@s/b/-/b-2.0.1.tgz#abc".into())
-                },
-                LockedPackage {
-                    name: "a".into(),
-                    version: "1.0.0".into(),
-                    integrity: Some("sha512-AA==".into()),
-                    resolved: None
-                },
-            ]
-        );
-        assert!(parse_lockfile(Path::new("yarn.lock"), "__metadata:\n  version: 6\n").is_err());
-    }
 }
