@@ -53,6 +53,9 @@ const ABBREVIATED_VERSION_FIELDS: &[&str] = &[
     "license",
     "_hasShrinkwrap",
     "hasInstallScript",
+    // Who published it, with `trustedPublisher` for versions published through trusted
+    // publishing: pnpm's `trustPolicy: no-downgrade` reads it from this document.
+    "_npmUser",
 ];
 
 /// Most versions one packument may list. npm's largest packages list a few tens of

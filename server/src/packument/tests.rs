@@ -25,11 +25,13 @@ fn manifest(version: &str) -> Value {
         "description": "kept in full, dropped in abbreviated",
         "scripts": {"postinstall": "node setup.js"},
         "dependencies": {"left-pad": "^1.0.0"},
+        "_npmUser": {"name": "GitHub Actions", "email": "npm-oidc-no-reply@github.com", "trustedPublisher": {"id": "github", "oidcConfigId": "oidc:1"}},
         "dist": {
             "tarball": format!("https://upstream.example/demo/-/demo-{version}.tgz"),
             "integrity": INTEGRITY_A,
             "shasum": "0000000000000000000000000000000000000000",
-            "signatures": [{"keyid": "SHA256:x", "sig": "y"}]
+            "signatures": [{"keyid": "SHA256:x", "sig": "y"}],
+            "attestations": {"url": format!("https://upstream.example/-/npm/v1/attestations/demo@{version}"), "provenance": {"predicateType": "https://slsa.dev/provenance/v1"}}
         }
     })
 }
@@ -167,6 +169,9 @@ fn abbreviated_versions_keep_install_fields_and_flag_install_scripts() {
     assert_eq!(abbreviated["modified"], "2026-11-20T00:00:00.000Z");
     assert_eq!(abbreviated["time"]["1.0.0"], "2020-01-01T00:00:00.000Z");
     assert!(abbreviated.get("readme").is_none());
+    // What pnpm's release-age and trust-policy checks read from this document.
+    assert_eq!(version["_npmUser"]["trustedPublisher"]["id"], "github");
+    assert_eq!(version["dist"]["attestations"]["provenance"]["predicateType"], "https://slsa.dev/provenance/v1");
 }
 
 #[test]
