@@ -266,3 +266,27 @@ async fn tarballs_install_through_an_s3_blob_store_and_a_changed_object_is_never
     assert!(!message.contains(airlock_tests::seaweedfs::SECRET_ACCESS_KEY), "{message}");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_whose_object_store_does_not_answer_fails_naming_it() {
+    // A loopback port with nothing behind it: connections are refused at once.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let data_dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\n\
+         [storage]\nblobs = \"s3\"\ns3_endpoint = \"http://127.0.0.1:{closed}\"\ns3_bucket = \"airlock-blobs\"\n",
+        data_dir.path()
+    );
+    let overrides = airlock_config::Overrides::from_env(|key| match key {
+        "AWS_ACCESS_KEY_ID" => Some("AKIDEXAMPLE".to_owned()),
+        "AWS_SECRET_ACCESS_KEY" => Some("never-printed-secret".to_owned()),
+        _ => None,
+    });
+    let config = airlock_config::Config::from_toml("test.toml", &text, overrides).unwrap();
+    let started = std::time::Instant::now();
+    let error = airlock_server::cli::serve::run(config).await.expect_err("no object store, no start");
+    let message = format!("{error:#}");
+    assert!(message.contains(&format!("bucket `airlock-blobs` at http://127.0.0.1:{closed}")), "{message}");
+    assert!(!message.contains("never-printed-secret"), "{message}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "fails fast: {:?}", started.elapsed());
+}
