@@ -121,6 +121,9 @@ pub struct S3Storage {
     pub secret_access_key: Option<Secret>,
     /// Session token of temporary credentials.
     pub session_token: Option<Secret>,
+    /// Bytes of `<data_dir>/blob-cache` kept for verified copies of tarballs read
+    /// from the bucket, served as files; 0 reads every tarball from the bucket.
+    pub cache_size: u64,
 }
 
 /// `[checks]`: every check runs in a worker subprocess bounded by these limits, and a
@@ -1011,6 +1014,16 @@ fn blob_storage(
                 ("storage.s3_region", &raw.s3_region),
                 ("storage.s3_prefix", &raw.s3_prefix),
             ];
+            if let Some(size) = &raw.s3_cache_size {
+                return Err(ConfigError::Invalid {
+                    key: "storage.s3_cache_size",
+                    value: match size {
+                        ByteSize::Bytes(bytes) => bytes.to_string(),
+                        ByteSize::Text(text) => text.clone(),
+                    },
+                    reason: "only used with storage.blobs = \"s3\"".into(),
+                });
+            }
             if let Some((key, Some(value))) = s3_keys.into_iter().find(|(_, value)| value.is_some()) {
                 return Err(ConfigError::Invalid {
                     key,
@@ -1112,7 +1125,17 @@ fn blob_storage(
                     });
                 }
             };
+            let cache_size = match raw.s3_cache_size {
+                None => 0,
+                Some(ByteSize::Bytes(bytes)) => bytes,
+                Some(ByteSize::Text(text)) => parse_byte_size(&text).map_err(|reason| ConfigError::Invalid {
+                    key: "storage.s3_cache_size",
+                    value: text,
+                    reason,
+                })?,
+            };
             Ok(BlobStorage::S3(Box::new(S3Storage {
+                cache_size,
                 endpoint,
                 bucket,
                 region,

@@ -65,6 +65,8 @@ pub struct RawStorage {
     pub s3_region: Option<String>,
     /// A key prefix inside the bucket, so one bucket can hold several installations.
     pub s3_prefix: Option<String>,
+    /// Disk space for verified copies of tarballs read from the bucket (0: none).
+    pub s3_cache_size: Option<ByteSize>,
 }
 
 /// `[checks]` as written: how the check worker subprocess is bounded.

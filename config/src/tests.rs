@@ -344,6 +344,7 @@ fn s3_blobs_take_endpoint_bucket_region_prefix_and_credentials_from_the_environm
         (s3.bucket.as_str(), s3.region.as_str(), s3.prefix.as_str()),
         ("airlock-blobs", "eu-west-1", "prod/replica-set")
     );
+    assert_eq!(s3.cache_size, 0, "no local cache unless configured");
     assert_eq!(s3.access_key_id.as_ref().map(Secret::expose), Some("AKIDEXAMPLE"));
     assert_eq!(s3.secret_access_key.as_ref().map(Secret::expose), Some("wJalrXUtnFEMI-secret"));
     let printed = format!("{config:?}");
@@ -372,6 +373,8 @@ fn bad_blob_storage_settings_are_errors_naming_the_key() {
         ("blobs = \"s3\"\ns3_bucket = \"airlock\"\ns3_region = \"eu west\"", "`storage.s3_region`"),
         ("blobs = \"s3\"\ns3_bucket = \"airlock\"\ns3_prefix = \"a/../b\"", "`storage.s3_prefix`"),
         ("s3_bucket = \"airlock\"", "`storage.s3_bucket`: \"airlock\": only used with storage.blobs = \"s3\""),
+        ("s3_cache_size = \"1GiB\"", "`storage.s3_cache_size`: \"1GiB\": only used with storage.blobs = \"s3\""),
+        ("blobs = \"s3\"\ns3_bucket = \"airlock\"\ns3_cache_size = \"lots\"", "`storage.s3_cache_size`: \"lots\""),
     ];
     for (section, expected) in cases {
         let error = storage_config(&format!("[storage]\n{section}\n"), Overrides::default()).unwrap_err();

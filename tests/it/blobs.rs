@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use airlock_config::BlobStorage;
 use airlock_server::npm::Integrity;
 use airlock_server::store::blobs::{BlobError, Blobs, OpenedTarball};
 use airlock_tests::seaweedfs::SeaweedFs;
@@ -13,14 +14,20 @@ use sha2::Digest as _;
 /// How a test reaches behind the seam to change a stored tarball.
 enum Backend<'a> {
     Directory(&'a Path),
-    S3 { seaweed: &'a SeaweedFs, prefix: String },
+    /// With `cache`, each open gets an empty local tarball cache under it.
+    S3 {
+        seaweed: &'a SeaweedFs,
+        prefix: String,
+        cache: Option<&'a Path>,
+    },
 }
 
 impl Backend<'_> {
     fn name(&self) -> &'static str {
         match self {
             Backend::Directory(_) => "dir",
-            Backend::S3 { .. } => "s3",
+            Backend::S3 { cache: None, .. } => "s3",
+            Backend::S3 { cache: Some(_), .. } => "s3 with a local cache",
         }
     }
 
@@ -29,9 +36,18 @@ impl Backend<'_> {
     fn open(&self) -> Blobs {
         match self {
             Backend::Directory(data_dir) => Blobs::open_directory(data_dir).unwrap(),
-            Backend::S3 { seaweed, prefix } => {
-                let scratch = tempfile::tempdir().unwrap();
-                Blobs::open(&seaweed.blob_storage(prefix), scratch.path()).unwrap()
+            Backend::S3 { seaweed, prefix, cache } => {
+                let mut storage = seaweed.blob_storage(prefix);
+                let data_dir = match (cache, &mut storage) {
+                    (Some(root), BlobStorage::S3(s3)) => {
+                        s3.cache_size = 1 << 30;
+                        // Kept until `root` goes: the cache lives there.
+                        tempfile::tempdir_in(root).unwrap().keep()
+                    }
+                    // Nothing is written under the data directory without a cache.
+                    _ => std::path::PathBuf::from("/nonexistent-airlock-data"),
+                };
+                Blobs::open(&storage, &data_dir).unwrap()
             }
         }
     }
@@ -45,7 +61,7 @@ impl Backend<'_> {
                 assert!(path.is_file(), "{} is where the directory keeps it", path.display());
                 std::fs::write(path, bytes).unwrap();
             }
-            Backend::S3 { seaweed, prefix } => {
+            Backend::S3 { seaweed, prefix, .. } => {
                 seaweed.overwrite(&format!("{prefix}/tarballs/sha512/{sha512_hex}"), bytes).await;
             }
         }
@@ -180,19 +196,42 @@ async fn refused_and_missing_blobs(backend: &Backend<'_>) {
     assert!(blobs.open_tarball("../../etc/passwd", u64::MAX).await.is_err(), "{}: not a name", backend.name());
 }
 
+/// The local cache of the object store backend: the first read copies the verified
+/// bytes, later reads are files that no longer depend on the bucket.
+async fn a_cached_copy_is_served_as_a_file(seaweed: &SeaweedFs, cache_root: &Path) {
+    let backend = Backend::S3 { seaweed, prefix: "cache-hit".to_owned(), cache: Some(cache_root) };
+    let blobs = backend.open();
+    let (bytes, integrity) = tarball(300 << 10, 7);
+    let hex = blobs.store_verified(body(&bytes), &integrity, u64::MAX).await.unwrap().sha512_hex();
+    let first = blobs.open_tarball(&hex, 1024).await.unwrap().unwrap();
+    assert!(matches!(first, OpenedTarball::File { .. }), "copied into the cache and served as a file");
+    assert!(drain(first).await.0 == bytes);
+    // The bucket's object changes; the verified copy is what is served.
+    backend.overwrite_tarball(&hex, vec![0; bytes.len()]).await;
+    let second = blobs.open_tarball(&hex, 1024).await.unwrap().unwrap();
+    assert!(matches!(second, OpenedTarball::File { .. }), "served from the cache");
+    let (delivered, end) = drain(second).await;
+    assert!(end.is_ok() && delivered == bytes, "the cached copy is the verified bytes");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_blob_backend_keeps_the_blob_contract() {
     let data_dir = tempfile::tempdir().unwrap();
     let seaweed = SeaweedFs::start("every_blob_backend_keeps_the_blob_contract").await;
+    let cache_root = tempfile::tempdir().unwrap();
     let mut backends = vec![Backend::Directory(data_dir.path())];
     if let Some(seaweed) = &seaweed {
-        backends.push(Backend::S3 { seaweed, prefix: "conformance".to_owned() });
+        backends.push(Backend::S3 { seaweed, prefix: "conformance".to_owned(), cache: None });
+        backends.push(Backend::S3 { seaweed, prefix: "cached".to_owned(), cache: Some(cache_root.path()) });
     }
     for backend in &backends {
         round_trip(backend).await;
         storing_twice_and_concurrently_is_one_blob(backend).await;
         a_changed_blob_is_never_served_and_is_removed(backend).await;
         refused_and_missing_blobs(backend).await;
+    }
+    if let Some(seaweed) = &seaweed {
+        a_cached_copy_is_served_as_a_file(seaweed, cache_root.path()).await;
     }
 }
 

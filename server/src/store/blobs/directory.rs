@@ -40,7 +40,12 @@ impl DirectoryBlobs {
     /// files a crash may have left. Existing directories are kept (not re-created), so
     /// a start on a full disk needs no new block here.
     pub(super) fn open(data_dir: &Path) -> std::io::Result<DirectoryBlobs> {
-        let root = data_dir.join("blobs");
+        Self::open_at(data_dir.join("blobs"))
+    }
+
+    /// [`DirectoryBlobs::open`] with the blob directory at `root` (the object store
+    /// backend's local cache lives in another directory than the blobs).
+    pub(super) fn open_at(root: PathBuf) -> std::io::Result<DirectoryBlobs> {
         let temporary = root.join("tmp");
         std::fs::create_dir_all(&temporary)?;
         for entry in std::fs::read_dir(&temporary)? {
@@ -142,6 +147,30 @@ impl DirectoryBlobs {
     /// Removes a document that nothing refers to any more. A missing file is fine.
     pub(super) async fn remove_document(&self, id: &DocumentId) -> Result<(), BlobError> {
         match tokio::fs::remove_file(self.document_path(id)).await {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every stored tarball with its length, read from the directory. Blocking.
+    pub(super) fn stored_tarballs(&self) -> std::io::Result<Vec<([u8; 64], u64)>> {
+        let mut tarballs = Vec::new();
+        for shard in std::fs::read_dir(self.root.join("sha512"))? {
+            for entry in std::fs::read_dir(shard?.path())? {
+                let entry = entry?;
+                let name = entry.file_name();
+                let Some(id) = name.to_str().and_then(|hex| TarballId::parse(hex).ok()) else { continue };
+                tarballs.push((id.digest, entry.metadata()?.len()));
+            }
+        }
+        Ok(tarballs)
+    }
+
+    /// Removes a tarball's file (a missing one is fine) and forgets its verified length.
+    pub(super) async fn remove_tarball(&self, digest: &[u8; 64]) -> Result<(), BlobError> {
+        self.forget(digest);
+        let id = TarballId { hex: hex::encode(digest), digest: *digest };
+        match tokio::fs::remove_file(self.tarball_path(&id)).await {
             Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error.into()),
             _ => Ok(()),
         }

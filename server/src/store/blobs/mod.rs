@@ -151,13 +151,13 @@ impl OpenedTarball {
 }
 
 impl Blobs {
-    /// Opens the configured blob store. The directory lives under `data_dir`; an
-    /// object store is only configured here (no request is made: see
-    /// [`Blobs::probe`]).
+    /// Opens the configured blob store. The directory (and the object store's local
+    /// tarball cache) live under `data_dir`; an object store is only configured here
+    /// (no request is made: see [`Blobs::probe`]).
     pub fn open(storage: &BlobStorage, data_dir: &Path) -> Result<Blobs, BlobError> {
         let backend = match storage {
             BlobStorage::Directory => Backend::Directory(directory::DirectoryBlobs::open(data_dir)?),
-            BlobStorage::S3(s3) => Backend::S3(s3::S3Blobs::open(s3)?),
+            BlobStorage::S3(s3) => Backend::S3(s3::S3Blobs::open(s3, data_dir)?),
         };
         Ok(Blobs { backend })
     }

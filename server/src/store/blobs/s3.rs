@@ -19,7 +19,8 @@
 //!   response. An object that does not match is deleted (the caller fetches it again),
 //!   logged and reported as [`BlobError::Corrupt`].
 
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
@@ -30,6 +31,7 @@ use object_store::{
 };
 use sha2::Digest as _;
 
+use super::directory::DirectoryBlobs;
 use super::{BlobError, BlobStream, DocumentId, OpenedTarball, TarballId};
 use crate::npm::{Digests, Integrity};
 
@@ -50,11 +52,79 @@ pub(super) struct S3Blobs {
     prefix: String,
     // "bucket `b` at <endpoint>", for messages (no credential).
     description: Arc<str>,
+    // Verified local copies of tarballs read from the bucket, if configured.
+    cache: Option<Arc<TarballCache>>,
+}
+
+/// A bounded directory of tarballs read from the bucket (`storage.s3_cache_size`): the
+/// directory backend (verified on the way in and on every first open, served as files),
+/// with the least recently served evicted first. A copy is only made from bytes that
+/// hashed to their name on the way from the bucket.
+struct TarballCache {
+    directory: DirectoryBlobs,
+    budget: u64,
+    // sha512 → length, and the total.
+    entries: Mutex<(lru::LruCache<[u8; 64], u64>, u64)>,
+}
+
+impl TarballCache {
+    /// Opens the directory and counts what a previous run left in it (newest first
+    /// out is unknown after a restart, so their order is the directory's).
+    fn open(root: std::path::PathBuf, budget: u64) -> std::io::Result<TarballCache> {
+        let directory = DirectoryBlobs::open_at(root)?;
+        let mut entries = lru::LruCache::unbounded();
+        let mut total = 0;
+        for (digest, length) in directory.stored_tarballs()? {
+            entries.put(digest, length);
+            total += length;
+        }
+        Ok(TarballCache { directory, budget, entries: Mutex::new((entries, total)) })
+    }
+
+    fn touch(&self, digest: &[u8; 64]) {
+        lock(&self.entries).0.get(digest);
+    }
+
+    fn forget(&self, digest: &[u8; 64]) {
+        let mut entries = lock(&self.entries);
+        if let Some(length) = entries.0.pop(digest) {
+            entries.1 -= length;
+        }
+    }
+
+    /// Records a new copy and removes the least recently served ones over the budget.
+    async fn insert(&self, digest: [u8; 64], length: u64) {
+        let evicted = {
+            let mut entries = lock(&self.entries);
+            let (lru, total) = &mut *entries;
+            if let Some(previous) = lru.put(digest, length) {
+                *total -= previous;
+            }
+            *total += length;
+            let mut evicted = Vec::new();
+            while *total > self.budget {
+                let Some((old, old_length)) = lru.pop_lru() else { break };
+                *total -= old_length;
+                evicted.push(old);
+            }
+            evicted
+        };
+        for old in evicted {
+            if let Err(error) = self.directory.remove_tarball(&old).await {
+                tracing::warn!(%error, "could not remove a tarball from the blob cache");
+            }
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl S3Blobs {
-    /// Configures the client; makes no request.
-    pub(super) fn open(config: &airlock_config::S3Storage) -> Result<S3Blobs, BlobError> {
+    /// Configures the client (makes no request) and opens the local tarball cache
+    /// under `data_dir` when one is configured.
+    pub(super) fn open(config: &airlock_config::S3Storage, data_dir: &Path) -> Result<S3Blobs, BlobError> {
         let endpoint = config.endpoint.as_ref().map_or("AWS S3".to_owned(), |url| url.as_str().to_owned());
         let description: Arc<str> = format!("bucket `{}` at {endpoint}", config.bucket).into();
         let mut builder = AmazonS3Builder::new()
@@ -93,7 +163,11 @@ impl S3Blobs {
         let store = builder
             .build()
             .map_err(|error| BlobError::Unavailable { store: description.to_string(), reason: error.to_string() })?;
-        Ok(S3Blobs { store: Arc::new(store), prefix: config.prefix.clone(), description })
+        let cache = match config.cache_size {
+            0 => None,
+            budget => Some(Arc::new(TarballCache::open(data_dir.join("blob-cache"), budget)?)),
+        };
+        Ok(S3Blobs { store: Arc::new(store), prefix: config.prefix.clone(), description, cache })
     }
 
     pub(super) fn describe(&self) -> &str {
@@ -232,12 +306,79 @@ impl S3Blobs {
         id: &TarballId,
         read_whole_up_to: u64,
     ) -> Result<Option<OpenedTarball>, BlobError> {
+        if let Some(cache) = &self.cache {
+            match cache.directory.open_tarball(id, read_whole_up_to).await {
+                Ok(Some(opened)) => {
+                    cache.touch(&id.digest);
+                    return Ok(Some(opened));
+                }
+                Ok(None) => {}
+                // Logged and removed by the directory; the bucket has the real bytes.
+                Err(BlobError::Corrupt { .. }) => cache.forget(&id.digest),
+                Err(error) => tracing::warn!(%error, "the blob cache could not be read; reading the bucket"),
+            }
+        }
         let key = self.tarball_key(id);
         let result = match self.store.get(&key).await {
             Ok(result) => result,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(error) => return Err(self.unavailable(error)),
         };
+        let length = result.meta.size;
+        if let Some(cache) = self.cache.as_ref().filter(|cache| length <= cache.budget) {
+            // Copied through the directory backend, which hashes it on the way in and
+            // keeps it only if it matches its name.
+            let integrity = Integrity::from_dist(
+                Some(&format!(
+                    "sha512-{}",
+                    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, id.digest)
+                )),
+                None,
+            )
+            .map_err(|error| BlobError::Io(std::io::Error::other(error.0)))?;
+            let body = result.into_stream().map(|chunk| chunk.map_err(|error| error.to_string()));
+            match cache.directory.store_verified(body, &integrity, length).await {
+                Ok(_) => {
+                    cache.insert(id.digest, length).await;
+                    if let Some(opened) = cache.directory.open_tarball(id, read_whole_up_to).await? {
+                        return Ok(Some(opened));
+                    }
+                }
+                Err(BlobError::IntegrityMismatch { actual, .. }) => {
+                    return Err(self.remove_corrupt(&key, format!("{length} bytes with {actual}")).await);
+                }
+                Err(BlobError::TooLarge { .. }) => {
+                    return Err(self.remove_corrupt(&key, format!("more than its {length} bytes")).await);
+                }
+                Err(BlobError::Stream(reason)) => {
+                    return Err(BlobError::Unavailable { store: self.description.to_string(), reason });
+                }
+                // A full or failing local disk: serve from the bucket without a copy.
+                Err(error) => tracing::warn!(%error, "could not copy a tarball into the blob cache"),
+            }
+            return self.open_uncached(id, read_whole_up_to).await;
+        }
+        self.finish_open(key, result, id, read_whole_up_to).await
+    }
+
+    /// [`S3Blobs::open_tarball`] straight from the bucket.
+    async fn open_uncached(&self, id: &TarballId, read_whole_up_to: u64) -> Result<Option<OpenedTarball>, BlobError> {
+        let key = self.tarball_key(id);
+        let result = match self.store.get(&key).await {
+            Ok(result) => result,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(error) => return Err(self.unavailable(error)),
+        };
+        self.finish_open(key, result, id, read_whole_up_to).await
+    }
+
+    async fn finish_open(
+        &self,
+        key: ObjectPath,
+        result: object_store::GetResult,
+        id: &TarballId,
+        read_whole_up_to: u64,
+    ) -> Result<Option<OpenedTarball>, BlobError> {
         let length = result.meta.size;
         if length <= read_whole_up_to {
             let bytes = result.bytes().await.map_err(|error| self.unavailable(error))?;
