@@ -214,6 +214,32 @@ async fn a_cached_copy_is_served_as_a_file(seaweed: &SeaweedFs, cache_root: &Pat
     assert!(end.is_ok() && delivered == bytes, "the cached copy is the verified bytes");
 }
 
+/// The cache stays within its budget: the least recently served copy goes first.
+async fn the_cache_keeps_to_its_budget(seaweed: &SeaweedFs) {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut storage = seaweed.blob_storage("cache-budget");
+    let BlobStorage::S3(s3) = &mut storage else { unreachable!("configured as s3") };
+    s3.cache_size = 700 << 10;
+    let blobs = Blobs::open(&storage, data_dir.path()).unwrap();
+    let mut names = Vec::new();
+    for seed in 10..13 {
+        let (bytes, integrity) = tarball(300 << 10, seed);
+        names.push(blobs.store_verified(body(&bytes), &integrity, u64::MAX).await.unwrap().sha512_hex());
+    }
+    let cached = |hex: &str| data_dir.path().join("blob-cache/sha512").join(&hex[..2]).join(hex).is_file();
+    for hex in &names[..2] {
+        assert!(drain(blobs.open_tarball(hex, 1024).await.unwrap().unwrap()).await.1.is_ok());
+    }
+    // Serving the first again makes the second the least recently served.
+    assert!(drain(blobs.open_tarball(&names[0], 1024).await.unwrap().unwrap()).await.1.is_ok());
+    assert!(drain(blobs.open_tarball(&names[2], 1024).await.unwrap().unwrap()).await.1.is_ok());
+    assert_eq!(names.iter().map(|hex| cached(hex)).collect::<Vec<_>>(), [true, false, true]);
+    // A restart counts what is on disk against the budget.
+    let restarted = Blobs::open(&storage, data_dir.path()).unwrap();
+    assert!(drain(restarted.open_tarball(&names[1], 1024).await.unwrap().unwrap()).await.1.is_ok());
+    assert_eq!(names.iter().filter(|hex| cached(hex)).count(), 2, "at most 700 KiB of 300 KiB copies");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_blob_backend_keeps_the_blob_contract() {
     let data_dir = tempfile::tempdir().unwrap();
@@ -232,6 +258,7 @@ async fn every_blob_backend_keeps_the_blob_contract() {
     }
     if let Some(seaweed) = &seaweed {
         a_cached_copy_is_served_as_a_file(seaweed, cache_root.path()).await;
+        the_cache_keeps_to_its_budget(seaweed).await;
     }
 }
 
