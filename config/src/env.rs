@@ -32,6 +32,13 @@ impl EnvVars {
     pub const WEBHOOK_SECRET: &'static str = "AIRLOCK_WEBHOOK_SECRET";
     /// The token `airlock admin` and `airlock verify` send to a running Airlock.
     pub const TOKEN: &'static str = "AIRLOCK_TOKEN";
+    /// The object store's access key id (`storage.blobs = "s3"`), under the name every
+    /// S3 tool reads.
+    pub const AWS_ACCESS_KEY_ID: &'static str = "AWS_ACCESS_KEY_ID";
+    /// The object store's secret access key.
+    pub const AWS_SECRET_ACCESS_KEY: &'static str = "AWS_SECRET_ACCESS_KEY";
+    /// A session token that goes with temporary object store credentials.
+    pub const AWS_SESSION_TOKEN: &'static str = "AWS_SESSION_TOKEN";
 
     /// Every variable with the configuration key it overrides, for documentation and tests.
     pub const ALL: &'static [(&'static str, &'static str)] = &[
@@ -48,5 +55,8 @@ impl EnvVars {
         (Self::FORGE_TOKEN, "forge.token"),
         (Self::WEBHOOK_SECRET, "notifications.webhook_secret"),
         (Self::TOKEN, "(client side: the token of `airlock admin` and `airlock verify`)"),
+        (Self::AWS_ACCESS_KEY_ID, "(object store credentials for `storage.blobs = \"s3\"`)"),
+        (Self::AWS_SECRET_ACCESS_KEY, "(object store credentials for `storage.blobs = \"s3\"`)"),
+        (Self::AWS_SESSION_TOKEN, "(object store credentials for `storage.blobs = \"s3\"`)"),
     ];
 }

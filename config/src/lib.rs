@@ -82,6 +82,48 @@ pub struct Config {
     pub checks: ChecksConfig,
     /// Known-malware feeds.
     pub feeds: FeedsConfig,
+    /// Where blobs are stored.
+    pub storage: StorageConfig,
+}
+
+/// `[storage]`.
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    /// Where tarballs and raw packuments live.
+    pub blobs: BlobStorage,
+}
+
+/// `storage.blobs`: the blob backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobStorage {
+    /// `"dir"`: files under `<data_dir>/blobs` (the default).
+    Directory,
+    /// `"s3"`: objects in an S3-compatible bucket.
+    S3(Box<S3Storage>),
+}
+
+/// An S3-compatible bucket for blobs (`storage.s3_*`), with credentials from the
+/// environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Storage {
+    /// The store's URL; `None` is AWS S3 in `region`.
+    pub endpoint: Option<Url>,
+    /// The bucket.
+    pub bucket: String,
+    /// The region requests are signed for.
+    pub region: String,
+    /// Key prefix inside the bucket, without leading or trailing `/` (may be empty).
+    pub prefix: String,
+    /// Access key id; `None` (with no secret) uses the platform's credentials
+    /// (instance metadata, web identity).
+    pub access_key_id: Option<Secret>,
+    /// Secret access key.
+    pub secret_access_key: Option<Secret>,
+    /// Session token of temporary credentials.
+    pub session_token: Option<Secret>,
+    /// Bytes of `<data_dir>/blob-cache` kept for verified copies of tarballs read
+    /// from the bucket, served as files; 0 reads every tarball from the bucket.
+    pub cache_size: u64,
 }
 
 /// `[checks]`: every check runs in a worker subprocess bounded by these limits, and a
@@ -378,6 +420,12 @@ pub struct Overrides {
     pub upstream_token: Option<String>,
     /// Environment variables named by `upstream.scopes[].token_env`, resolved by name.
     pub scope_tokens: std::collections::BTreeMap<String, String>,
+    /// `AWS_ACCESS_KEY_ID`, for `storage.blobs = "s3"`.
+    pub aws_access_key_id: Option<String>,
+    /// `AWS_SECRET_ACCESS_KEY`.
+    pub aws_secret_access_key: Option<String>,
+    /// `AWS_SESSION_TOKEN`.
+    pub aws_session_token: Option<String>,
 }
 
 impl Overrides {
@@ -398,6 +446,9 @@ impl Overrides {
             webhook_secret: lookup(EnvVars::WEBHOOK_SECRET).filter(|secret| !secret.is_empty()),
             upstream_token: lookup(EnvVars::UPSTREAM_TOKEN).filter(|token| !token.is_empty()),
             scope_tokens: std::collections::BTreeMap::new(),
+            aws_access_key_id: lookup(EnvVars::AWS_ACCESS_KEY_ID).filter(|value| !value.is_empty()),
+            aws_secret_access_key: lookup(EnvVars::AWS_SECRET_ACCESS_KEY).filter(|value| !value.is_empty()),
+            aws_session_token: lookup(EnvVars::AWS_SESSION_TOKEN).filter(|value| !value.is_empty()),
         }
     }
 
@@ -431,6 +482,9 @@ impl Overrides {
             webhook_secret: other.webhook_secret.or(self.webhook_secret),
             upstream_token: other.upstream_token.or(self.upstream_token),
             scope_tokens: if other.scope_tokens.is_empty() { self.scope_tokens } else { other.scope_tokens },
+            aws_access_key_id: other.aws_access_key_id.or(self.aws_access_key_id),
+            aws_secret_access_key: other.aws_secret_access_key.or(self.aws_secret_access_key),
+            aws_session_token: other.aws_session_token.or(self.aws_session_token),
         }
     }
 }
@@ -890,7 +944,17 @@ impl Config {
             },
         };
 
+        let storage = StorageConfig {
+            blobs: blob_storage(
+                raw.storage,
+                overrides.aws_access_key_id.as_deref(),
+                overrides.aws_secret_access_key.as_deref(),
+                overrides.aws_session_token.as_deref(),
+            )?,
+        };
+
         Ok(Config {
+            storage,
             server,
             upstream,
             quarantine,
@@ -931,6 +995,160 @@ fn redirect_hosts(entries: Vec<String>) -> Result<Vec<String>, ConfigError> {
             }
         })
         .collect()
+}
+
+/// `[storage]`: `blobs` picks the backend; the `s3_*` keys belong to `"s3"` only, so a
+/// half-switched configuration is an error rather than silently the directory.
+fn blob_storage(
+    raw: raw::RawStorage,
+    access_key_id: Option<&str>,
+    secret_access_key: Option<&str>,
+    session_token: Option<&str>,
+) -> Result<BlobStorage, ConfigError> {
+    let kind = raw.blobs.unwrap_or_else(|| "dir".to_owned());
+    match kind.as_str() {
+        "dir" => {
+            let s3_keys = [
+                ("storage.s3_endpoint", &raw.s3_endpoint),
+                ("storage.s3_bucket", &raw.s3_bucket),
+                ("storage.s3_region", &raw.s3_region),
+                ("storage.s3_prefix", &raw.s3_prefix),
+            ];
+            if let Some(size) = &raw.s3_cache_size {
+                return Err(ConfigError::Invalid {
+                    key: "storage.s3_cache_size",
+                    value: match size {
+                        ByteSize::Bytes(bytes) => bytes.to_string(),
+                        ByteSize::Text(text) => text.clone(),
+                    },
+                    reason: "only used with storage.blobs = \"s3\"".into(),
+                });
+            }
+            if let Some((key, Some(value))) = s3_keys.into_iter().find(|(_, value)| value.is_some()) {
+                return Err(ConfigError::Invalid {
+                    key,
+                    value: value.clone(),
+                    reason: "only used with storage.blobs = \"s3\"".into(),
+                });
+            }
+            Ok(BlobStorage::Directory)
+        }
+        "s3" => {
+            let endpoint = match raw.s3_endpoint.as_deref() {
+                None => None,
+                // Checked before parsing so that no message repeats a password.
+                Some(text) if text.contains('@') => {
+                    return Err(ConfigError::Invalid {
+                        key: "storage.s3_endpoint",
+                        value: "[redacted]".into(),
+                        reason: "credentials do not belong in the URL; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+                            .into(),
+                    });
+                }
+                Some(text) => {
+                    let url = parse_base_url("storage.s3_endpoint", text)?;
+                    if !url.path().is_empty() && url.path() != "/" {
+                        return Err(ConfigError::Invalid {
+                            key: "storage.s3_endpoint",
+                            value: text.to_owned(),
+                            reason:
+                                "expected the store's root URL without a path; the bucket goes in storage.s3_bucket"
+                                    .into(),
+                        });
+                    }
+                    Some(url)
+                }
+            };
+            let bucket = raw.s3_bucket.ok_or_else(|| ConfigError::Invalid {
+                key: "storage.s3_bucket",
+                value: String::new(),
+                reason: "required with storage.blobs = \"s3\"".into(),
+            })?;
+            // S3's bucket naming rules: also what keeps the name out of the URL's syntax.
+            let valid_bucket = (3..=63).contains(&bucket.len())
+                && bucket.bytes().all(|byte| matches!(byte, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-'))
+                && bucket.as_bytes()[0].is_ascii_alphanumeric()
+                && bucket.as_bytes()[bucket.len() - 1].is_ascii_alphanumeric();
+            if !valid_bucket {
+                return Err(ConfigError::Invalid {
+                    key: "storage.s3_bucket",
+                    value: bucket,
+                    reason: "expected 3 to 63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit".into(),
+                });
+            }
+            let region = raw.s3_region.unwrap_or_else(|| "us-east-1".to_owned());
+            if region.is_empty() || !region.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'-') {
+                return Err(ConfigError::Invalid {
+                    key: "storage.s3_region",
+                    value: region,
+                    reason: "expected a region name such as us-east-1".into(),
+                });
+            }
+            let prefix_text = raw.s3_prefix.unwrap_or_default();
+            let prefix = prefix_text.trim_matches('/').to_owned();
+            let valid_prefix = prefix.split('/').all(|segment| {
+                !segment.is_empty()
+                    && segment != "."
+                    && segment != ".."
+                    && segment.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"-_.".contains(&byte))
+            });
+            if !prefix.is_empty() && !valid_prefix {
+                return Err(ConfigError::Invalid {
+                    key: "storage.s3_prefix",
+                    value: prefix_text,
+                    reason: "expected path segments of letters, digits, '-', '_' and '.' separated by '/'".into(),
+                });
+            }
+            let (access_key_id, secret_access_key) = match (access_key_id, secret_access_key) {
+                (Some(id), Some(secret)) => (Some(Secret(id.to_owned())), Some(Secret(secret.to_owned()))),
+                (None, None) => (None, None),
+                (Some(_), None) => {
+                    return Err(ConfigError::Invalid {
+                        key: "storage.blobs",
+                        value: kind,
+                        reason: format!(
+                            "{} is set but {} is not",
+                            EnvVars::AWS_ACCESS_KEY_ID,
+                            EnvVars::AWS_SECRET_ACCESS_KEY
+                        ),
+                    });
+                }
+                (None, Some(_)) => {
+                    return Err(ConfigError::Invalid {
+                        key: "storage.blobs",
+                        value: kind,
+                        reason: format!(
+                            "{} is set but {} is not",
+                            EnvVars::AWS_SECRET_ACCESS_KEY,
+                            EnvVars::AWS_ACCESS_KEY_ID
+                        ),
+                    });
+                }
+            };
+            let cache_size = match raw.s3_cache_size {
+                None => 0,
+                Some(ByteSize::Bytes(bytes)) => bytes,
+                Some(ByteSize::Text(text)) => parse_byte_size(&text).map_err(|reason| ConfigError::Invalid {
+                    key: "storage.s3_cache_size",
+                    value: text,
+                    reason,
+                })?,
+            };
+            Ok(BlobStorage::S3(Box::new(S3Storage {
+                cache_size,
+                endpoint,
+                bucket,
+                region,
+                prefix,
+                access_key_id,
+                secret_access_key,
+                session_token: session_token.map(|token| Secret(token.to_owned())),
+            })))
+        }
+        _ => {
+            Err(ConfigError::Invalid { key: "storage.blobs", value: kind, reason: "expected \"dir\" or \"s3\"".into() })
+        }
+    }
 }
 
 fn parse_base_url(key: &'static str, text: &str) -> Result<Url, ConfigError> {

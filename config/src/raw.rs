@@ -46,6 +46,27 @@ pub struct RawConfig {
     /// `[feeds]`.
     #[serde(default)]
     pub feeds: RawFeeds,
+    /// `[storage]`.
+    #[serde(default)]
+    pub storage: RawStorage,
+}
+
+/// `[storage]` as written: where blobs (tarballs, raw packuments) live.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStorage {
+    /// `"dir"` (the data directory) or `"s3"` (an S3-compatible object store).
+    pub blobs: Option<String>,
+    /// The object store's URL, for stores other than AWS S3.
+    pub s3_endpoint: Option<String>,
+    /// The bucket.
+    pub s3_bucket: Option<String>,
+    /// The region (signing needs one even where the store has none).
+    pub s3_region: Option<String>,
+    /// A key prefix inside the bucket, so one bucket can hold several installations.
+    pub s3_prefix: Option<String>,
+    /// Disk space for verified copies of tarballs read from the bucket (0: none).
+    pub s3_cache_size: Option<ByteSize>,
 }
 
 /// `[checks]` as written: how the check worker subprocess is bounded.

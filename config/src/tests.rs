@@ -319,3 +319,76 @@ fn check_worker_limits_default_and_are_validated() {
         "invalid value for `checks.worker_executable`: \"\": must not be empty; leave it out to use the running executable",
     );
 }
+
+fn storage_config(text: &str, overrides: Overrides) -> Result<Config, String> {
+    Config::from_toml("airlock.toml", text, overrides).map_err(|error| error.to_string())
+}
+
+#[test]
+fn blobs_default_to_the_data_directory() {
+    assert_eq!(Config::defaults().storage.blobs, BlobStorage::Directory);
+}
+
+#[test]
+fn s3_blobs_take_endpoint_bucket_region_prefix_and_credentials_from_the_environment() {
+    let text = "[storage]\nblobs = \"s3\"\ns3_endpoint = \"http://127.0.0.1:8333/\"\ns3_bucket = \"airlock-blobs\"\ns3_region = \"eu-west-1\"\ns3_prefix = \"/prod/replica-set/\"\n";
+    let overrides = Overrides::from_env(|key| match key {
+        "AWS_ACCESS_KEY_ID" => Some("AKIDEXAMPLE".to_owned()),
+        "AWS_SECRET_ACCESS_KEY" => Some("wJalrXUtnFEMI-secret".to_owned()),
+        _ => None,
+    });
+    let config = storage_config(text, overrides).unwrap();
+    let BlobStorage::S3(s3) = &config.storage.blobs else { panic!("{:?}", config.storage) };
+    assert_eq!(s3.endpoint.as_ref().map(Url::as_str), Some("http://127.0.0.1:8333/"));
+    assert_eq!(
+        (s3.bucket.as_str(), s3.region.as_str(), s3.prefix.as_str()),
+        ("airlock-blobs", "eu-west-1", "prod/replica-set")
+    );
+    assert_eq!(s3.cache_size, 0, "no local cache unless configured");
+    assert_eq!(s3.access_key_id.as_ref().map(Secret::expose), Some("AKIDEXAMPLE"));
+    assert_eq!(s3.secret_access_key.as_ref().map(Secret::expose), Some("wJalrXUtnFEMI-secret"));
+    let printed = format!("{config:?}");
+    assert!(!printed.contains("wJalrXUtnFEMI") && !printed.contains("AKIDEXAMPLE"), "{printed}");
+}
+
+#[test]
+fn bad_blob_storage_settings_are_errors_naming_the_key() {
+    let cases = [
+        ("blobs = \"nfs\"", "`storage.blobs`: \"nfs\""),
+        ("blobs = \"s3\"\ns3_endpoint = \"http://127.0.0.1:8333\"", "`storage.s3_bucket`"),
+        ("blobs = \"s3\"\ns3_bucket = \"b\"", "`storage.s3_bucket`: \"b\""),
+        ("blobs = \"s3\"\ns3_bucket = \"Bad_Bucket\"", "`storage.s3_bucket`: \"Bad_Bucket\""),
+        (
+            "blobs = \"s3\"\ns3_bucket = \"airlock\"\ns3_endpoint = \"ftp://store\"",
+            "`storage.s3_endpoint`: \"ftp://store\"",
+        ),
+        (
+            "blobs = \"s3\"\ns3_bucket = \"airlock\"\ns3_endpoint = \"not a url\"",
+            "`storage.s3_endpoint`: \"not a url\"",
+        ),
+        (
+            "blobs = \"s3\"\ns3_bucket = \"airlock\"\ns3_endpoint = \"http://store:8333/airlock\"",
+            "`storage.s3_endpoint`",
+        ),
+        ("blobs = \"s3\"\ns3_bucket = \"airlock\"\ns3_region = \"eu west\"", "`storage.s3_region`"),
+        ("blobs = \"s3\"\ns3_bucket = \"airlock\"\ns3_prefix = \"a/../b\"", "`storage.s3_prefix`"),
+        ("s3_bucket = \"airlock\"", "`storage.s3_bucket`: \"airlock\": only used with storage.blobs = \"s3\""),
+        ("s3_cache_size = \"1GiB\"", "`storage.s3_cache_size`: \"1GiB\": only used with storage.blobs = \"s3\""),
+        ("blobs = \"s3\"\ns3_bucket = \"airlock\"\ns3_cache_size = \"lots\"", "`storage.s3_cache_size`: \"lots\""),
+    ];
+    for (section, expected) in cases {
+        let error = storage_config(&format!("[storage]\n{section}\n"), Overrides::default()).unwrap_err();
+        assert!(error.contains(expected), "{section}: {error}");
+    }
+    let with_password =
+        "[storage]\nblobs = \"s3\"\ns3_bucket = \"airlock\"\ns3_endpoint = \"http://key:hunter2@store:8333\"\n";
+    let error = storage_config(with_password, Overrides::default()).unwrap_err();
+    assert!(error.contains("`storage.s3_endpoint`") && !error.contains("hunter2"), "{error}");
+    let half_credentials = Overrides::from_env(|key| (key == "AWS_ACCESS_KEY_ID").then(|| "AKIDEXAMPLE".to_owned()));
+    let error = storage_config("[storage]\nblobs = \"s3\"\ns3_bucket = \"airlock\"\n", half_credentials).unwrap_err();
+    assert!(
+        error.contains("AWS_SECRET_ACCESS_KEY is set but") || error.contains("AWS_ACCESS_KEY_ID is set but"),
+        "{error}"
+    );
+    assert!(!error.contains("AKIDEXAMPLE"), "{error}");
+}

@@ -36,6 +36,10 @@ pub enum AppError {
     /// stored. The message says what; versions already stored are still served.
     #[error("{0}")]
     StorageFull(String),
+    /// The object store holding the blobs did not answer or refused, so what the
+    /// request needs could not be read or stored (nothing else was served instead).
+    #[error("{0}")]
+    StorageUnavailable(String),
     /// A bug or an I/O failure on our side. Details are logged, not sent.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -54,8 +58,18 @@ impl AppError {
             AppError::Upstream(_) => StatusCode::BAD_GATEWAY,
             AppError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             AppError::StorageFull(_) => StatusCode::INSUFFICIENT_STORAGE,
+            AppError::StorageUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
+    }
+
+    /// The error for a blob the object store could not read or store; the details
+    /// (logged here) stay out of the answer.
+    pub fn storage_unavailable(what: &str, error: &crate::store::blobs::BlobError) -> AppError {
+        tracing::error!(%error, "blob store unavailable");
+        AppError::StorageUnavailable(format!(
+            "Airlock's blob store is unavailable: it could not {what}; try again in a minute"
+        ))
     }
 
     /// The error for a write that found the disk full, naming what could not be stored.
@@ -74,6 +88,7 @@ impl From<crate::store::blobs::BlobError> for AppError {
             BlobError::TooLarge { .. } | BlobError::IntegrityMismatch { .. } | BlobError::Stream(_) => {
                 AppError::Upstream(error.to_string())
             }
+            BlobError::Unavailable { .. } => AppError::storage_unavailable("read or store a file", &error),
             BlobError::ReadBackMismatch { .. } | BlobError::Corrupt { .. } | BlobError::Io(_) => {
                 AppError::Internal(anyhow::Error::new(error))
             }
@@ -128,6 +143,7 @@ impl IntoResponse for AppError {
         let phrase_prefix = match status {
             StatusCode::FORBIDDEN => Some("Forbidden"),
             StatusCode::INSUFFICIENT_STORAGE => Some("Insufficient Storage"),
+            StatusCode::SERVICE_UNAVAILABLE => Some("Service Unavailable"),
             _ => None,
         };
         if let Some(prefix) = phrase_prefix {

@@ -107,6 +107,8 @@ struct Inner {
     // from disk. Only bytes verified against their name enter it.
     hot_tarballs: Mutex<(lru::LruCache<String, bytes::Bytes>, usize)>,
     storage: StorageState,
+    // Why the object store failed the last probe, if it did; logged when it changes.
+    blob_store_unavailable: Mutex<Option<String>>,
     // Bounds concurrent renders (CPU and transient memory); held across one render.
     render_permits: tokio::sync::Semaphore,
     // Bumped by every invalidation. A rendering started before a bump is returned but
@@ -150,6 +152,7 @@ impl From<SharedError> for AppError {
             AppError::Upstream(message) => AppError::Upstream(message.clone()),
             AppError::UpstreamTimeout(message) => AppError::UpstreamTimeout(message.clone()),
             AppError::StorageFull(message) => AppError::StorageFull(message.clone()),
+            AppError::StorageUnavailable(message) => AppError::StorageUnavailable(message.clone()),
             AppError::Internal(error) => AppError::Internal(anyhow::anyhow!("{error:#}")),
         }
     }
@@ -196,7 +199,7 @@ impl Mirror {
             }
             Err(error) => return Err(error),
         };
-        let blobs = Blobs::open(data_dir)?;
+        let blobs = Blobs::open(&config.storage.blobs, data_dir).context("opening the blob store")?;
         if full_at_start.is_none()
             && let Err(error) = reserve.ensure()
         {
@@ -231,6 +234,7 @@ impl Mirror {
                     full: Mutex::new(full_at_start),
                     reserve_attempted: Mutex::new(Some(std::time::Instant::now())),
                 },
+                blob_store_unavailable: Mutex::new(None),
                 generation: std::sync::atomic::AtomicU64::new(0),
                 render_permits: tokio::sync::Semaphore::new(4),
                 packument_flights: SingleFlight::new(stopping.clone()),
@@ -315,7 +319,9 @@ impl Mirror {
             self.set_storage_problem(Some(reason.clone()));
             return Some(reason);
         }
-        let (temporary, storage) = (inner.blobs.temporary_dir(), self.clone());
+        // The blob directory's disk, or (blobs in an object store) the data directory's.
+        let temporary = inner.blobs.temporary_dir().unwrap_or_else(|| inner.config.server.data_dir.clone());
+        let storage = self.clone();
         let probe = tokio::task::spawn_blocking(move || {
             space::probe_writable(&temporary)?;
             let reserve = &storage.inner.storage.reserve;
@@ -342,6 +348,24 @@ impl Mirror {
             Err(error) => Some(format!("cannot write to {data_dir}: {error}")),
         };
         self.set_storage_problem(problem.clone());
+        problem
+    }
+
+    /// Why blobs cannot be read or stored in the object store now, or `None` when it
+    /// answers and takes a write (always `None` for the blob directory, whose disk
+    /// [`Mirror::storage_problem`] probes). For `/-/airlock/ready` and the start.
+    pub async fn blob_store_problem(&self) -> Option<String> {
+        if self.inner.blobs.temporary_dir().is_some() {
+            return None;
+        }
+        let problem = self.inner.blobs.probe().await.err().map(|error| error.to_string());
+        let mut unavailable = lock(&self.inner.blob_store_unavailable);
+        match (&*unavailable, &problem) {
+            (None, Some(reason)) => tracing::error!(reason, "the blob store is unavailable"),
+            (Some(_), None) => tracing::info!(blobs = %self.inner.blobs.describe(), "the blob store answers again"),
+            _ => {}
+        }
+        unavailable.clone_from(&problem);
         problem
     }
 
@@ -570,20 +594,12 @@ impl Mirror {
     /// The stored raw upstream packument: one file read.
     async fn stored_raw(&self, name: &PackageName, record: &PackageRecord) -> AppResult<bytes::Bytes> {
         match &record.raw_packument_sha256 {
-            Some(hex) => Ok(self
-                .inner
-                .blobs
-                .read_document(hex)
-                .await
-                .map_err(|error| {
-                    if matches!(error, BlobError::Corrupt { .. }) {
-                        self.inner.metrics.record_corrupt_blob("on_read");
-                    }
-                    AppError::Internal(
-                        anyhow::Error::new(error).context(format!("reading the stored packument of {name}")),
-                    )
-                })?
-                .into()),
+            Some(hex) => Ok(self.inner.blobs.read_document(hex).await.map_err(|error| {
+                if matches!(error, BlobError::Corrupt { .. }) {
+                    self.inner.metrics.record_corrupt_blob("on_read");
+                }
+                blob_failure(error, &format!("read the stored packument of {name}"))
+            })?),
             None => {
                 let raw =
                     self.inner.store.legacy_raw_packument(name)?.ok_or_else(|| {
@@ -633,25 +649,23 @@ impl Mirror {
             }
             PackumentFetch::Modified { body, etag } => {
                 let (parse_name, parse_body) = (name.clone(), body.clone());
-                let blobs = inner.blobs.clone();
                 let upstream_base = inner.upstreams.for_package(name).base().to_owned();
                 // Parsing skips everything but each version's `dist` and time; the raw
                 // bytes go to a document blob as they are.
-                let (facts, tagged, raw_sha256) = tokio::task::spawn_blocking(move || {
+                let (facts, tagged) = tokio::task::spawn_blocking(move || {
                     let document = packument::parse_upstream(&parse_name, &parse_body).map_err(AppError::Upstream)?;
                     let facts = packument::version_facts(&parse_name, &document, &upstream_base);
-                    let tagged = document.tagged_versions();
-                    let raw_sha256 = blobs.store_document(&parse_body).map_err(|error| match error {
-                        BlobError::StorageFull(_) => AppError::storage_full(&format!("the packument of {parse_name}")),
-                        other => AppError::Internal(
-                            anyhow::Error::new(other).context(format!("storing the packument of {parse_name}")),
-                        ),
-                    })?;
-                    Ok::<_, AppError>((facts, tagged, raw_sha256))
+                    Ok::<_, AppError>((facts, document.tagged_versions()))
                 })
                 .await
-                .map_err(|error| AppError::Internal(anyhow::anyhow!("parsing panicked: {error}")))?
-                .map_err(|error| self.write_error("documents", error))?;
+                .map_err(|error| AppError::Internal(anyhow::anyhow!("parsing panicked: {error}")))??;
+                let raw_sha256 = inner.blobs.store_document(body.clone()).await.map_err(|error| {
+                    let error = match error {
+                        BlobError::StorageFull(_) => AppError::storage_full(&format!("the packument of {name}")),
+                        other => blob_failure(other, &format!("store the packument of {name}")),
+                    };
+                    self.write_error("documents", error)
+                })?;
                 for refused in &facts.refused {
                     tracing::warn!(
                         package.name = %name,
@@ -898,13 +912,23 @@ impl Mirror {
                 self.remember_tarball(sha512_hex, bytes.clone());
                 Ok(Some(OpenedTarball::Bytes(bytes)))
             }
+            Ok(Some(OpenedTarball::Stream { body, length })) => {
+                // Verified while it streams: a mismatch found at its end is counted here.
+                let metrics = self.inner.metrics.clone();
+                let body = body.inspect(move |chunk| {
+                    if matches!(chunk, Err(BlobError::Corrupt { .. })) {
+                        metrics.record_corrupt_blob("on_read");
+                    }
+                });
+                Ok(Some(OpenedTarball::Stream { body: Box::pin(body), length }))
+            }
             Ok(opened) => Ok(opened),
             Err(BlobError::Corrupt { .. }) => {
                 // Logged where it was found; the caller downloads it again.
                 self.inner.metrics.record_corrupt_blob("on_read");
                 Ok(None)
             }
-            Err(error) => Err(AppError::Internal(anyhow::Error::new(error).context("opening a stored tarball"))),
+            Err(error) => Err(blob_failure(error, "open a stored tarball")),
         }
     }
 
@@ -946,17 +970,20 @@ impl Mirror {
         // second fetch downloads it again.
         for _ in 0..2 {
             let sha512_hex = self.fetch_blob(name, version, integrity, upstream_url).await?;
-            match self.inner.blobs.open_tarball(&sha512_hex, u64::MAX).await {
-                Ok(Some(opened)) => return Ok(opened.into_bytes().await?.into()),
+            // With u64::MAX every backend reads and verifies the whole tarball.
+            let read = match self.inner.blobs.open_tarball(&sha512_hex, u64::MAX).await {
+                Ok(Some(opened)) => opened.into_bytes().await.map(Some),
+                other => other.map(|_| None),
+            };
+            match read {
+                Ok(Some(bytes)) => return Ok(bytes.into()),
                 Ok(None) => {}
                 Err(BlobError::Corrupt { .. }) => self.inner.metrics.record_corrupt_blob("on_read"),
-                Err(error) => {
-                    return Err(AppError::Internal(anyhow::Error::new(error).context("reading a stored tarball")));
-                }
+                Err(error) => return Err(blob_failure(error, "read a stored tarball")),
             }
         }
         Err(AppError::Internal(anyhow::anyhow!(
-            "the tarball of {name}@{version} vanished from disk twice after its download"
+            "the tarball of {name}@{version} vanished from storage twice after its download"
         )))
     }
 
@@ -974,8 +1001,7 @@ impl Mirror {
             None => self.inner.store.version(name, version)?.and_then(|record| record.blob_sha512),
         };
         if let Some(hex) = known_sha512
-            && let Some(path) = self.inner.blobs.path(&hex)
-            && tokio::fs::try_exists(&path).await?
+            && self.inner.blobs.tarball_exists(&hex).await.map_err(|error| blob_failure(error, "look up a tarball"))?
         {
             return Ok(hex);
         }
@@ -1049,13 +1075,21 @@ impl Mirror {
                         anyhow::Error::new(error).context(format!("storing the tarball of {name}@{version}")),
                     ));
                 }
-                Err(error @ (BlobError::Corrupt { .. } | BlobError::Io(_))) => {
-                    return Err(AppError::Internal(
-                        anyhow::Error::new(error).context(format!("storing the tarball of {name}@{version}")),
-                    ));
+                Err(error @ (BlobError::Corrupt { .. } | BlobError::Io(_) | BlobError::Unavailable { .. })) => {
+                    return Err(blob_failure(error, &format!("store the tarball of {name}@{version}")));
                 }
             }
         }
+    }
+}
+
+/// The request-path error for a blob that could not be read or stored: the object store
+/// failing is a 503 that says so, anything else an internal error with `what` as its
+/// context.
+fn blob_failure(error: BlobError, what: &str) -> AppError {
+    match error {
+        BlobError::Unavailable { .. } => AppError::storage_unavailable(what, &error),
+        other => AppError::Internal(anyhow::Error::new(other).context(format!("failed to {what}"))),
     }
 }
 

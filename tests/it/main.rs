@@ -2,6 +2,7 @@
 //! loopback. One test binary (see matklad's "Delete Cargo Integration Tests").
 
 mod admin_ui;
+mod blobs;
 mod clients;
 mod connections;
 mod cooling;

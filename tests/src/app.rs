@@ -43,6 +43,8 @@ pub struct TestAppOptions {
     pub upstream_toml: String,
     /// Extra keys of the `[checks]` section (the worker executable is always set).
     pub checks_toml: String,
+    /// What the server reads from the environment (object store credentials).
+    pub overrides: Overrides,
 }
 
 impl Default for TestAppOptions {
@@ -55,6 +57,7 @@ impl Default for TestAppOptions {
             server_toml: String::new(),
             upstream_toml: String::new(),
             checks_toml: String::new(),
+            overrides: Overrides::default(),
         }
     }
 }
@@ -106,7 +109,7 @@ impl TestApp {
             options.checks_toml,
             options.extra_toml
         );
-        let config = Config::from_toml("test.toml", &toml_text, Overrides::default()).expect("test configuration");
+        let config = Config::from_toml("test.toml", &toml_text, options.overrides.clone()).expect("test configuration");
         // A stopped server's last detached tasks (a cancelled download still unwinding)
         // may hold the metadata store's lock for a moment after `stop` returns; a real
         // restart is a new process, whose lock the kernel released with the old one.

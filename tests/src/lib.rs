@@ -7,6 +7,7 @@ pub mod clients;
 pub mod forge;
 pub mod registry;
 pub mod scenarios;
+pub mod seaweedfs;
 
 pub use app::{ADMIN_TOKEN, TestApp, TestAppOptions};
 pub use registry::{FakeRegistry, PackageVersion, integrity_of};

@@ -65,6 +65,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         cooling_period = %airlock_config::format_duration(config.quarantine.cooling_period),
         "airlock is serving"
     );
+    let grace = config.server.shutdown_grace;
     let state = crate::open_state(config, Arc::new(crate::SystemClock))?;
+    // An object store that does not answer at start is a configuration or network
+    // problem the operator must see now, not in the first client's 503.
+    if let Some(reason) = state.mirror.blob_store_problem().await {
+        state.pipeline.shutdown(grace).await;
+        anyhow::bail!("cannot start: {reason}");
+    }
     crate::serve(listener, state, crate::shutdown_signal()).await
 }

@@ -29,7 +29,8 @@ pub(super) async fn health() -> Response {
     json_response(StatusCode::OK, r#"{"status":"ok"}"#.into())
 }
 
-/// `GET /-/airlock/ready`: the store answers, and the disk takes writes (the keys are
+/// `GET /-/airlock/ready`: the store answers, the object store (when blobs live in
+/// one) takes a write, and the disk takes writes (the keys are
 /// loaded before the server starts, so a running server has them). Not ready is 503
 /// with the reason; reads of stored versions are served meanwhile.
 pub(super) async fn ready(State(state): State<AppState>) -> Response {
@@ -38,6 +39,11 @@ pub(super) async fn ready(State(state): State<AppState>) -> Response {
     {
         tracing::error!(%error, "readiness probe: the store does not answer");
         return json_response(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"store unavailable"}"#.into());
+    }
+    if let Some(reason) = state.mirror.blob_store_problem().await {
+        // Logged by the mirror when the state changes, not on every probe.
+        let body = serde_json::json!({ "status": "blob store unavailable", "reason": reason });
+        return json_response(StatusCode::SERVICE_UNAVAILABLE, body.to_string());
     }
     match state.mirror.storage_problem().await {
         None => json_response(StatusCode::OK, r#"{"status":"ready"}"#.into()),

@@ -297,6 +297,7 @@ async fn get_tarball(
                     tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(file), TARBALL_CHUNK);
                 tarball_response(length, Body::from_stream(stream))
             }
+            OpenedTarball::Stream { body, length } => tarball_response(length, Body::from_stream(body)),
         }
     };
     if let Ok(value) = HeaderValue::from_str(&etag) {

@@ -29,7 +29,7 @@ pub struct PackageRecord {
     /// The upstream's ETag for the stored packument, for conditional revalidation.
     pub upstream_etag: Option<String>,
     /// The sha256 (hex) of the raw upstream packument, stored as a document blob
-    /// ([`blobs::Blobs::document_path`]). `None` for records written before documents
+    /// ([`blobs::Blobs::read_document`]). `None` for records written before documents
     /// became blobs: their raw packument is still in the `packuments` tree.
     #[serde(default)]
     pub raw_packument_sha256: Option<String>,

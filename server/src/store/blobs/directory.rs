@@ -1,17 +1,13 @@
-//! Content-addressed files: tarballs as `blobs/sha512/ab/cdef…` named by the hex sha512
+//! The directory backend: tarballs as `blobs/sha512/ab/cdef…` named by the hex sha512
 //! of their bytes, and documents (raw upstream packuments) as
 //! `blobs/documents/ab/cdef…` named by their hex sha256.
 //!
-//! Invariant: a file exists under its final name only if its bytes, as read back from
-//! the disk, hash to that name (and, for tarballs, matched the declared integrity).
 //! Writers write into `blobs/tmp/`, hash as they go, flush and sync with every error
-//! checked, and rename only after the check passed; a crash leaves at most a temporary
-//! file. Readers check again: a tarball's whole hash the first time it is opened after a
-//! start (remembered in memory with its length, which is checked on every later open),
-//! a document's hash on every read (it is read whole anyway). A blob that does not match
-//! its name is removed, so the next request fetches it again, and never served.
-//! Large values live here, not in sled, so the metadata store keeps small records only
-//! and a document is read in one file read.
+//! checked, and rename only after the bytes read back from the disk matched; a crash
+//! leaves at most a temporary file. Readers check again: a tarball's whole hash the
+//! first time it is opened after a start (remembered in memory with its length, which
+//! is checked on every later open), a document's hash on every read (it is read whole
+//! anyway). Serving streams the open file.
 
 use std::collections::HashMap;
 use std::io::{Read as _, Write as _};
@@ -22,15 +18,16 @@ use futures_util::{Stream, StreamExt as _};
 use sha2::Digest as _;
 use tokio::io::{AsyncWrite, AsyncWriteExt as _};
 
-use super::space::is_storage_full;
+use super::{BlobError, DocumentId, OpenedTarball, TarballId};
 use crate::npm::{Digests, Hasher, Integrity};
+use crate::store::space;
 
 /// Read size when hashing a file back from disk.
 const READ_BACK_CHUNK: usize = 256 << 10;
 
 /// The blob directory. Cheap to clone.
 #[derive(Clone)]
-pub struct Blobs {
+pub(super) struct DirectoryBlobs {
     root: PathBuf,
     // sha512 → length of every tarball whose bytes were hashed from disk since this
     // process started (after writing it, or at its first open). Written by the writer
@@ -38,99 +35,17 @@ pub struct Blobs {
     verified: Arc<Mutex<HashMap<[u8; 64], u64>>>,
 }
 
-/// Why a blob was not stored, or cannot be served.
-#[derive(Debug, thiserror::Error)]
-pub enum BlobError {
-    /// More bytes than the configured limit.
-    #[error("the tarball is larger than the limit of {limit} bytes")]
-    TooLarge {
-        /// The limit.
-        limit: u64,
-    },
-    /// The bytes do not match `dist.integrity`.
-    #[error("the tarball's bytes do not match its declared integrity {expected} (got {actual})")]
-    IntegrityMismatch {
-        /// The declared integrity.
-        expected: String,
-        /// The sha512 of what arrived.
-        actual: String,
-    },
-    /// The body stream failed.
-    #[error("the download failed: {0}")]
-    Stream(String),
-    /// The disk (or the quota) is full: ENOSPC or EDQUOT from a write, a flush or a sync.
-    #[error("the disk is full: {0}")]
-    StorageFull(std::io::Error),
-    /// The file written, read back from the disk, is not what arrived: a write that
-    /// reported success but did not land. The temporary file was removed.
-    #[error(
-        "the file read back from disk ({actual_length} bytes, sha512 {actual_sha512}) is not what was written ({expected_length} bytes, sha512 {expected_sha512})"
-    )]
-    ReadBackMismatch {
-        /// Bytes received and written.
-        expected_length: u64,
-        /// Bytes found on disk.
-        actual_length: u64,
-        /// Hex sha512 of what was written.
-        expected_sha512: String,
-        /// Hex sha512 of what is on disk.
-        actual_sha512: String,
-    },
-    /// A stored blob does not match its name (truncated or changed on disk). It was
-    /// removed so it is fetched again.
-    #[error("the stored blob {} does not match its name ({reason}); it was removed", path.display())]
-    Corrupt {
-        /// The file that was removed.
-        path: PathBuf,
-        /// What did not match.
-        reason: String,
-    },
-    /// Any other disk failure (EIO, EFBIG, permissions).
-    #[error("disk error: {0}")]
-    Io(std::io::Error),
-}
-
-impl From<std::io::Error> for BlobError {
-    fn from(error: std::io::Error) -> Self {
-        if is_storage_full(&error) { BlobError::StorageFull(error) } else { BlobError::Io(error) }
-    }
-}
-
-/// A verified tarball opened for serving.
-pub enum OpenedTarball {
-    /// A small file, read whole.
-    Bytes(bytes::Bytes),
-    /// A large file, positioned at its start, to be streamed.
-    File {
-        /// The open file.
-        file: std::fs::File,
-        /// Its verified length.
-        length: u64,
-    },
-}
-
-impl OpenedTarball {
-    /// The whole tarball in memory (read on a blocking thread when it was left open).
-    pub async fn into_bytes(self) -> std::io::Result<bytes::Bytes> {
-        match self {
-            OpenedTarball::Bytes(bytes) => Ok(bytes),
-            OpenedTarball::File { mut file, length } => tokio::task::spawn_blocking(move || {
-                let mut bytes = Vec::with_capacity(length as usize);
-                file.read_to_end(&mut bytes)?;
-                Ok(bytes.into())
-            })
-            .await
-            .map_err(|error| std::io::Error::other(format!("reading a tarball panicked: {error}")))?,
-        }
-    }
-}
-
-impl Blobs {
+impl DirectoryBlobs {
     /// Opens the blob directory under `data_dir`, creating it, and removes temporary
     /// files a crash may have left. Existing directories are kept (not re-created), so
     /// a start on a full disk needs no new block here.
-    pub fn open(data_dir: &Path) -> std::io::Result<Blobs> {
-        let root = data_dir.join("blobs");
+    pub(super) fn open(data_dir: &Path) -> std::io::Result<DirectoryBlobs> {
+        Self::open_at(data_dir.join("blobs"))
+    }
+
+    /// [`DirectoryBlobs::open`] with the blob directory at `root` (the object store
+    /// backend's local cache lives in another directory than the blobs).
+    pub(super) fn open_at(root: PathBuf) -> std::io::Result<DirectoryBlobs> {
         let temporary = root.join("tmp");
         std::fs::create_dir_all(&temporary)?;
         for entry in std::fs::read_dir(&temporary)? {
@@ -143,35 +58,55 @@ impl Blobs {
         }
         std::fs::create_dir_all(root.join("sha512"))?;
         std::fs::create_dir_all(root.join("documents"))?;
-        Ok(Blobs { root, verified: Arc::default() })
+        Ok(DirectoryBlobs { root, verified: Arc::default() })
+    }
+
+    /// The blob directory itself.
+    pub(super) fn root(&self) -> &Path {
+        &self.root
     }
 
     /// Where temporary files are written (also where the writability probe writes).
-    pub fn temporary_dir(&self) -> PathBuf {
+    pub(super) fn temporary_dir(&self) -> PathBuf {
         self.root.join("tmp")
     }
 
-    /// Where the document with this sha256 lives (whether or not it exists).
-    ///
-    /// `sha256_hex` must be 64 lowercase hex digits, for the same reason as in
-    /// [`Blobs::path`].
-    pub fn document_path(&self, sha256_hex: &str) -> Option<PathBuf> {
-        let valid = sha256_hex.len() == 64 && sha256_hex.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'));
-        valid.then(|| self.root.join("documents").join(&sha256_hex[..2]).join(sha256_hex))
+    /// Whether the directory takes a synced page now.
+    pub(super) async fn probe(&self) -> Result<(), BlobError> {
+        let temporary = self.temporary_dir();
+        tokio::task::spawn_blocking(move || space::probe_writable(&temporary))
+            .await
+            .map_err(|error| BlobError::Io(std::io::Error::other(format!("the storage probe panicked: {error}"))))??;
+        Ok(())
+    }
+
+    fn document_path(&self, id: &DocumentId) -> PathBuf {
+        self.root.join("documents").join(&id.hex[..2]).join(&id.hex)
+    }
+
+    fn tarball_path(&self, id: &TarballId) -> PathBuf {
+        self.root.join("sha512").join(&id.hex[..2]).join(&id.hex)
     }
 
     /// Stores a document under its sha256 and returns the hex digest. Storing the
-    /// same bytes twice is a no-op. Blocking: call from a blocking thread.
+    /// same bytes twice is a no-op.
     ///
     /// `std::fs::File` writes are unbuffered, so `write_all` and `sync_all` report
     /// every failure; the length on disk is compared before the rename. The hash is
     /// checked on every read instead of here: documents are rewritten on every changed
     /// packument (megabytes for big packages), and read whole anyway.
-    pub fn store_document(&self, bytes: &[u8]) -> Result<String, BlobError> {
-        let hex = hex::encode(sha2::Sha256::digest(bytes));
-        let final_path = self.document_path(&hex).ok_or_else(|| std::io::Error::other("unexpected sha256 form"))?;
+    pub(super) async fn store_document(&self, bytes: bytes::Bytes) -> Result<String, BlobError> {
+        let blobs = self.clone();
+        tokio::task::spawn_blocking(move || blobs.store_document_blocking(&bytes))
+            .await
+            .map_err(|error| BlobError::Io(std::io::Error::other(format!("storing a document panicked: {error}"))))?
+    }
+
+    fn store_document_blocking(&self, bytes: &[u8]) -> Result<String, BlobError> {
+        let id = DocumentId::of(bytes);
+        let final_path = self.document_path(&id);
         if final_path.exists() {
-            return Ok(hex);
+            return Ok(id.hex);
         }
         let temporary_path = self.temporary_dir().join(temporary_name());
         let written = (|| {
@@ -194,37 +129,56 @@ impl Blobs {
             let _ = std::fs::remove_file(&temporary_path);
             return Err(error);
         }
-        Ok(hex)
+        Ok(id.hex)
     }
 
     /// Reads a stored document and checks its hash; a document that does not match its
     /// name is removed and reported as [`BlobError::Corrupt`].
-    pub async fn read_document(&self, sha256_hex: &str) -> Result<Vec<u8>, BlobError> {
-        let path = self.document_path(sha256_hex).ok_or_else(|| std::io::Error::other("unexpected sha256 form"))?;
+    pub(super) async fn read_document(&self, id: &DocumentId) -> Result<bytes::Bytes, BlobError> {
+        let path = self.document_path(id);
         let bytes = tokio::fs::read(&path).await?;
         let actual = hex::encode(sha2::Sha256::digest(&bytes));
-        if actual != sha256_hex {
+        if actual != id.hex {
             return Err(remove_corrupt(path, format!("{} bytes with sha256 {actual}", bytes.len())));
         }
-        Ok(bytes)
+        Ok(bytes.into())
     }
 
     /// Removes a document that nothing refers to any more. A missing file is fine.
-    pub async fn remove_document(&self, sha256_hex: &str) -> std::io::Result<()> {
-        let Some(path) = self.document_path(sha256_hex) else { return Ok(()) };
-        match tokio::fs::remove_file(path).await {
-            Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
+    pub(super) async fn remove_document(&self, id: &DocumentId) -> Result<(), BlobError> {
+        match tokio::fs::remove_file(self.document_path(id)).await {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error.into()),
             _ => Ok(()),
         }
     }
 
-    /// Where the blob with this sha512 lives (whether or not it exists).
-    ///
-    /// `sha512_hex` must be 128 lowercase hex digits; anything else could name a path
-    /// outside the store, so it is refused.
-    pub fn path(&self, sha512_hex: &str) -> Option<PathBuf> {
-        let valid = sha512_hex.len() == 128 && sha512_hex.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'));
-        valid.then(|| self.root.join("sha512").join(&sha512_hex[..2]).join(sha512_hex))
+    /// Every stored tarball with its length, read from the directory. Blocking.
+    pub(super) fn stored_tarballs(&self) -> std::io::Result<Vec<([u8; 64], u64)>> {
+        let mut tarballs = Vec::new();
+        for shard in std::fs::read_dir(self.root.join("sha512"))? {
+            for entry in std::fs::read_dir(shard?.path())? {
+                let entry = entry?;
+                let name = entry.file_name();
+                let Some(id) = name.to_str().and_then(|hex| TarballId::parse(hex).ok()) else { continue };
+                tarballs.push((id.digest, entry.metadata()?.len()));
+            }
+        }
+        Ok(tarballs)
+    }
+
+    /// Removes a tarball's file (a missing one is fine) and forgets its verified length.
+    pub(super) async fn remove_tarball(&self, digest: &[u8; 64]) -> Result<(), BlobError> {
+        self.forget(digest);
+        let id = TarballId { hex: hex::encode(digest), digest: *digest };
+        match tokio::fs::remove_file(self.tarball_path(&id)).await {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the tarball's file exists.
+    pub(super) async fn tarball_exists(&self, id: &TarballId) -> Result<bool, BlobError> {
+        Ok(tokio::fs::try_exists(self.tarball_path(id)).await?)
     }
 
     /// Opens a stored tarball for serving, or `None` when it is not on disk. Files up
@@ -232,16 +186,12 @@ impl Blobs {
     /// The first open after a start hashes the whole file; later opens compare its
     /// length with the verified one. A file that does not match its name is removed
     /// and reported as [`BlobError::Corrupt`]: the caller downloads it again.
-    pub async fn open_tarball(
+    pub(super) async fn open_tarball(
         &self,
-        sha512_hex: &str,
+        id: &TarballId,
         read_whole_up_to: u64,
     ) -> Result<Option<OpenedTarball>, BlobError> {
-        let path =
-            self.path(sha512_hex).ok_or_else(|| std::io::Error::other("sha512 hex digest has an unexpected form"))?;
-        let mut name = [0u8; 64];
-        hex::decode_to_slice(sha512_hex, &mut name).map_err(std::io::Error::other)?;
-        let blobs = self.clone();
+        let (path, name, blobs) = (self.tarball_path(id), id.digest, self.clone());
         tokio::task::spawn_blocking(move || blobs.open_tarball_blocking(path, name, read_whole_up_to))
             .await
             .map_err(|error| BlobError::Io(std::io::Error::other(format!("opening a tarball panicked: {error}"))))?
@@ -309,7 +259,12 @@ impl Blobs {
 
     /// Streams `body` into the store if it matches `integrity` and stays under `limit`
     /// bytes. Returns the digests of the stored bytes.
-    pub async fn store_verified<S, E>(&self, body: S, integrity: &Integrity, limit: u64) -> Result<Digests, BlobError>
+    pub(super) async fn store_verified<S, E>(
+        &self,
+        body: S,
+        integrity: &Integrity,
+        limit: u64,
+    ) -> Result<Digests, BlobError>
     where
         S: Stream<Item = Result<bytes::Bytes, E>>,
         E: std::fmt::Display,
@@ -377,9 +332,8 @@ impl Blobs {
                 actual: digests.sha512_integrity(),
             });
         }
-        let final_path = self
-            .path(&digests.sha512_hex())
-            .ok_or_else(|| std::io::Error::other("sha512 hex digest has an unexpected form"))?;
+        let id = TarballId::from_digests(&digests);
+        let final_path = self.tarball_path(&id);
         let (temporary, expected_sha512, expected_length) =
             (temporary_path.to_owned(), digests.sha512.clone(), digests.length);
         tokio::task::spawn_blocking(move || {
@@ -388,9 +342,7 @@ impl Blobs {
         })
         .await
         .map_err(|error| BlobError::Io(std::io::Error::other(format!("syncing a tarball panicked: {error}"))))??;
-        let mut name = [0u8; 64];
-        name.copy_from_slice(&digests.sha512);
-        self.remember(name, digests.length);
+        self.remember(id.digest, digests.length);
         Ok(digests)
     }
 }
@@ -450,7 +402,18 @@ fn remove_corrupt(path: PathBuf, reason: String) -> BlobError {
     {
         tracing::error!(blob.path = %path.display(), %error, "could not remove a corrupt blob");
     }
-    BlobError::Corrupt { path, reason }
+    BlobError::Corrupt { location: path.display().to_string(), reason }
+}
+
+/// Reads an open tarball whole, on a blocking thread.
+pub(super) async fn read_whole(mut file: std::fs::File, length: u64) -> std::io::Result<bytes::Bytes> {
+    tokio::task::spawn_blocking(move || {
+        let mut bytes = Vec::with_capacity(length as usize);
+        file.read_to_end(&mut bytes)?;
+        Ok(bytes.into())
+    })
+    .await
+    .map_err(|error| std::io::Error::other(format!("reading a tarball panicked: {error}")))?
 }
 
 fn temporary_name() -> String {
@@ -596,7 +559,7 @@ mod tests {
     #[tokio::test]
     async fn a_write_that_reports_success_but_did_not_land_is_never_renamed_into_place() {
         let data_dir = tempfile::tempdir().unwrap();
-        let blobs = Blobs::open(data_dir.path()).unwrap();
+        let blobs = DirectoryBlobs::open(data_dir.path()).unwrap();
         let (bytes, integrity) = tarball();
         // The file ends 37 KiB short, as the issue's 30 MiB tmpfs did, while the hash
         // of the chunks received matches.
@@ -615,7 +578,7 @@ mod tests {
     #[tokio::test]
     async fn a_write_error_reported_only_by_flush_is_a_full_disk_not_a_stored_tarball() {
         let data_dir = tempfile::tempdir().unwrap();
-        let blobs = Blobs::open(data_dir.path()).unwrap();
+        let blobs = DirectoryBlobs::open(data_dir.path()).unwrap();
         let (bytes, integrity) = tarball();
         let result = blobs
             .store_verified_through(body(&bytes), &integrity, u64::MAX, |_| FailingAtFlush { errno: ENOSPC })
@@ -627,7 +590,7 @@ mod tests {
     #[tokio::test]
     async fn every_write_error_is_typed_and_leaves_nothing_behind() {
         let data_dir = tempfile::tempdir().unwrap();
-        let blobs = Blobs::open(data_dir.path()).unwrap();
+        let blobs = DirectoryBlobs::open(data_dir.path()).unwrap();
         let (bytes, integrity) = tarball();
         for (errno, full) in [(ENOSPC, true), (EIO, false), (EFBIG, false)] {
             let result = blobs
@@ -649,33 +612,33 @@ mod tests {
     #[tokio::test]
     async fn a_stored_tarball_reads_back_whole_or_open_and_verified() {
         let data_dir = tempfile::tempdir().unwrap();
-        let blobs = Blobs::open(data_dir.path()).unwrap();
+        let blobs = DirectoryBlobs::open(data_dir.path()).unwrap();
         let (bytes, integrity) = tarball();
         let digests = blobs.store_verified(body(&bytes), &integrity, u64::MAX).await.unwrap();
-        let hex = digests.sha512_hex();
+        let hex = TarballId::from_digests(&digests);
         let Some(OpenedTarball::Bytes(read)) = blobs.open_tarball(&hex, u64::MAX).await.unwrap() else {
             panic!("small enough to read whole")
         };
         assert_eq!(read, bytes);
         // After a restart the first open hashes the file, streamed when it is large.
-        let restarted = Blobs::open(data_dir.path()).unwrap();
+        let restarted = DirectoryBlobs::open(data_dir.path()).unwrap();
         let Some(OpenedTarball::File { length, .. }) = restarted.open_tarball(&hex, 1024).await.unwrap() else {
             panic!("larger than the whole-read limit")
         };
         assert_eq!(length, bytes.len() as u64);
         let opened = restarted.open_tarball(&hex, 1024).await.unwrap().unwrap();
         assert_eq!(opened.into_bytes().await.unwrap(), bytes);
-        let missing = "0".repeat(128);
+        let missing = TarballId::parse(&"0".repeat(128)).unwrap();
         assert!(restarted.open_tarball(&missing, u64::MAX).await.unwrap().is_none());
     }
 
     #[tokio::test]
     async fn a_tarball_that_changed_on_disk_is_removed_and_never_served() {
         let data_dir = tempfile::tempdir().unwrap();
-        let blobs = Blobs::open(data_dir.path()).unwrap();
+        let blobs = DirectoryBlobs::open(data_dir.path()).unwrap();
         let (bytes, integrity) = tarball();
-        let hex = blobs.store_verified(body(&bytes), &integrity, u64::MAX).await.unwrap().sha512_hex();
-        let path = blobs.path(&hex).unwrap();
+        let hex = TarballId::from_digests(&blobs.store_verified(body(&bytes), &integrity, u64::MAX).await.unwrap());
+        let path = blobs.tarball_path(&hex);
 
         // Truncated after it was verified: the length recorded in memory catches it.
         std::fs::write(&path, &bytes[..1000]).unwrap();
@@ -689,7 +652,7 @@ mod tests {
             let mut changed = bytes.clone();
             changed[bytes.len() / 2] ^= 1;
             std::fs::write(&path, &changed).unwrap();
-            let restarted = Blobs::open(data_dir.path()).unwrap();
+            let restarted = DirectoryBlobs::open(data_dir.path()).unwrap();
             let result = restarted.open_tarball(&hex, read_whole_up_to).await;
             assert!(matches!(result, Err(BlobError::Corrupt { .. })), "{:?}", result.err());
             assert!(!path.exists());
@@ -699,10 +662,11 @@ mod tests {
     #[tokio::test]
     async fn a_document_that_does_not_match_its_name_is_removed() {
         let data_dir = tempfile::tempdir().unwrap();
-        let blobs = Blobs::open(data_dir.path()).unwrap();
-        let hex = blobs.store_document(br#"{"name":"demo"}"#).unwrap();
-        assert_eq!(blobs.read_document(&hex).await.unwrap(), br#"{"name":"demo"}"#);
-        let path = blobs.document_path(&hex).unwrap();
+        let blobs = DirectoryBlobs::open(data_dir.path()).unwrap();
+        let hex = blobs.store_document(bytes::Bytes::from_static(br#"{"name":"demo"}"#)).await.unwrap();
+        let hex = DocumentId::parse(&hex).unwrap();
+        assert_eq!(blobs.read_document(&hex).await.unwrap(), &br#"{"name":"demo"}"#[..]);
+        let path = blobs.document_path(&hex);
         std::fs::write(&path, br#"{"name":"dem"#).unwrap();
         let result = blobs.read_document(&hex).await;
         assert!(matches!(result, Err(BlobError::Corrupt { .. })), "{:?}", result.err());
@@ -712,10 +676,10 @@ mod tests {
     #[test]
     fn opening_clears_temporary_files_but_keeps_the_directory() {
         let data_dir = tempfile::tempdir().unwrap();
-        let blobs = Blobs::open(data_dir.path()).unwrap();
+        let blobs = DirectoryBlobs::open(data_dir.path()).unwrap();
         std::fs::write(blobs.temporary_dir().join("1-0.part"), b"left by a crash").unwrap();
         std::fs::create_dir(blobs.temporary_dir().join("nested")).unwrap();
-        let reopened = Blobs::open(data_dir.path()).unwrap();
+        let reopened = DirectoryBlobs::open(data_dir.path()).unwrap();
         assert!(reopened.temporary_dir().is_dir());
         assert_eq!(walk(&reopened.temporary_dir()).len(), 0);
     }
