@@ -46,6 +46,21 @@ pub struct RawConfig {
     /// `[feeds]`.
     #[serde(default)]
     pub feeds: RawFeeds,
+    /// `[storage]`.
+    #[serde(default)]
+    pub storage: RawStorage,
+}
+
+/// `[storage]` as written: where the metadata lives.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStorage {
+    /// `sled` (embedded, the default) or `postgres`.
+    pub metadata: Option<String>,
+    /// The PostgreSQL URL, for `metadata = "postgres"`.
+    pub url: Option<String>,
+    /// Most connections to PostgreSQL at once.
+    pub pool_size: Option<u32>,
 }
 
 /// `[checks]` as written: how the check worker subprocess is bounded.

@@ -3,7 +3,7 @@
 //! Use [`AppError`] in every handler and service function on the request path; it maps
 //! to the npm-style body `{"error": "..."}` that npm, pnpm, yarn and bun print. A full
 //! disk is [`AppError::StorageFull`] (507) wherever it is met: the `From` conversions of
-//! I/O, sled and blob errors recognise ENOSPC and EDQUOT. Startup
+//! I/O, metadata-store and blob errors recognise ENOSPC and EDQUOT. Startup
 //! code uses `anyhow`. Client mistakes (4xx) are not logged as errors; internal errors
 //! are logged once, here, and the client gets a generic message.
 
@@ -87,11 +87,12 @@ impl From<crate::npm::InvalidInput> for AppError {
     }
 }
 
-impl From<sled::Error> for AppError {
-    fn from(error: sled::Error) -> Self {
-        match &error {
-            sled::Error::Io(io) if is_storage_full(io) => AppError::storage_full("its metadata"),
-            _ => AppError::Internal(anyhow::Error::new(error).context("metadata store")),
+impl From<crate::store::StoreError> for AppError {
+    fn from(error: crate::store::StoreError) -> Self {
+        if error.is_storage_full() {
+            AppError::storage_full("its metadata")
+        } else {
+            AppError::Internal(anyhow::Error::new(error))
         }
     }
 }

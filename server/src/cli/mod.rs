@@ -2,6 +2,7 @@
 //! the pure crates or runs the server.
 
 pub mod admin;
+pub mod migrate;
 pub mod prefetch;
 pub mod scan;
 pub mod scan_provenance;
@@ -45,6 +46,8 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Send every package of a lockfile through Airlock ahead of time.
     Prefetch(prefetch::PrefetchArgs),
+    /// Copy an embedded (sled) installation's metadata into an empty PostgreSQL database.
+    Migrate(migrate::MigrateArgs),
     /// Internal modes the server starts itself.
     #[command(hide = true, subcommand)]
     Internal(InternalCommand),
@@ -87,6 +90,7 @@ pub fn main() -> ExitCode {
         Command::Admin(args) => report("admin", admin::run(args)),
         Command::Verify(args) => report("verify", verify::run(args)),
         Command::Prefetch(args) => report("prefetch", prefetch::run(args)),
+        Command::Migrate(args) => report("migrate", migrate::run(args)),
         Command::Internal(InternalCommand::CheckWorker) => crate::quarantine::worker::run_check_worker(),
     }
 }

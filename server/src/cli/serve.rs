@@ -62,9 +62,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         public_url = %config.server.public_url,
         upstream = %config.upstream.url,
         data_dir = %config.server.data_dir.display(),
+        metadata = %metadata_description(&config.storage.metadata),
         cooling_period = %airlock_config::format_duration(config.quarantine.cooling_period),
         "airlock is serving"
     );
-    let state = crate::open_state(config, Arc::new(crate::SystemClock))?;
+    let state = crate::open_state(config, Arc::new(crate::SystemClock)).await?;
     crate::serve(listener, state, crate::shutdown_signal()).await
+}
+
+/// The metadata backend for the start-up line: the PostgreSQL URL without its password.
+fn metadata_description(metadata: &airlock_config::MetadataStorage) -> String {
+    match metadata {
+        airlock_config::MetadataStorage::Sled => "sled".to_owned(),
+        airlock_config::MetadataStorage::Postgres { url, pool_size } => {
+            format!("postgres {} (pool of {pool_size})", url.redacted())
+        }
+    }
 }

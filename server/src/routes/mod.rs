@@ -33,6 +33,13 @@ pub struct AppState {
     pub credential_throttle: std::sync::Arc<crate::throttle::CredentialThrottle>,
 }
 
+/// Loads the admin-added policy rules into the policy (at start, before serving).
+pub async fn load_policy_rules(state: &AppState) -> anyhow::Result<()> {
+    admin_ui::reload_policy_rules(state)
+        .await
+        .map_err(|error| anyhow::anyhow!("loading the admin-added policy rules: {error}"))
+}
+
 /// The whole application, ready to serve or to `oneshot` in tests.
 pub fn app(state: AppState) -> Router {
     Router::new()
