@@ -180,3 +180,49 @@ fn to_microseconds(value: &serde_json::Value) -> serde_json::Value {
         other => other.clone(),
     }
 }
+
+#[tokio::test]
+async fn a_deny_rule_stored_by_one_replica_applies_on_another_within_a_sweep() {
+    let Some(cluster) = TestPostgres::start("a_deny_rule_across_replicas") else { return };
+    let url = cluster.create_database("replicas").await;
+    let upstream = FakeRegistry::start().await;
+    upstream.publish(PackageVersion::new("left-pad", "1.3.0", long_ago()));
+    let (first_dir, second_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let first = TestApp::spawn(&upstream.url(), first_dir.path(), on_postgres(&url)).await;
+    let second = TestApp::spawn(&upstream.url(), second_dir.path(), on_postgres(&url)).await;
+    assert_eq!(first.get("/left-pad/-/left-pad-1.3.0.tgz").await.status(), 200);
+    // The second replica sees the first one's decision at once: it is in the database.
+    let (_, detail) = second.admin_get("/-/airlock/api/packages/left-pad/versions/1.3.0").await;
+    assert_eq!(detail["state"], "released", "{detail:#}");
+    assert_eq!(second.get("/left-pad/-/left-pad-1.3.0.tgz").await.status(), 200);
+
+    // A deny rule stored as the admin UI of a replica stores it.
+    let store = airlock_server::store::Store::open(airlock_server::store::MetadataLocation::Postgres {
+        url: &url,
+        pool_size: 1,
+    })
+    .await
+    .unwrap();
+    let rule = airlock_server::store::StoredPolicyRule {
+        id: 0,
+        kind: "deny".into(),
+        package: "left-pad".into(),
+        versions: None,
+        reason: "withdrawn by its author".into(),
+        added_by: "admin:tester".into(),
+        added_at: chrono::Utc::now(),
+    };
+    store.add_policy_rule(rule).await.unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let (status, error) = second.get_json("/left-pad/-/left-pad-1.3.0.tgz").await;
+        if status == 403 {
+            assert!(error["error"].as_str().unwrap().contains("withdrawn by its author"), "{error:#}");
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(15), "the rule never applied on the other replica");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (_, packument) = second.get_json("/left-pad").await;
+    assert!(packument["versions"].get("1.3.0").is_none(), "{packument:#}");
+}

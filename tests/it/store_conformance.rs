@@ -341,6 +341,21 @@ async fn leases_expire_and_only_the_holder_decides(store: Store) {
     let again = store.decide(&second, at(5), |_| Some(transition(VersionState::Held, "pipeline", "held"))).await;
     assert_eq!(again.unwrap(), LeasedDecision::NotHolder);
 
+    // An owner's own earlier lease does not block it (one process runs one check of a
+    // version at a time, so that lease is from a check that ended without a word), but
+    // the new claim has a new token, so the stale one can no longer decide.
+    store.enqueue(&demo, &["1.1.0".to_owned()]).await.unwrap();
+    let Claim::Granted(stale) = store.claim(&demo, "1.1.0", &request("replica-c", at(5))).await.unwrap() else {
+        panic!("granted");
+    };
+    let Claim::Granted(fresh) = store.claim(&demo, "1.1.0", &request("replica-c", at(5))).await.unwrap() else {
+        panic!("the owner's own lease is replaced");
+    };
+    assert_eq!(fresh.entry.attempts, 2);
+    let refused = store.decide(&stale, at(5), |_| Some(transition(VersionState::Held, "pipeline", "held"))).await;
+    assert_eq!(refused.unwrap(), LeasedDecision::NotHolder);
+    store.record_failure(&fresh, "gave up", false).await.unwrap();
+
     // An admin clearing the entry takes the lease away from a running check.
     let Claim::Granted(third) = store.claim(&demo, "1.0.0", &request("replica-a", at(6))).await.unwrap() else {
         panic!("a version checked outside the queue gets an entry and a lease");

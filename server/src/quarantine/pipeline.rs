@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, Semaphore};
 
 use super::checks::{self, CheckInputs, CheckRecord};
+use super::policy::RuntimeRules;
 use super::worker::{CheckWorker, ScanContext};
 use super::{Policy, Visibility};
 use crate::error::{AppError, AppResult};
@@ -28,7 +29,8 @@ use crate::npm::{Integrity, PackageName};
 use crate::signing::{ReleasePredicate, Signer};
 use crate::singleflight::SingleFlight;
 use crate::store::{
-    Claim, Lease, LeaseRequest, LeasedDecision, QueueEntry, Store, Transition, VersionRecord, VersionState,
+    Claim, Lease, LeaseRequest, LeasedDecision, QueueEntry, Store, StoredPolicyRule, Transition, VersionRecord,
+    VersionState,
 };
 
 /// How often the dispatcher looks at the queue and the cooling versions without being
@@ -73,6 +75,10 @@ struct Inner {
     replica: String,
     // How long a check lease stands without a decision (see `lease_duration`).
     lease_duration: chrono::Duration,
+    // The admin-added rules last loaded into the policy, to see what another replica
+    // (or this one) changed since. Held across a whole refresh, so a slow sweep that read
+    // the rules before an admin's change cannot put the older rules back after it.
+    stored_rules: tokio::sync::Mutex<Vec<StoredPolicyRule>>,
 }
 
 /// A lease outlives the slowest check that can still finish: the worker's deadline plus
@@ -145,6 +151,7 @@ impl Pipeline {
                 tasks: tokio_util::task::TaskTracker::new(),
                 replica: replica_id(),
                 lease_duration,
+                stored_rules: tokio::sync::Mutex::new(Vec::new()),
             }),
         };
         let dispatcher = pipeline.clone();
@@ -325,6 +332,10 @@ impl Pipeline {
                     pipeline.inner.dispatched.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&key);
                 });
             }
+            // Rules added or removed on another replica apply here within one sweep.
+            if let Err(error) = self.refresh_stored_rules().await {
+                tracing::error!(%error, "reading the admin-added policy rules failed; keeping the ones in force");
+            }
             self.release_due_versions().await;
             tokio::select! {
                 () = self.inner.wake.notified() => {}
@@ -332,6 +343,50 @@ impl Pipeline {
                 () = self.inner.stop.cancelled() => {}
             }
         }
+    }
+
+    /// Loads the admin-added policy rules from the store into the policy when they
+    /// changed since the last load (on any replica sharing the store), then drops the
+    /// cached packuments of every known package an added or removed rule covers, so the
+    /// next packument shows the change. Rules that no longer parse (a stricter validator
+    /// after an upgrade) are skipped and logged.
+    pub async fn refresh_stored_rules(&self) -> AppResult<()> {
+        let mut current = self.inner.stored_rules.lock().await;
+        let stored = self.inner.store.policy_rules().await?;
+        if *current == stored {
+            return Ok(());
+        }
+        let removed = current.iter().filter(|rule| !stored.contains(rule));
+        let added = stored.iter().filter(|rule| !current.contains(rule));
+        let changed: Vec<String> = removed.chain(added).map(|rule| rule.package.clone()).collect();
+        let mut rules = RuntimeRules::default();
+        for rule in &stored {
+            match airlock_config::PackageRule::new(
+                "policy rule",
+                &rule.package,
+                rule.versions.as_deref(),
+                Some(&rule.reason),
+            ) {
+                Ok(parsed) if rule.kind == "deny" => rules.deny.push(parsed),
+                Ok(parsed) => rules.allow.push(parsed),
+                Err(error) => tracing::error!(%error, rule.id = rule.id, "skipping an admin-added policy rule"),
+            }
+        }
+        self.inner.policy.set_runtime_rules(rules);
+        *current = stored;
+        drop(current);
+        let patterns: Vec<airlock_config::PackageRule> = changed
+            .iter()
+            .filter_map(|pattern| airlock_config::PackageRule::new("policy rule", pattern, None, None).ok())
+            .collect();
+        let names: HashSet<String> =
+            self.inner.store.all_versions().await?.into_iter().map(|(name, _, _)| name).collect();
+        for name in names.into_iter().filter(|name| patterns.iter().any(|rule| rule.matches_package(name))) {
+            if let Ok(package) = PackageName::parse(&name) {
+                self.inner.mirror.invalidate(&package);
+            }
+        }
+        Ok(())
     }
 
     /// Releases every cooling version whose cooling period is over.
@@ -444,7 +499,8 @@ impl Pipeline {
         let lease = match inner.store.claim(name, version, &request).await? {
             Claim::Granted(lease) => lease,
             Claim::HeldElsewhere { holder } => {
-                tracing::info!(
+                // Every sweep of every other replica sees the entry: not worth more than debug.
+                tracing::debug!(
                     package.name = %name,
                     package.version = version,
                     holder = holder.as_ref().map(|holder| holder.owner.as_str()),

@@ -30,7 +30,6 @@ use crate::admin_users;
 use crate::error::{AppError, AppResult};
 use crate::npm::{Integrity, PackageName, VersionSpec};
 use crate::quarantine::checks::CheckRecord;
-use crate::quarantine::policy::RuntimeRules;
 use crate::quarantine::review::{FileDiff, ReviewMaterial};
 use crate::sessions::{Session, Sessions, random_token, secrets_equal};
 use crate::store::{AuditEvent, StoredPolicyRule, VersionRecord, VersionState};
@@ -1427,45 +1426,10 @@ async fn get_audit_csv(
 
 // The policy.
 
-/// Loads the admin-added rules from the store into the shared policy. Rules that no
-/// longer parse (a stricter validator after an upgrade) are skipped and logged.
+/// Loads the admin-added rules from the store into the shared policy (see
+/// `Pipeline::refresh_stored_rules`, which also drops the packuments they cover).
 pub(super) async fn reload_policy_rules(state: &AppState) -> AppResult<()> {
-    let mut rules = RuntimeRules::default();
-    for stored in state.mirror.store().policy_rules().await? {
-        match airlock_config::PackageRule::new(
-            "policy rule",
-            &stored.package,
-            stored.versions.as_deref(),
-            Some(&stored.reason),
-        ) {
-            Ok(rule) if stored.kind == "deny" => rules.deny.push(rule),
-            Ok(rule) => rules.allow.push(rule),
-            Err(error) => tracing::error!(%error, rule.id = stored.id, "skipping an admin-added policy rule"),
-        }
-    }
-    state.mirror.policy().set_runtime_rules(rules);
-    Ok(())
-}
-
-/// Drops cached packuments of every known package a rule pattern covers, so a new
-/// allow or deny rule shows in the next packument.
-async fn invalidate_matching(state: &AppState, pattern: &str) -> AppResult<()> {
-    let Ok(rule) = airlock_config::PackageRule::new("policy rule", pattern, None, None) else { return Ok(()) };
-    let names: HashSet<String> =
-        state.mirror.store().all_versions().await?.into_iter().map(|(name, _, _)| name).collect();
-    for name in names.into_iter().filter(|name| rule.matches_package(name)) {
-        if let Ok(package) = PackageName::parse(&name) {
-            state.mirror.invalidate(&package);
-        }
-    }
-    Ok(())
-}
-
-/// After a rule was added or removed: the policy in force and the cached packuments
-/// of the packages the rule's pattern covers.
-async fn apply_stored_rules(state: &AppState, pattern: &str) -> AppResult<()> {
-    reload_policy_rules(state).await?;
-    invalidate_matching(state, pattern).await
+    state.pipeline.refresh_stored_rules().await
 }
 
 async fn get_policy(State(state): State<AppState>, signed_in: SignedIn) -> Response {
@@ -1563,7 +1527,7 @@ async fn post_policy_add(State(state): State<AppState>, signed_in: SignedIn, bod
         return app_error_page(&signed_in, error.into());
     }
     tracing::info!(admin = %signed_in.session.user, rule.package = %package, "admin added a policy rule");
-    if let Err(error) = apply_stored_rules(&state, &package).await {
+    if let Err(error) = reload_policy_rules(&state).await {
         return app_error_page(&signed_in, error);
     }
     // Versions already waiting are decided again under the new rule.
@@ -1580,7 +1544,7 @@ async fn post_policy_remove(State(state): State<AppState>, signed_in: SignedIn, 
         return policy_error(&state, &signed_in, "No such rule.".into()).await;
     };
     match state.mirror.store().remove_policy_rule(id, &signed_in.actor(), state.mirror.now()).await {
-        Ok(Some(rule)) => match apply_stored_rules(&state, &rule.package).await {
+        Ok(Some(_)) => match reload_policy_rules(&state).await {
             Ok(()) => redirect(paths::POLICY),
             Err(error) => app_error_page(&signed_in, error),
         },
