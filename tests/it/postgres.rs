@@ -226,3 +226,50 @@ async fn a_deny_rule_stored_by_one_replica_applies_on_another_within_a_sweep() {
     let (_, packument) = second.get_json("/left-pad").await;
     assert!(packument["versions"].get("1.3.0").is_none(), "{packument:#}");
 }
+
+#[tokio::test]
+async fn a_first_download_waits_for_the_replica_that_holds_the_check_lease() {
+    use airlock_server::Clock as _;
+    use airlock_server::store::{
+        Claim, LeaseRequest, LeasedDecision, MetadataLocation, Store, Transition, VersionState,
+    };
+    let Some(cluster) = TestPostgres::start("a_first_download_waits") else { return };
+    let url = cluster.create_database("lease").await;
+    let upstream = FakeRegistry::start().await;
+    let tarball = upstream.publish(PackageVersion::new("left-pad", "1.3.0", long_ago()));
+    // `latest` is checked eagerly at first sight; 1.3.0 waits for its first download.
+    upstream.publish(PackageVersion::new("left-pad", "1.4.0", long_ago() + chrono::Duration::days(1)));
+    let data_dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn(&upstream.url(), data_dir.path(), on_postgres(&url)).await;
+    assert_eq!(app.get("/left-pad").await.status(), 200);
+
+    // Another replica claims the check of the established version first...
+    let other = Store::open(MetadataLocation::Postgres { url: &url, pool_size: 1 }).await.unwrap();
+    let name = airlock_server::npm::PackageName::parse("left-pad").unwrap();
+    let request =
+        LeaseRequest { owner: "other-replica", now: app.clock.now(), duration: chrono::Duration::minutes(10) };
+    let Claim::Granted(lease) = other.claim(&name, "1.3.0", &request).await.unwrap() else { panic!("granted") };
+    // ...and decides a second later.
+    let decider = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let release = Transition {
+            state: VersionState::Released,
+            actor: "pipeline-of-the-other-replica".into(),
+            action: "released".into(),
+            reason: Some("checked elsewhere".into()),
+            airlock_signature: None,
+            release_record: None,
+        };
+        other.decide(&lease, chrono::Utc::now(), |_| Some(release.clone())).await.unwrap()
+    });
+    let started = std::time::Instant::now();
+    let response = app.get("/left-pad/-/left-pad-1.3.0.tgz").await;
+    assert_eq!(response.status(), 200, "waited for the other replica's decision");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+    assert_eq!(response.bytes().await.unwrap().as_ref(), tarball.as_slice());
+    assert!(matches!(decider.await.unwrap(), LeasedDecision::Stored(Some(_))));
+    // This replica did not check it too: one decision, by the lease holder.
+    let (_, detail) = app.admin_get("/-/airlock/api/packages/left-pad/versions/1.3.0").await;
+    assert_eq!(detail["decided_by"], "pipeline-of-the-other-replica", "{detail:#}");
+    assert_eq!(detail["history"].as_array().map(Vec::len), Some(1), "{detail:#}");
+}

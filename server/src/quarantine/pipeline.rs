@@ -86,6 +86,11 @@ struct Inner {
 /// replica that dies mid-check leaves its lease to expire; another then checks again.
 const LEASE_MARGIN: Duration = Duration::from_secs(10 * 60);
 
+/// How long a first download waits for another replica's check of the version, and
+/// how often it looks. Past the wait the version is refused as still being checked.
+const OTHER_REPLICA_WAIT: Duration = Duration::from_secs(60);
+const OTHER_REPLICA_POLL: Duration = Duration::from_millis(250);
+
 /// A random id for this process as a lease owner: the process id and 64 random bits.
 fn replica_id() -> String {
     use rand_core::RngCore as _;
@@ -422,7 +427,10 @@ impl Pipeline {
     pub async fn settle(&self, name: &PackageName, version: &str) -> AppResult<()> {
         let record = self.record(name, version).await?;
         match record.state {
-            VersionState::Checking => self.check(name, version, false).await,
+            VersionState::Checking => {
+                self.check(name, version, false).await?;
+                self.await_other_replica(name, version).await
+            }
             VersionState::Cooling => {
                 let now = self.inner.mirror.now();
                 if self.inner.policy.cooling_until(name, version, record.effective_published) > now {
@@ -449,6 +457,26 @@ impl Pipeline {
                 Ok(())
             }
             _ => Ok(()),
+        }
+    }
+
+    /// When another replica holds the version's check lease, waits (polling the store,
+    /// at most [`OTHER_REPLICA_WAIT`]) for its decision, so a first download that
+    /// reaches this replica while another checks the version is answered like one that
+    /// reached the checking replica. Returns at once when the version is decided or
+    /// nobody else holds its lease; the caller authorises against the record either way.
+    async fn await_other_replica(&self, name: &PackageName, version: &str) -> AppResult<()> {
+        let started = std::time::Instant::now();
+        loop {
+            let decided = self.record(name, version).await?.state != VersionState::Checking;
+            let now = self.inner.mirror.now();
+            let leased_elsewhere = self.inner.store.queue_entry(name, version).await?.is_some_and(|entry| {
+                entry.leased_at(now) && entry.lease.as_ref().is_some_and(|lease| lease.owner != self.inner.replica)
+            });
+            if decided || !leased_elsewhere || started.elapsed() >= OTHER_REPLICA_WAIT {
+                return Ok(());
+            }
+            tokio::time::sleep(OTHER_REPLICA_POLL).await;
         }
     }
 
