@@ -36,6 +36,11 @@ pub enum AppError {
     /// stored. The message says what; versions already stored are still served.
     #[error("{0}")]
     StorageFull(String),
+    /// The metadata store cannot be reached (PostgreSQL down or out of connections):
+    /// nothing can be decided or authorised, so the request is refused as unavailable.
+    /// The message names no address; the log has the details.
+    #[error("{0}")]
+    Unavailable(String),
     /// A bug or an I/O failure on our side. Details are logged, not sent.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -54,6 +59,7 @@ impl AppError {
             AppError::Upstream(_) => StatusCode::BAD_GATEWAY,
             AppError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             AppError::StorageFull(_) => StatusCode::INSUFFICIENT_STORAGE,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -89,10 +95,15 @@ impl From<crate::npm::InvalidInput> for AppError {
 
 impl From<crate::store::StoreError> for AppError {
     fn from(error: crate::store::StoreError) -> Self {
-        if error.is_storage_full() {
-            AppError::storage_full("its metadata")
-        } else {
-            AppError::Internal(anyhow::Error::new(error))
+        match error {
+            crate::store::StoreError::StorageFull { .. } => AppError::storage_full("its metadata"),
+            crate::store::StoreError::Unavailable { .. } => {
+                tracing::error!(%error, "the metadata store is unreachable");
+                AppError::Unavailable(
+                    "Airlock cannot reach its metadata store right now, so it cannot authorise this request; try again shortly".into(),
+                )
+            }
+            crate::store::StoreError::Failed { .. } => AppError::Internal(anyhow::Error::new(error)),
         }
     }
 }
@@ -123,12 +134,15 @@ impl IntoResponse for AppError {
                 tracing::error!(error = %message, "storage full");
                 message.clone()
             }
+            // Logged with the address where the store error was converted.
+            AppError::Unavailable(message) => message.clone(),
             other => other.to_string(),
         };
         let mut response = json_error(status, &message);
         let phrase_prefix = match status {
             StatusCode::FORBIDDEN => Some("Forbidden"),
             StatusCode::INSUFFICIENT_STORAGE => Some("Insufficient Storage"),
+            StatusCode::SERVICE_UNAVAILABLE => Some("Service Unavailable"),
             _ => None,
         };
         if let Some(prefix) = phrase_prefix {

@@ -152,6 +152,7 @@ impl From<SharedError> for AppError {
             AppError::Upstream(message) => AppError::Upstream(message.clone()),
             AppError::UpstreamTimeout(message) => AppError::UpstreamTimeout(message.clone()),
             AppError::StorageFull(message) => AppError::StorageFull(message.clone()),
+            AppError::Unavailable(message) => AppError::Unavailable(message.clone()),
             AppError::Internal(error) => AppError::Internal(anyhow::anyhow!("{error:#}")),
         }
     }

@@ -273,3 +273,30 @@ async fn a_first_download_waits_for_the_replica_that_holds_the_check_lease() {
     assert_eq!(detail["decided_by"], "pipeline-of-the-other-replica", "{detail:#}");
     assert_eq!(detail["history"].as_array().map(Vec::len), Some(1), "{detail:#}");
 }
+
+#[tokio::test]
+async fn while_postgresql_is_down_requests_are_refused_cleanly_and_recover_after() {
+    let Some(cluster) = TestPostgres::start("while_postgresql_is_down") else { return };
+    let url = cluster.create_database("outage").await;
+    let upstream = FakeRegistry::start().await;
+    upstream.publish(PackageVersion::new("left-pad", "1.3.0", long_ago()));
+    let data_dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn(&upstream.url(), data_dir.path(), on_postgres(&url)).await;
+    assert_eq!(app.get("/left-pad/-/left-pad-1.3.0.tgz").await.status(), 200);
+
+    cluster.stop();
+    // Nothing can be authorised against the store: a clean 503 that says so, never a
+    // 500, and never the bytes.
+    let (status, error) = app.get_json("/left-pad/-/left-pad-1.3.0.tgz").await;
+    assert_eq!(status, 503, "{error:#}");
+    assert!(error["error"].as_str().unwrap().contains("cannot reach its metadata store"), "{error:#}");
+    assert_eq!(app.get("/-/airlock/ready").await.status(), 503);
+
+    cluster.start_again();
+    let started = std::time::Instant::now();
+    while app.get("/-/airlock/ready").await.status() != 200 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "never ready again");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(app.get("/left-pad/-/left-pad-1.3.0.tgz").await.status(), 200);
+}

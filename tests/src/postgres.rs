@@ -54,31 +54,44 @@ impl TestPostgres {
             .output()
             .expect("running initdb");
         assert!(output.status.success(), "initdb failed: {}", String::from_utf8_lossy(&output.stderr));
+        let mut cluster = TestPostgres { directory, bin_dir, run_as, port: 0, password };
         for _ in 0..5 {
-            let port = free_port();
-            let options = format!(
-                "-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={} -c fsync=off -c max_connections=200",
-                directory.path().display()
-            );
-            let output = command(&bin_dir, "pg_ctl", run_as)
-                .arg("-D")
-                .arg(&data)
-                .arg("-l")
-                .arg(directory.path().join("server.log"))
-                .args(["-w", "-t", "30", "-o", &options, "start"])
-                .output()
-                .expect("running pg_ctl start");
+            cluster.port = free_port();
+            let output = cluster.pg_ctl_start();
             if output.status.success() {
-                return Some(TestPostgres { directory, bin_dir, run_as, port, password });
+                return Some(cluster);
             }
             // Most likely the port was taken in the meantime; try another.
             eprintln!(
-                "pg_ctl start on port {port} failed: {}{}",
+                "pg_ctl start on port {} failed: {}{}",
+                cluster.port,
                 String::from_utf8_lossy(&output.stderr),
-                std::fs::read_to_string(directory.path().join("server.log")).unwrap_or_default()
+                std::fs::read_to_string(cluster.directory.path().join("server.log")).unwrap_or_default()
             );
         }
         panic!("PostgreSQL did not start (see above)");
+    }
+
+    fn pg_ctl_start(&self) -> std::process::Output {
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -c port={} -c unix_socket_directories={} -c fsync=off -c max_connections=200",
+            self.port,
+            self.directory.path().display()
+        );
+        command(&self.bin_dir, "pg_ctl", self.run_as)
+            .arg("-D")
+            .arg(self.directory.path().join("data"))
+            .arg("-l")
+            .arg(self.directory.path().join("server.log"))
+            .args(["-w", "-t", "30", "-o", &options, "start"])
+            .output()
+            .expect("running pg_ctl start")
+    }
+
+    /// Starts the server again after [`TestPostgres::stop`], on the same port.
+    pub fn start_again(&self) {
+        let output = self.pg_ctl_start();
+        assert!(output.status.success(), "pg_ctl start failed: {}", String::from_utf8_lossy(&output.stderr));
     }
 
     /// The URL of database `name` as user `airlock`, with the password.

@@ -545,8 +545,10 @@ impl Pipeline {
         match self.run_checks(&lease, &record).await {
             Ok(()) => Ok(()),
             Err(error) => {
-                // Upstream trouble is not the package's fault; the attempt is taken back.
-                let counts = !matches!(error, AppError::Upstream(_) | AppError::UpstreamTimeout(_));
+                // Upstream or database trouble is not the package's fault; the attempt is
+                // taken back.
+                let counts =
+                    !matches!(error, AppError::Upstream(_) | AppError::UpstreamTimeout(_) | AppError::Unavailable(_));
                 if let Err(store_error) = inner.store.record_failure(&lease, &error.to_string(), counts).await {
                     tracing::error!(package.name = %name, package.version = version, error = %store_error, "recording a failed check attempt");
                 }
