@@ -538,6 +538,13 @@ impl Pipeline {
                 return Ok(());
             }
         };
+        // Read again under the lease: another replica may have decided the version (and
+        // given its lease up) between the first read and this claim.
+        let record = self.record(name, version).await?;
+        if record.state != VersionState::Checking && !force {
+            inner.store.decide(&lease, inner.mirror.now(), |_| None).await?;
+            return Ok(());
+        }
         let max_attempts = inner.mirror.config().checks.max_attempts;
         if lease.entry.attempts > max_attempts {
             return self.hold_after_failed_attempts(&lease, max_attempts).await;
