@@ -30,6 +30,8 @@ impl EnvVars {
     pub const FORGE_TOKEN: &'static str = "AIRLOCK_FORGE_TOKEN";
     /// `notifications.webhook_secret`: the webhook's HMAC secret.
     pub const WEBHOOK_SECRET: &'static str = "AIRLOCK_WEBHOOK_SECRET";
+    /// `storage.url`: the PostgreSQL URL, with its password.
+    pub const STORAGE_URL: &'static str = "AIRLOCK_STORAGE_URL";
     /// The token `airlock admin` and `airlock verify` send to a running Airlock.
     pub const TOKEN: &'static str = "AIRLOCK_TOKEN";
     /// The object store's access key id (`storage.blobs = "s3"`), under the name every
@@ -54,6 +56,7 @@ impl EnvVars {
         (Self::ADMIN_TOKEN, "admin.tokens (one more, named `admin`)"),
         (Self::FORGE_TOKEN, "forge.token"),
         (Self::WEBHOOK_SECRET, "notifications.webhook_secret"),
+        (Self::STORAGE_URL, "storage.url"),
         (Self::TOKEN, "(client side: the token of `airlock admin` and `airlock verify`)"),
         (Self::AWS_ACCESS_KEY_ID, "(object store credentials for `storage.blobs = \"s3\"`)"),
         (Self::AWS_SECRET_ACCESS_KEY, "(object store credentials for `storage.blobs = \"s3\"`)"),

@@ -82,13 +82,15 @@ pub struct Config {
     pub checks: ChecksConfig,
     /// Known-malware feeds.
     pub feeds: FeedsConfig,
-    /// Where blobs are stored.
+    /// Where the metadata and the blobs are stored.
     pub storage: StorageConfig,
 }
 
-/// `[storage]`.
-#[derive(Debug, Clone)]
+/// `[storage]`: which backends hold the metadata and the blobs.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StorageConfig {
+    /// The metadata backend.
+    pub metadata: MetadataStorage,
     /// Where tarballs and raw packuments live.
     pub blobs: BlobStorage,
 }
@@ -124,6 +126,61 @@ pub struct S3Storage {
     /// Bytes of `<data_dir>/blob-cache` kept for verified copies of tarballs read
     /// from the bucket, served as files; 0 reads every tarball from the bucket.
     pub cache_size: u64,
+}
+
+/// `storage.metadata` with what that backend needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetadataStorage {
+    /// The embedded sled database under `server.data_dir/metadata` (the default).
+    Sled,
+    /// A PostgreSQL database shared by every replica.
+    Postgres {
+        /// `storage.url`.
+        url: DatabaseUrl,
+        /// `storage.pool_size`: most connections at once.
+        pool_size: u32,
+    },
+}
+
+/// A `postgres://` URL whose password never reaches a log: `Debug` and
+/// [`DatabaseUrl::redacted`] replace it, and [`DatabaseUrl::expose`] is for the one place
+/// that connects.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(Url);
+
+impl DatabaseUrl {
+    /// The URL as written, password included.
+    pub fn expose(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// `host:port` (5432 when the URL names none), for messages.
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.0.host_str().unwrap_or_default(), self.0.port().unwrap_or(5432))
+    }
+
+    /// The URL with its password replaced by `[redacted]`.
+    pub fn redacted(&self) -> String {
+        redact_password(&self.0)
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&self.redacted())
+    }
+}
+
+fn redact_password(url: &Url) -> String {
+    if url.password().is_none() {
+        return url.to_string();
+    }
+    let mut shown = url.clone();
+    // Cannot fail: a URL with a password has a host.
+    let _ = shown.set_password(None);
+    let user = shown.username().to_owned();
+    // Written by hand: `set_password` would percent-encode the brackets.
+    shown.to_string().replacen(&format!("//{user}@"), &format!("//{user}:[redacted]@"), 1)
 }
 
 /// `[checks]`: every check runs in a worker subprocess bounded by these limits, and a
@@ -418,6 +475,8 @@ pub struct Overrides {
     pub webhook_secret: Option<String>,
     /// `upstream.token`.
     pub upstream_token: Option<String>,
+    /// `storage.url`.
+    pub storage_url: Option<String>,
     /// Environment variables named by `upstream.scopes[].token_env`, resolved by name.
     pub scope_tokens: std::collections::BTreeMap<String, String>,
     /// `AWS_ACCESS_KEY_ID`, for `storage.blobs = "s3"`.
@@ -445,6 +504,7 @@ impl Overrides {
             forge_token: lookup(EnvVars::FORGE_TOKEN).filter(|token| !token.is_empty()),
             webhook_secret: lookup(EnvVars::WEBHOOK_SECRET).filter(|secret| !secret.is_empty()),
             upstream_token: lookup(EnvVars::UPSTREAM_TOKEN).filter(|token| !token.is_empty()),
+            storage_url: lookup(EnvVars::STORAGE_URL).filter(|url| !url.is_empty()),
             scope_tokens: std::collections::BTreeMap::new(),
             aws_access_key_id: lookup(EnvVars::AWS_ACCESS_KEY_ID).filter(|value| !value.is_empty()),
             aws_secret_access_key: lookup(EnvVars::AWS_SECRET_ACCESS_KEY).filter(|value| !value.is_empty()),
@@ -481,6 +541,7 @@ impl Overrides {
             forge_token: other.forge_token.or(self.forge_token),
             webhook_secret: other.webhook_secret.or(self.webhook_secret),
             upstream_token: other.upstream_token.or(self.upstream_token),
+            storage_url: other.storage_url.or(self.storage_url),
             scope_tokens: if other.scope_tokens.is_empty() { self.scope_tokens } else { other.scope_tokens },
             aws_access_key_id: other.aws_access_key_id.or(self.aws_access_key_id),
             aws_secret_access_key: other.aws_secret_access_key.or(self.aws_secret_access_key),
@@ -944,7 +1005,9 @@ impl Config {
             },
         };
 
+        let metadata = metadata_storage(&raw.storage, overrides.storage_url)?;
         let storage = StorageConfig {
+            metadata,
             blobs: blob_storage(
                 raw.storage,
                 overrides.aws_access_key_id.as_deref(),
@@ -954,7 +1017,6 @@ impl Config {
         };
 
         Ok(Config {
-            storage,
             server,
             upstream,
             quarantine,
@@ -968,8 +1030,78 @@ impl Config {
             notifications,
             checks,
             feeds,
+            storage,
         })
     }
+}
+
+/// Validates `[storage]`. The URL is quoted with its password redacted.
+fn metadata_storage(raw: &raw::RawStorage, url_override: Option<String>) -> Result<MetadataStorage, ConfigError> {
+    let metadata_text = raw.metadata.clone().unwrap_or_else(|| "sled".to_owned());
+    let url_text = url_override.or_else(|| raw.url.clone()).filter(|url| !url.is_empty());
+    let metadata = match metadata_text.as_str() {
+        "sled" => {
+            if let Some(pool_size) = raw.pool_size {
+                return Err(ConfigError::Invalid {
+                    key: "storage.pool_size",
+                    value: pool_size.to_string(),
+                    reason: "only used with storage.metadata = \"postgres\"".into(),
+                });
+            }
+            MetadataStorage::Sled
+        }
+        "postgres" => {
+            let text = url_text.clone().ok_or_else(|| ConfigError::Invalid {
+                key: "storage.url",
+                value: String::new(),
+                reason: format!("required with storage.metadata = \"postgres\" (or set {})", EnvVars::STORAGE_URL),
+            })?;
+            let url = Url::parse(&text).map_err(|error| ConfigError::Invalid {
+                key: "storage.url",
+                // Unparsable, so the password cannot be found to redact: quote nothing.
+                value: "[not shown: it may contain a password]".into(),
+                reason: error.to_string(),
+            })?;
+            let invalid = |reason: &str| ConfigError::Invalid {
+                key: "storage.url",
+                value: redact_password(&url),
+                reason: reason.to_owned(),
+            };
+            if !matches!(url.scheme(), "postgres" | "postgresql") {
+                return Err(invalid("expected a postgres:// URL"));
+            }
+            if url.host_str().is_none_or(str::is_empty) {
+                return Err(invalid("expected a host, as in postgres://airlock@127.0.0.1:5432/airlock"));
+            }
+            if url.path().trim_start_matches('/').is_empty() {
+                return Err(invalid("expected a database name, as in postgres://airlock@127.0.0.1:5432/airlock"));
+            }
+            let pool_size = raw.pool_size.unwrap_or(16);
+            if !(1..=1000).contains(&pool_size) {
+                return Err(ConfigError::Invalid {
+                    key: "storage.pool_size",
+                    value: pool_size.to_string(),
+                    reason: "expected 1 to 1000".into(),
+                });
+            }
+            MetadataStorage::Postgres { url: DatabaseUrl(url), pool_size }
+        }
+        _ => {
+            return Err(ConfigError::Invalid {
+                key: "storage.metadata",
+                value: metadata_text,
+                reason: "expected \"sled\" or \"postgres\"".into(),
+            });
+        }
+    };
+    if metadata == MetadataStorage::Sled && url_text.is_some() {
+        return Err(ConfigError::Invalid {
+            key: "storage.url",
+            value: "[not shown: it may contain a password]".into(),
+            reason: "only used with storage.metadata = \"postgres\"".into(),
+        });
+    }
+    Ok(metadata)
 }
 
 /// Parses an `http`/`https` base URL and strips any trailing `/`, so joining paths is

@@ -51,7 +51,7 @@ pub struct RawConfig {
     pub storage: RawStorage,
 }
 
-/// `[storage]` as written: where blobs (tarballs, raw packuments) live.
+/// `[storage]` as written: where the metadata and the blobs (tarballs, raw packuments) live.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStorage {
@@ -67,6 +67,12 @@ pub struct RawStorage {
     pub s3_prefix: Option<String>,
     /// Disk space for verified copies of tarballs read from the bucket (0: none).
     pub s3_cache_size: Option<ByteSize>,
+    /// `sled` (embedded, the default) or `postgres`.
+    pub metadata: Option<String>,
+    /// The PostgreSQL URL, for `metadata = "postgres"`.
+    pub url: Option<String>,
+    /// Most connections to PostgreSQL at once.
+    pub pool_size: Option<u32>,
 }
 
 /// `[checks]` as written: how the check worker subprocess is bounded.

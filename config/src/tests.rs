@@ -392,3 +392,74 @@ fn bad_blob_storage_settings_are_errors_naming_the_key() {
     );
     assert!(!error.contains("AKIDEXAMPLE"), "{error}");
 }
+
+#[test]
+fn storage_defaults_to_embedded_sled() {
+    assert_eq!(Config::defaults().storage.metadata, MetadataStorage::Sled);
+}
+
+#[test]
+fn postgres_storage_takes_a_url_and_a_pool_size_and_never_prints_the_password() {
+    let text = "[storage]\nmetadata = \"postgres\"\nurl = \"postgres://airlock:hunter2@db.internal:6543/airlock\"\npool_size = 8\n";
+    let config = Config::from_toml("airlock.toml", text, Overrides::default()).unwrap();
+    let MetadataStorage::Postgres { url, pool_size } = &config.storage.metadata else { panic!("postgres") };
+    assert_eq!(*pool_size, 8);
+    assert_eq!(url.expose(), "postgres://airlock:hunter2@db.internal:6543/airlock");
+    assert_eq!(url.address(), "db.internal:6543");
+    assert_eq!(url.redacted(), "postgres://airlock:[redacted]@db.internal:6543/airlock");
+    assert!(!format!("{config:?}").contains("hunter2"));
+    // The environment overrides the file, so the password can stay out of it.
+    let overrides = Overrides::from_env(|name| {
+        (name == EnvVars::STORAGE_URL).then(|| "postgres://airlock:from-env@127.0.0.1/airlock".to_owned())
+    });
+    let config = Config::from_toml("airlock.toml", text, overrides).unwrap();
+    let MetadataStorage::Postgres { url, .. } = &config.storage.metadata else { panic!("postgres") };
+    assert_eq!(
+        (url.expose(), url.address()),
+        ("postgres://airlock:from-env@127.0.0.1/airlock", "127.0.0.1:5432".into())
+    );
+    let defaults = "[storage]\nmetadata = \"postgres\"\nurl = \"postgresql://airlock@localhost/airlock\"\n";
+    let config = Config::from_toml("airlock.toml", defaults, Overrides::default()).unwrap();
+    assert!(matches!(config.storage.metadata, MetadataStorage::Postgres { pool_size: 16, .. }));
+}
+
+#[test]
+fn invalid_storage_settings_name_the_key() {
+    check_error(
+        "[storage]\nmetadata = \"mysql\"\n",
+        "invalid value for `storage.metadata`: \"mysql\": expected \"sled\" or \"postgres\"",
+    );
+    check_error(
+        "[storage]\nmetadata = \"postgres\"\n",
+        "invalid value for `storage.url`: \"\": required with storage.metadata = \"postgres\" (or set AIRLOCK_STORAGE_URL)",
+    );
+    check_error(
+        "[storage]\nmetadata = \"postgres\"\nurl = \"mysql://root:hunter2@db/airlock\"\n",
+        "invalid value for `storage.url`: \"mysql://root:[redacted]@db/airlock\": expected a postgres:// URL",
+    );
+    check_error(
+        "[storage]\nmetadata = \"postgres\"\nurl = \"postgres://root:hunter2@db\"\n",
+        "invalid value for `storage.url`: \"postgres://root:[redacted]@db\": expected a database name, as in postgres://airlock@127.0.0.1:5432/airlock",
+    );
+    check_error(
+        "[storage]\nmetadata = \"postgres\"\nurl = \"postgres://a:b@db/x\"\npool_size = 0\n",
+        "invalid value for `storage.pool_size`: \"0\": expected 1 to 1000",
+    );
+    check_error(
+        "[storage]\nurl = \"postgres://a:hunter2@db/x\"\n",
+        "invalid value for `storage.url`: \"[not shown: it may contain a password]\": only used with storage.metadata = \"postgres\"",
+    );
+    check_error(
+        "[storage]\npool_size = 4\n",
+        "invalid value for `storage.pool_size`: \"4\": only used with storage.metadata = \"postgres\"",
+    );
+    let error = Config::from_toml(
+        "airlock.toml",
+        "[storage]\nmetadata = \"postgres\"\nurl = \"::hunter2\"\n",
+        Overrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.starts_with("invalid value for `storage.url`"), "{error}");
+    assert!(!error.contains("hunter2"), "{error}");
+}

@@ -3,7 +3,7 @@
 //! Use [`AppError`] in every handler and service function on the request path; it maps
 //! to the npm-style body `{"error": "..."}` that npm, pnpm, yarn and bun print. A full
 //! disk is [`AppError::StorageFull`] (507) wherever it is met: the `From` conversions of
-//! I/O, sled and blob errors recognise ENOSPC and EDQUOT. Startup
+//! I/O, metadata-store and blob errors recognise ENOSPC and EDQUOT. Startup
 //! code uses `anyhow`. Client mistakes (4xx) are not logged as errors; internal errors
 //! are logged once, here, and the client gets a generic message.
 
@@ -40,6 +40,11 @@ pub enum AppError {
     /// request needs could not be read or stored (nothing else was served instead).
     #[error("{0}")]
     StorageUnavailable(String),
+    /// The metadata store cannot be reached (PostgreSQL down or out of connections):
+    /// nothing can be decided or authorised, so the request is refused as unavailable.
+    /// The message names no address; the log has the details.
+    #[error("{0}")]
+    Unavailable(String),
     /// A bug or an I/O failure on our side. Details are logged, not sent.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -59,6 +64,7 @@ impl AppError {
             AppError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             AppError::StorageFull(_) => StatusCode::INSUFFICIENT_STORAGE,
             AppError::StorageUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -102,11 +108,17 @@ impl From<crate::npm::InvalidInput> for AppError {
     }
 }
 
-impl From<sled::Error> for AppError {
-    fn from(error: sled::Error) -> Self {
-        match &error {
-            sled::Error::Io(io) if is_storage_full(io) => AppError::storage_full("its metadata"),
-            _ => AppError::Internal(anyhow::Error::new(error).context("metadata store")),
+impl From<crate::store::StoreError> for AppError {
+    fn from(error: crate::store::StoreError) -> Self {
+        match error {
+            crate::store::StoreError::StorageFull { .. } => AppError::storage_full("its metadata"),
+            crate::store::StoreError::Unavailable { .. } => {
+                tracing::error!(%error, "the metadata store is unreachable");
+                AppError::Unavailable(
+                    "Airlock cannot reach its metadata store right now, so it cannot authorise this request; try again shortly".into(),
+                )
+            }
+            crate::store::StoreError::Failed { .. } => AppError::Internal(anyhow::Error::new(error)),
         }
     }
 }
@@ -137,6 +149,8 @@ impl IntoResponse for AppError {
                 tracing::error!(error = %message, "storage full");
                 message.clone()
             }
+            // Logged with the address where the store error was converted.
+            AppError::Unavailable(message) => message.clone(),
             other => other.to_string(),
         };
         let mut response = json_error(status, &message);

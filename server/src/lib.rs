@@ -39,14 +39,19 @@ pub use routes::{AppState, app};
 /// Opens everything the server needs (the store, the blobs, the keys, the upstream
 /// client) and starts the check pipeline, which resumes unfinished checks. Must run
 /// inside a tokio runtime.
-pub fn open_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
+pub async fn open_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
     let signer =
         Arc::new(signing::Signer::load_or_create(&config.signing.key_dir).context("loading the signing keys")?);
     let mirror = mirror::Mirror::open(config, clock, signer.registry_key_id().to_owned())
+        .await
         .context("opening the data directory")?;
     let pipeline = quarantine::pipeline::Pipeline::start(mirror.clone(), signer)?;
     let client_rate_limiter = Arc::new(client_auth::RateLimiter::new(&mirror.config().clients));
-    Ok(AppState { mirror, pipeline, client_rate_limiter, credential_throttle: Arc::default() })
+    let state = AppState { mirror, pipeline, client_rate_limiter, credential_throttle: Arc::default() };
+    // Deny rules added in the UI apply from the first request; a store that cannot
+    // list them stops the start instead.
+    routes::load_policy_rules(&state).await?;
+    Ok(state)
 }
 
 /// Serves on an already-bound listener until `shutdown` completes, then lets in-flight

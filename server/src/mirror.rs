@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use airlock_config::Config;
+use airlock_config::{Config, MetadataStorage};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt as _;
 
@@ -21,7 +21,9 @@ use crate::quarantine::{self, Policy, Released, Visibility};
 use crate::singleflight::SingleFlight;
 use crate::store::blobs::{BlobError, Blobs, OpenedTarball};
 use crate::store::space::{self, StorageReserve};
-use crate::store::{Fetch, PackageRecord, Store, TarballEntry, Transition, VersionRecord, VersionState};
+use crate::store::{
+    Fetch, MetadataLocation, PackageRecord, Store, StoreError, TarballEntry, Transition, VersionRecord, VersionState,
+};
 use crate::upstream::{PackumentFetch, Upstream, Upstreams};
 
 /// Largest tarball kept in the hot cache.
@@ -153,6 +155,7 @@ impl From<SharedError> for AppError {
             AppError::UpstreamTimeout(message) => AppError::UpstreamTimeout(message.clone()),
             AppError::StorageFull(message) => AppError::StorageFull(message.clone()),
             AppError::StorageUnavailable(message) => AppError::StorageUnavailable(message.clone()),
+            AppError::Unavailable(message) => AppError::Unavailable(message.clone()),
             AppError::Internal(error) => AppError::Internal(anyhow::anyhow!("{error:#}")),
         }
     }
@@ -163,23 +166,30 @@ fn panicked<T>() -> Result<T, SharedError> {
 }
 
 impl Mirror {
-    /// Opens the store and the blob directory under the configured data directory.
+    /// Opens the metadata store (sled under the data directory, or PostgreSQL) and the
+    /// blob directory under the configured data directory.
     ///
-    /// On a full disk the metadata store cannot open (sled writes when it opens): the
+    /// On a full disk the sled store cannot open (sled writes when it opens): the
     /// storage reserve is released to make room, and the mirror starts marked full, so
     /// stored versions are served while readiness reports the disk.
-    pub fn open(config: Config, clock: Arc<dyn Clock>, airlock_key_id: String) -> anyhow::Result<Mirror> {
+    pub async fn open(config: Config, clock: Arc<dyn Clock>, airlock_key_id: String) -> anyhow::Result<Mirror> {
         use anyhow::Context as _;
         let data_dir = &config.server.data_dir;
         std::fs::create_dir_all(data_dir)?;
         let reserve = StorageReserve::new(data_dir, config.server.storage_reserve);
         let metadata_dir = data_dir.join("metadata");
-        let (store, full_at_start) = match Store::open(&metadata_dir) {
+        let location = match &config.storage.metadata {
+            MetadataStorage::Sled => MetadataLocation::Sled(&metadata_dir),
+            MetadataStorage::Postgres { url, pool_size } => {
+                MetadataLocation::Postgres { url: url.expose(), pool_size: *pool_size as usize }
+            }
+        };
+        let (store, full_at_start) = match Store::open(location).await {
             Ok(store) => (store, None),
-            Err(error) if space::chain_is_storage_full(&error) => {
+            Err(error) if error.is_storage_full() && config.storage.metadata == MetadataStorage::Sled => {
                 let freed = reserve.release().context("releasing the storage reserve")?;
                 if freed == 0 {
-                    return Err(error.context(format!(
+                    return Err(anyhow::Error::new(error).context(format!(
                         "the disk of {} is full and there is no storage reserve (server.storage_reserve) to release; free some space",
                         data_dir.display()
                     )));
@@ -189,15 +199,24 @@ impl Mirror {
                     freed_bytes = freed,
                     "the disk is full: released the storage reserve to open the metadata store; serving stored versions, not ready until space is freed"
                 );
-                let store =
-                    Store::open(&metadata_dir).context("opening the metadata store after releasing the reserve")?;
+                let store = Store::open(MetadataLocation::Sled(&metadata_dir))
+                    .await
+                    .context("opening the metadata store after releasing the reserve")?;
                 let reason = format!(
                     "the disk of {} was full at start: the storage reserve ({freed} bytes) was released so that stored versions can be served; free disk space",
                     data_dir.display()
                 );
                 (store, Some(reason))
             }
-            Err(error) => return Err(error),
+            Err(error) => {
+                let described = match &config.storage.metadata {
+                    MetadataStorage::Sled => format!("opening the metadata store in {}", metadata_dir.display()),
+                    MetadataStorage::Postgres { url, .. } => {
+                        format!("opening the metadata store on PostgreSQL at {}", url.address())
+                    }
+                };
+                return Err(anyhow::Error::new(error).context(described));
+            }
         };
         let blobs = Blobs::open(&config.storage.blobs, data_dir).context("opening the blob store")?;
         if full_at_start.is_none()
@@ -309,12 +328,12 @@ impl Mirror {
     pub async fn storage_problem(&self) -> Option<String> {
         let inner = &self.inner;
         let data_dir = inner.config.server.data_dir.display().to_string();
-        if let Err(error) = inner.store.accepts_writes() {
-            let reason = match &error {
-                sled::Error::Io(io) if space::is_storage_full(io) => format!(
+        if let Err(error) = inner.store.accepts_writes().await {
+            let reason = match (&error, inner.store.backend_name()) {
+                (StoreError::StorageFull { .. }, "sled") => format!(
                     "the metadata store stopped taking writes when the disk of {data_dir} filled up; free disk space, then restart Airlock"
                 ),
-                other => format!("the metadata store refuses writes: {other}"),
+                (other, _) => format!("the metadata store refuses writes: {other}"),
             };
             self.set_storage_problem(Some(reason.clone()));
             return Some(reason);
@@ -384,7 +403,8 @@ impl Mirror {
         let record = self
             .inner
             .store
-            .package(name)?
+            .package(name)
+            .await?
             .ok_or_else(|| AppError::NotFound(format!("Airlock has not fetched {name} yet")))?;
         let raw = self.stored_raw(name, &record).await?;
         let (parse_name, parse_version) = (name.clone(), version.to_owned());
@@ -499,7 +519,7 @@ impl Mirror {
         let now = self.now();
         let max_age =
             chrono::Duration::from_std(inner.config.upstream.packument_max_age).unwrap_or(chrono::Duration::MAX);
-        let record = inner.store.package(name)?;
+        let record = inner.store.package(name).await?;
         let stored_is_fresh = record.as_ref().is_some_and(|record| now - record.fetched_at < max_age);
 
         let (raw, revalidate_at) = match &record {
@@ -528,7 +548,7 @@ impl Mirror {
             },
         };
 
-        let records: HashMap<String, VersionRecord> = inner.store.versions(name)?.into_iter().collect();
+        let records: HashMap<String, VersionRecord> = inner.store.versions(name).await?.into_iter().collect();
         // A render holds the raw document and its output (about three times the raw
         // size) for a moment; a few at a time keeps peak memory bounded under a cold
         // install of hundreds.
@@ -578,7 +598,8 @@ impl Mirror {
         let record = self
             .inner
             .store
-            .package(name)?
+            .package(name)
+            .await?
             .ok_or_else(|| AppError::Internal(anyhow::anyhow!("the stored packument of {name} is missing")))?;
         let raw = self.stored_raw(name, &record).await?;
         let (name, version) = (name.clone(), version.to_owned());
@@ -602,7 +623,7 @@ impl Mirror {
             })?),
             None => {
                 let raw =
-                    self.inner.store.legacy_raw_packument(name)?.ok_or_else(|| {
+                    self.inner.store.legacy_raw_packument(name).await?.ok_or_else(|| {
                         AppError::Internal(anyhow::anyhow!("the stored packument of {name} is missing"))
                     })?;
                 Ok(bytes::Bytes::copy_from_slice(&raw))
@@ -675,9 +696,9 @@ impl Mirror {
                     );
                 }
                 let known_package = record.is_some();
-                let existing: HashMap<String, VersionRecord> = inner.store.versions(name)?.into_iter().collect();
+                let existing: HashMap<String, VersionRecord> = inner.store.versions(name).await?.into_iter().collect();
                 let mut known_tarballs: HashMap<String, TarballEntry> =
-                    inner.store.tarballs(name)?.into_iter().collect();
+                    inner.store.tarballs(name).await?.into_iter().collect();
                 let mut new_versions = Vec::new();
                 let mut changed_integrity = Vec::new();
                 let mut tarballs = Vec::new();
@@ -802,9 +823,10 @@ impl Mirror {
         if applied.is_some() {
             return Ok(());
         }
-        let rejected = store.version(name, version)?.is_some_and(|record| record.state == VersionState::Rejected);
+        let rejected = store.version(name, version).await?.is_some_and(|record| record.state == VersionState::Rejected);
         let already_logged = store
             .history(name, version)
+            .await?
             .iter()
             .any(|event| event.action == "integrity-changed" && event.comment.as_deref() == Some(reason.as_str()));
         if rejected && !already_logged {
@@ -826,7 +848,7 @@ impl Mirror {
         file_name: &TarballFileName,
     ) -> AppResult<(TarballEntry, Option<VersionRecord>)> {
         let store = &self.inner.store;
-        let entry = match store.tarball(name, file_name.as_str())? {
+        let entry = match store.tarball(name, file_name.as_str()).await? {
             Some(entry) => entry,
             None => {
                 let packument = self.packument(name).await?;
@@ -844,7 +866,7 @@ impl Mirror {
                 }
             }
         };
-        let record = store.version(name, &entry.version)?;
+        let record = store.version(name, &entry.version).await?;
         Ok((entry, record))
     }
 
@@ -998,7 +1020,7 @@ impl Mirror {
     ) -> AppResult<String> {
         let known_sha512 = match integrity.sha512_hex() {
             Some(hex) => Some(hex),
-            None => self.inner.store.version(name, version)?.and_then(|record| record.blob_sha512),
+            None => self.inner.store.version(name, version).await?.and_then(|record| record.blob_sha512),
         };
         if let Some(hex) = known_sha512
             && self.inner.blobs.tarball_exists(&hex).await.map_err(|error| blob_failure(error, "look up a tarball"))?

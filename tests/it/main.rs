@@ -12,11 +12,13 @@ mod feeds;
 mod forge;
 mod hostile_upstream;
 mod npm_client;
+mod postgres;
 mod quarantine;
 mod queue;
 mod registry;
 mod resilience;
 mod resources;
+mod store_conformance;
 mod waivers;
 
 use airlock_tests::{FakeRegistry, PackageVersion, TestApp, TestAppOptions, long_ago};

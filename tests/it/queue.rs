@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use airlock_server::npm::PackageName;
-use airlock_server::store::Store;
+use airlock_server::store::{Claim, LeaseRequest, MetadataLocation, Store};
 use airlock_tests::{ADMIN_TOKEN, FakeRegistry, PackageVersion, TestApp, TestAppOptions, long_ago};
 
 /// Leaves `slow@1.0.0` in the queue of a stopped server, its check cut off mid-download.
@@ -44,10 +44,15 @@ async fn a_version_whose_checks_died_max_attempts_times_is_held_not_retried() {
     // As if the process had died during the check until the attempts ran out: the
     // claims are what a dying server leaves behind.
     {
-        let store = Store::open(&data_dir.path().join("metadata")).unwrap();
+        let store = Store::open(MetadataLocation::Sled(&data_dir.path().join("metadata"))).await.unwrap();
         let name = PackageName::parse("slow").unwrap();
-        while store.queue_entry(&name, "1.0.0").unwrap().expect("still queued").attempts < 2 {
-            store.claim(&name, "1.0.0").await.unwrap();
+        let mut now = chrono::Utc::now();
+        while store.queue_entry(&name, "1.0.0").await.unwrap().expect("still queued").attempts < 2 {
+            // Each claim by another process that died, after the last one's lease expired.
+            let owner = format!("dead-{}", now.timestamp_micros());
+            let request = LeaseRequest { owner: &owner, now, duration: chrono::Duration::minutes(1) };
+            assert!(matches!(store.claim(&name, "1.0.0", &request).await.unwrap(), Claim::Granted(_)));
+            now += chrono::Duration::minutes(2);
         }
     }
     let tarball_requests_before = upstream.requests("/slow/-/slow-1.0.0.tgz");

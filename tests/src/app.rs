@@ -115,7 +115,7 @@ impl TestApp {
         // restart is a new process, whose lock the kernel released with the old one.
         let mut attempts = 0;
         let state = loop {
-            match airlock_server::open_state(config.clone(), Arc::new(clock.clone())) {
+            match airlock_server::open_state(config.clone(), Arc::new(clock.clone())).await {
                 Ok(state) => break state,
                 Err(error) if attempts < 100 && format!("{error:#}").contains("could not acquire lock") => {
                     attempts += 1;

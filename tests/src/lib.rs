@@ -5,6 +5,7 @@
 pub mod app;
 pub mod clients;
 pub mod forge;
+pub mod postgres;
 pub mod registry;
 pub mod scenarios;
 pub mod seaweedfs;

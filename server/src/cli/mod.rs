@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod lockfile;
+pub mod migrate;
 pub mod prefetch;
 pub mod scan;
 pub mod scan_provenance;
@@ -46,6 +47,8 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Send every package of a lockfile through Airlock ahead of time.
     Prefetch(prefetch::PrefetchArgs),
+    /// Copy an embedded (sled) installation's metadata into an empty PostgreSQL database.
+    Migrate(migrate::MigrateArgs),
     /// Internal modes the server starts itself.
     #[command(hide = true, subcommand)]
     Internal(InternalCommand),
@@ -88,6 +91,7 @@ pub fn main() -> ExitCode {
         Command::Admin(args) => report("admin", admin::run(args)),
         Command::Verify(args) => report("verify", verify::run(args)),
         Command::Prefetch(args) => report("prefetch", prefetch::run(args)),
+        Command::Migrate(args) => report("migrate", migrate::run(args)),
         Command::Internal(InternalCommand::CheckWorker) => crate::quarantine::worker::run_check_worker(),
     }
 }

@@ -62,11 +62,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         public_url = %config.server.public_url,
         upstream = %config.upstream.url,
         data_dir = %config.server.data_dir.display(),
+        metadata = %metadata_description(&config.storage.metadata),
         cooling_period = %airlock_config::format_duration(config.quarantine.cooling_period),
         "airlock is serving"
     );
     let grace = config.server.shutdown_grace;
-    let state = crate::open_state(config, Arc::new(crate::SystemClock))?;
+    let state = crate::open_state(config, Arc::new(crate::SystemClock)).await?;
     // An object store that does not answer at start is a configuration or network
     // problem the operator must see now, not in the first client's 503.
     if let Some(reason) = state.mirror.blob_store_problem().await {
@@ -74,4 +75,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         anyhow::bail!("cannot start: {reason}");
     }
     crate::serve(listener, state, crate::shutdown_signal()).await
+}
+
+/// The metadata backend for the start-up line: the PostgreSQL URL without its password.
+fn metadata_description(metadata: &airlock_config::MetadataStorage) -> String {
+    match metadata {
+        airlock_config::MetadataStorage::Sled => "sled".to_owned(),
+        airlock_config::MetadataStorage::Postgres { url, pool_size } => {
+            format!("postgres {} (pool of {pool_size})", url.redacted())
+        }
+    }
 }

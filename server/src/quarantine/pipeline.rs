@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, Semaphore};
 
 use super::checks::{self, CheckInputs, CheckRecord};
+use super::policy::RuntimeRules;
 use super::worker::{CheckWorker, ScanContext};
 use super::{Policy, Visibility};
 use crate::error::{AppError, AppResult};
@@ -27,7 +28,10 @@ use crate::notifications::{Event, Notifier};
 use crate::npm::{Integrity, PackageName};
 use crate::signing::{ReleasePredicate, Signer};
 use crate::singleflight::SingleFlight;
-use crate::store::{QueueEntry, Store, Transition, VersionRecord, VersionState};
+use crate::store::{
+    Claim, Lease, LeaseRequest, LeasedDecision, QueueEntry, Store, StoredPolicyRule, Transition, VersionRecord,
+    VersionState,
+};
 
 /// How often the dispatcher looks at the queue and the cooling versions without being
 /// woken.
@@ -66,6 +70,31 @@ struct Inner {
     // Wakes the dispatcher: notified (by the mirror or an admin action) when versions
     // are enqueued. Nobody waits on it but the dispatcher task.
     wake: Arc<Notify>,
+    // This process's id as a check-lease owner: unique per start, so replicas sharing
+    // one database (and this process after a restart) are told apart.
+    replica: String,
+    // How long a check lease stands without a decision (see `lease_duration`).
+    lease_duration: chrono::Duration,
+    // The admin-added rules last loaded into the policy, to see what another replica
+    // (or this one) changed since. Held across a whole refresh, so a slow sweep that read
+    // the rules before an admin's change cannot put the older rules back after it.
+    stored_rules: tokio::sync::Mutex<Vec<StoredPolicyRule>>,
+}
+
+/// A lease outlives the slowest check that can still finish: the worker's deadline plus
+/// this margin for the downloads, the provenance fetches and storing the decision. A
+/// replica that dies mid-check leaves its lease to expire; another then checks again.
+const LEASE_MARGIN: Duration = Duration::from_secs(10 * 60);
+
+/// How long a first download waits for another replica's check of the version, and
+/// how often it looks. Past the wait the version is refused as still being checked.
+const OTHER_REPLICA_WAIT: Duration = Duration::from_secs(60);
+const OTHER_REPLICA_POLL: Duration = Duration::from_millis(250);
+
+/// A random id for this process as a lease owner: the process id and 64 random bits.
+fn replica_id() -> String {
+    use rand_core::RngCore as _;
+    format!("{}-{:016x}", std::process::id(), rand_core::OsRng.next_u64())
 }
 
 /// Why an admin action was refused.
@@ -102,6 +131,8 @@ impl Pipeline {
             None => SigstoreTrustRoot::public_good(),
         };
         let worker = CheckWorker::new(&config.checks)?;
+        let lease_duration =
+            chrono::Duration::from_std(config.checks.worker_deadline + LEASE_MARGIN).unwrap_or(chrono::Duration::MAX);
         let feed = Arc::new(crate::feeds::KnownMalwareFeed::load(&config.feeds)?);
         let policy = mirror.policy().clone();
         let store = mirror.store().clone();
@@ -124,6 +155,9 @@ impl Pipeline {
                 dispatched: Mutex::new(HashSet::new()),
                 stop: tokio_util::sync::CancellationToken::new(),
                 tasks: tokio_util::task::TaskTracker::new(),
+                replica: replica_id(),
+                lease_duration,
+                stored_rules: tokio::sync::Mutex::new(Vec::new()),
             }),
         };
         let dispatcher = pipeline.clone();
@@ -211,7 +245,7 @@ impl Pipeline {
                 tracing::warn!(feed.package = %crate::npm::quote(listed_name), "the feed lists a package name npm would not accept; ignored");
                 continue;
             };
-            let versions = match self.inner.store.versions(&name) {
+            let versions = match self.inner.store.versions(&name).await {
                 Ok(versions) => versions,
                 Err(error) => {
                     tracing::error!(package.name = %name, %error, "reading versions for the known-malware feed failed");
@@ -224,8 +258,16 @@ impl Pipeline {
                 {
                     continue;
                 }
-                let overruled = record.decided_by.as_deref().is_some_and(|actor| actor.starts_with("admin:"))
-                    && self.inner.store.history(&name, &version).iter().any(|event| event.action == FEED_HOLD_ACTION);
+                let admin_decided = record.decided_by.as_deref().is_some_and(|actor| actor.starts_with("admin:"));
+                // A history that cannot be read counts as not overruled: the feed holds.
+                let overruled = admin_decided
+                    && match self.inner.store.history(&name, &version).await {
+                        Ok(history) => history.iter().any(|event| event.action == FEED_HOLD_ACTION),
+                        Err(error) => {
+                            tracing::error!(package.name = %name, package.version = %version, %error, "reading the history for the known-malware feed failed; holding");
+                            false
+                        }
+                    };
                 if overruled {
                     continue;
                 }
@@ -248,7 +290,7 @@ impl Pipeline {
                     Ok(Some((before, after))) => {
                         held += 1;
                         self.inner.mirror.invalidate(&name);
-                        let _ = self.inner.store.dequeue(&name, &version);
+                        let _ = self.inner.store.dequeue(&name, &version).await;
                         tracing::warn!(package.name = %name, package.version = %version, was = ?before.state, "known-malware feed lists this version; held");
                         self.notify(&name, &version, &after);
                     }
@@ -272,14 +314,16 @@ impl Pipeline {
         &self.inner.signer
     }
 
-    /// Versions waiting for checks.
-    pub fn queue_depth(&self) -> usize {
-        self.inner.store.queued().len()
-    }
-
     async fn dispatch_forever(self) {
         while !self.inner.stop.is_cancelled() {
-            for (name, version) in self.inner.store.queued() {
+            let queued = match self.inner.store.queued().await {
+                Ok(queued) => queued,
+                Err(error) => {
+                    tracing::error!(%error, "reading the check queue failed; trying again at the next sweep");
+                    Vec::new()
+                }
+            };
+            for (name, version) in queued {
                 let key = (name.clone(), version.clone());
                 let newly_dispatched =
                     self.inner.dispatched.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(key.clone());
@@ -294,6 +338,14 @@ impl Pipeline {
                     pipeline.inner.dispatched.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&key);
                 });
             }
+            // Rules added or removed on another replica apply here within one sweep.
+            if let Err(error) = self.refresh_stored_rules().await {
+                tracing::error!(%error, "reading the admin-added policy rules failed; keeping the ones in force");
+            }
+            // Waivers added or revoked on another replica apply here within a sweep.
+            if let Err(error) = super::waivers::reload(&self.inner.store, &self.inner.policy).await {
+                tracing::warn!(%error, "reading the waivers; the loaded ones stay in force");
+            }
             self.release_due_versions().await;
             tokio::select! {
                 () = self.inner.wake.notified() => {}
@@ -303,13 +355,62 @@ impl Pipeline {
         }
     }
 
+    /// Loads the admin-added policy rules from the store into the policy when they
+    /// changed since the last load (on any replica sharing the store), then drops the
+    /// cached packuments of every known package an added or removed rule covers, so the
+    /// next packument shows the change. Rules that no longer parse (a stricter validator
+    /// after an upgrade) are skipped and logged.
+    pub async fn refresh_stored_rules(&self) -> AppResult<()> {
+        let mut current = self.inner.stored_rules.lock().await;
+        let stored = self.inner.store.policy_rules().await?;
+        if *current == stored {
+            return Ok(());
+        }
+        let removed = current.iter().filter(|rule| !stored.contains(rule));
+        let added = stored.iter().filter(|rule| !current.contains(rule));
+        let changed: Vec<String> = removed.chain(added).map(|rule| rule.package.clone()).collect();
+        let mut rules = RuntimeRules::default();
+        for rule in &stored {
+            match airlock_config::PackageRule::new(
+                "policy rule",
+                &rule.package,
+                rule.versions.as_deref(),
+                Some(&rule.reason),
+            ) {
+                Ok(parsed) if rule.kind == "deny" => rules.deny.push(parsed),
+                Ok(parsed) => rules.allow.push(parsed),
+                Err(error) => tracing::error!(%error, rule.id = rule.id, "skipping an admin-added policy rule"),
+            }
+        }
+        self.inner.policy.set_runtime_rules(rules);
+        *current = stored;
+        drop(current);
+        let patterns: Vec<airlock_config::PackageRule> = changed
+            .iter()
+            .filter_map(|pattern| airlock_config::PackageRule::new("policy rule", pattern, None, None).ok())
+            .collect();
+        let names: HashSet<String> =
+            self.inner.store.all_versions().await?.into_iter().map(|(name, _, _)| name).collect();
+        for name in names.into_iter().filter(|name| patterns.iter().any(|rule| rule.matches_package(name))) {
+            if let Ok(package) = PackageName::parse(&name) {
+                self.inner.mirror.invalidate(&package);
+            }
+        }
+        Ok(())
+    }
+
     /// Releases every cooling version whose cooling period is over.
     async fn release_due_versions(&self) {
         let now = self.inner.mirror.now();
-        let due: Vec<(String, String)> = self
-            .inner
-            .store
-            .all_versions()
+        let versions = match self.inner.store.all_versions().await {
+            Ok(versions) => versions,
+            Err(error) => {
+                tracing::error!(%error, "reading the versions to release failed; trying again at the next sweep");
+                return;
+            }
+        };
+        let due: Vec<(String, String)> = versions
+            .into_iter()
             .filter(|(_, _, record)| record.state == VersionState::Cooling)
             .filter_map(|(name, version, record)| {
                 let package = PackageName::parse(&name).ok()?;
@@ -329,21 +430,24 @@ impl Pipeline {
     /// it was never checked, or releases it if its cooling period is over. Called by the
     /// tarball route before serving, so no byte is served before the checks passed.
     pub async fn settle(&self, name: &PackageName, version: &str) -> AppResult<()> {
-        let record = self.record(name, version)?;
+        let record = self.record(name, version).await?;
         match record.state {
-            VersionState::Checking => self.check(name, version, false).await,
+            VersionState::Checking => {
+                self.check(name, version, false).await?;
+                self.await_other_replica(name, version).await
+            }
             VersionState::Cooling => {
                 let now = self.inner.mirror.now();
                 if self.inner.policy.cooling_until(name, version, record.effective_published) > now {
                     return Ok(());
                 }
-                let mut checks: Option<CheckRecord> = self.inner.store.checks(name, version)?;
+                let mut checks: Option<CheckRecord> = self.inner.store.checks(name, version).await?;
                 // A dependency published with this version may have been held while both
                 // cooled (the event-stream shape: a new parent and its new dependency); so
                 // dependencies are resolved again now, and a held one holds this version.
                 let held = self.resolve_dependencies_again(name, version, checks.as_mut()).await?;
                 if let Some(checks) = &checks {
-                    self.inner.store.save_checks(name, version, checks)?;
+                    self.inner.store.save_checks(name, version, checks).await?;
                 }
                 let (transition, holding_rules) = match held {
                     Some((reason, holding_rules)) => {
@@ -418,6 +522,26 @@ impl Pipeline {
         Ok(reason)
     }
 
+    /// When another replica holds the version's check lease, waits (polling the store,
+    /// at most [`OTHER_REPLICA_WAIT`]) for its decision, so a first download that
+    /// reaches this replica while another checks the version is answered like one that
+    /// reached the checking replica. Returns at once when the version is decided or
+    /// nobody else holds its lease; the caller authorises against the record either way.
+    async fn await_other_replica(&self, name: &PackageName, version: &str) -> AppResult<()> {
+        let started = std::time::Instant::now();
+        loop {
+            let decided = self.record(name, version).await?.state != VersionState::Checking;
+            let now = self.inner.mirror.now();
+            let leased_elsewhere = self.inner.store.queue_entry(name, version).await?.is_some_and(|entry| {
+                entry.leased_at(now) && entry.lease.as_ref().is_some_and(|lease| lease.owner != self.inner.replica)
+            });
+            if decided || !leased_elsewhere || started.elapsed() >= OTHER_REPLICA_WAIT {
+                return Ok(());
+            }
+            tokio::time::sleep(OTHER_REPLICA_POLL).await;
+        }
+    }
+
     /// Runs the checks of a version (once at a time per version) and records the
     /// decision. `force` re-checks a version that was already decided.
     pub async fn check(&self, name: &PackageName, version: &str, force: bool) -> AppResult<()> {
@@ -437,9 +561,9 @@ impl Pipeline {
 
     async fn check_now(&self, name: &PackageName, version: &str, force: bool) -> AppResult<()> {
         let inner = &self.inner;
-        let record = self.record(name, version)?;
+        let record = self.record(name, version).await?;
         if record.state != VersionState::Checking && !force {
-            inner.store.dequeue(name, version)?;
+            inner.store.dequeue(name, version).await?;
             return Ok(());
         }
         // A denied version is rejected before any of its bytes reach a check, so a deny
@@ -450,7 +574,7 @@ impl Pipeline {
             let applied =
                 inner.store.transition(name, version, inner.mirror.now(), |_| Some(transition.clone())).await?;
             inner.mirror.invalidate(name);
-            inner.store.dequeue(name, version)?;
+            inner.store.dequeue(name, version).await?;
             if let Some((_, after)) = &applied {
                 self.notify(name, version, after);
             }
@@ -458,19 +582,43 @@ impl Pipeline {
         }
         let _permit =
             inner.permits.acquire().await.map_err(|_| AppError::Internal(anyhow::anyhow!("pipeline closed")))?;
-        // Counted on disk before the check starts: if this check takes the process
-        // down, the restarted server sees the attempt and stops after `max_attempts`.
-        let entry = inner.store.claim(name, version).await?;
-        let max_attempts = inner.mirror.config().checks.max_attempts;
-        if entry.attempts > max_attempts {
-            return self.hold_after_failed_attempts(name, version, &entry, max_attempts).await;
+        // The lease makes this replica the only one checking the version, and counts the
+        // attempt on disk before the check starts: if this check takes the process down,
+        // the restarted server sees the attempt and stops after `max_attempts`.
+        let request = LeaseRequest { owner: &inner.replica, now: inner.mirror.now(), duration: inner.lease_duration };
+        let lease = match inner.store.claim(name, version, &request).await? {
+            Claim::Granted(lease) => lease,
+            Claim::HeldElsewhere { holder } => {
+                // Every sweep of every other replica sees the entry: not worth more than debug.
+                tracing::debug!(
+                    package.name = %name,
+                    package.version = version,
+                    holder = holder.as_ref().map(|holder| holder.owner.as_str()),
+                    until = ?holder.as_ref().map(|holder| holder.expires_at),
+                    "another replica is checking this version"
+                );
+                return Ok(());
+            }
+        };
+        // Read again under the lease: another replica may have decided the version (and
+        // given its lease up) between the first read and this claim.
+        let record = self.record(name, version).await?;
+        if record.state != VersionState::Checking && !force {
+            inner.store.decide(&lease, inner.mirror.now(), |_| None).await?;
+            return Ok(());
         }
-        match self.run_checks(name, version, &record).await {
+        let max_attempts = inner.mirror.config().checks.max_attempts;
+        if lease.entry.attempts > max_attempts {
+            return self.hold_after_failed_attempts(&lease, max_attempts).await;
+        }
+        match self.run_checks(&lease, &record).await {
             Ok(()) => Ok(()),
             Err(error) => {
-                // Upstream trouble is not the package's fault; the attempt is taken back.
-                let counts = !matches!(error, AppError::Upstream(_) | AppError::UpstreamTimeout(_));
-                if let Err(store_error) = inner.store.record_failure(name, version, &error.to_string(), counts).await {
+                // Upstream or database trouble is not the package's fault; the attempt is
+                // taken back.
+                let counts =
+                    !matches!(error, AppError::Upstream(_) | AppError::UpstreamTimeout(_) | AppError::Unavailable(_));
+                if let Err(store_error) = inner.store.record_failure(&lease, &error.to_string(), counts).await {
                     tracing::error!(package.name = %name, package.version = version, error = %store_error, "recording a failed check attempt");
                 }
                 Err(error)
@@ -480,14 +628,9 @@ impl Pipeline {
 
     /// Holds a version whose checks were started `max_attempts` times without a
     /// decision, instead of starting them again.
-    async fn hold_after_failed_attempts(
-        &self,
-        name: &PackageName,
-        version: &str,
-        entry: &QueueEntry,
-        max_attempts: u32,
-    ) -> AppResult<()> {
+    async fn hold_after_failed_attempts(&self, lease: &Lease, max_attempts: u32) -> AppResult<()> {
         let inner = &self.inner;
+        let (name, version, entry) = (&lease.name, lease.version.as_str(), &lease.entry);
         let started = inner.mirror.now();
         let cause = match &entry.last_error {
             Some(error) => format!("The last attempt failed: {error}"),
@@ -516,17 +659,16 @@ impl Pipeline {
             review: Default::default(),
         });
         let check_record = checks::record(outcome, inputs, &inner.policy, started, inner.mirror.now());
-        inner.store.save_checks(name, version, &check_record)?;
+        inner.store.save_checks(name, version, &check_record).await?;
         let transition = plain_transition(VersionState::Held, "pipeline", "held", message);
-        let applied = inner
+        let decision = inner
             .store
-            .transition(name, version, inner.mirror.now(), |current| {
+            .decide(lease, inner.mirror.now(), |current| {
                 (current.state == VersionState::Checking).then(|| transition.clone())
             })
             .await?;
         inner.mirror.invalidate(name);
-        inner.store.dequeue(name, version)?;
-        if let Some((_, after)) = &applied {
+        if let Some((_, after)) = &self.stored_under_lease(lease, decision) {
             self.notify(name, version, after);
         }
         inner.mirror.metrics().record_check("held", Duration::ZERO, &["check-failed-repeatedly".to_owned()]);
@@ -535,8 +677,9 @@ impl Pipeline {
     }
 
     /// The checks proper: fetches, the worker, provenance, the decision.
-    async fn run_checks(&self, name: &PackageName, version: &str, record: &VersionRecord) -> AppResult<()> {
+    async fn run_checks(&self, lease: &Lease, record: &VersionRecord) -> AppResult<()> {
         let inner = &self.inner;
+        let (name, version) = (&lease.name, lease.version.as_str());
         let started = inner.mirror.now();
         tracing::info!(package.name = %name, package.version = version, "checking");
 
@@ -565,7 +708,7 @@ impl Pipeline {
         // The bytes that were recorded at first sight, never the upstream's new claim.
         let tarball =
             inner.mirror.fetch_tarball_bytes(name, version, &recorded_integrity, &view.upstream_tarball).await?;
-        let previous = match self.previous_released(name, version) {
+        let previous = match self.previous_released(name, version).await? {
             Some((previous_version, previous_record)) => {
                 let previous_view = packument.rendered.index.versions.get(&previous_version);
                 match (Integrity::from_dist(Some(&previous_record.integrity), None), previous_view) {
@@ -591,16 +734,18 @@ impl Pipeline {
         // Signatures, provenance and the source match (fetches keys, bundles, archives).
         let (manifest, published) = inner.mirror.upstream_manifest(name, version).await?;
         let keys = inner.mirror.upstream_registry_keys(name).await;
-        let previous_provenance = previous.as_ref().map(|(previous_version, _)| PreviousProvenance {
-            version: previous_version.clone(),
-            identity: inner
-                .store
-                .checks::<CheckRecord>(name, previous_version)
-                .ok()
-                .flatten()
-                .and_then(|checks| checks.provenance)
-                .and_then(|provenance| super::provenance::stored_identity(&provenance)),
-        });
+        let previous_provenance = match &previous {
+            Some((previous_version, _)) => Some(PreviousProvenance {
+                version: previous_version.clone(),
+                identity: inner
+                    .store
+                    .checks::<CheckRecord>(name, previous_version)
+                    .await?
+                    .and_then(|checks| checks.provenance)
+                    .and_then(|provenance| super::provenance::stored_identity(&provenance)),
+            }),
+            None => None,
+        };
         let context = super::provenance::ProvenanceContext {
             upstream: inner.mirror.upstream_for(name),
             keys: &keys,
@@ -644,14 +789,14 @@ impl Pipeline {
         inner.policy.apply_waivers(name, version, &mut check_record.report, inner.mirror.now());
         check_record.provenance = Some(provenance_outcome.provenance);
         check_record.source_match = Some(provenance_outcome.source_match);
-        inner.store.save_checks(name, version, &check_record)?;
+        inner.store.save_checks(name, version, &check_record).await?;
 
         let now = inner.mirror.now();
         let transition = self.decide_after_checks(name, version, record, &check_record, now);
         let decided_state = transition.state;
-        let applied = inner
+        let decision = inner
             .store
-            .transition(name, version, now, |current| {
+            .decide(lease, now, |current| {
                 // An admin decision made while the checks ran stands (a hold comes from clearing
                 // the queue entry).
                 let admin_decided = current.decided_by.as_deref().is_some_and(|actor| actor.starts_with("admin:"))
@@ -660,8 +805,8 @@ impl Pipeline {
             })
             .await?;
         inner.mirror.invalidate(name);
-        inner.store.dequeue(name, version)?;
-        if let Some((_, after)) = &applied
+        let stored = self.stored_under_lease(lease, decision);
+        if let Some((_, after)) = &stored
             && matches!(after.state, VersionState::Held | VersionState::Rejected)
         {
             self.notify(name, version, after);
@@ -687,7 +832,7 @@ impl Pipeline {
             package.name = %name,
             package.version = version,
             state = decided_state.as_str(),
-            applied = applied.is_some(),
+            applied = stored.is_some(),
             findings = check_record.report.findings.len(),
             duration_ms = check_record.duration_ms,
             "checked"
@@ -779,25 +924,44 @@ impl Pipeline {
         }
     }
 
+    /// What a decision under `lease` stored. A lease lost meanwhile (an admin took the
+    /// version off the queue, or it expired and another replica claimed it) stored
+    /// nothing: whoever holds the version now decides it.
+    fn stored_under_lease(&self, lease: &Lease, decision: LeasedDecision) -> Option<crate::store::Transitioned> {
+        match decision {
+            LeasedDecision::Stored(stored) => stored,
+            LeasedDecision::NotHolder => {
+                tracing::warn!(
+                    package.name = %lease.name,
+                    package.version = lease.version,
+                    "the check lease was lost before the decision was stored; the decision was dropped"
+                );
+                None
+            }
+        }
+    }
+
     /// The newest released version older than `version`, for the diff.
-    fn previous_released(&self, name: &PackageName, version: &str) -> Option<(String, VersionRecord)> {
-        let current = semver::Version::parse(version).ok()?;
-        self.inner
+    async fn previous_released(&self, name: &PackageName, version: &str) -> AppResult<Option<(String, VersionRecord)>> {
+        let Ok(current) = semver::Version::parse(version) else { return Ok(None) };
+        Ok(self
+            .inner
             .store
             .versions(name)
-            .ok()?
+            .await?
             .into_iter()
             .filter(|(_, record)| record.state == VersionState::Released)
             .filter_map(|(text, record)| semver::Version::parse(&text).ok().map(|parsed| (parsed, text, record)))
             .filter(|(parsed, _, _)| *parsed < current)
             .max_by(|left, right| left.0.cmp(&right.0))
-            .map(|(_, text, record)| (text, record))
+            .map(|(_, text, record)| (text, record)))
     }
 
-    fn record(&self, name: &PackageName, version: &str) -> AppResult<VersionRecord> {
+    async fn record(&self, name: &PackageName, version: &str) -> AppResult<VersionRecord> {
         self.inner
             .store
-            .version(name, version)?
+            .version(name, version)
+            .await?
             .ok_or_else(|| AppError::NotFound(format!("Airlock has no record of {name}@{version}")))
     }
 
@@ -810,8 +974,8 @@ impl Pipeline {
         comment: &str,
     ) -> AppResult<VersionRecord> {
         let now = self.inner.mirror.now();
-        let record = self.record(name, version)?;
-        let checks: Option<CheckRecord> = self.inner.store.checks(name, version)?;
+        let record = self.record(name, version).await?;
+        let checks: Option<CheckRecord> = self.inner.store.checks(name, version).await?;
         let actor = format!("admin:{admin}");
         let transition = self.release_transition(
             name,
@@ -837,7 +1001,7 @@ impl Pipeline {
     ) -> AppResult<VersionRecord> {
         let result = self.inner.store.transition(name, version, now, |_| Some(transition.clone())).await?;
         self.inner.mirror.invalidate(name);
-        self.inner.store.dequeue(name, version)?;
+        self.inner.store.dequeue(name, version).await?;
         let (_, after) =
             result.ok_or_else(|| AppError::NotFound(format!("Airlock has no record of {name}@{version}")))?;
         self.notify(name, version, &after);
@@ -877,18 +1041,19 @@ impl Pipeline {
         self.apply_admin_decision(name, version, now, transition).await
     }
 
-    /// The check queue: each entry with whether a check of it is running now.
-    pub fn queue(&self) -> Vec<(PackageName, String, QueueEntry, bool)> {
+    /// The check queue: each entry with whether a check of it is running now (here, or
+    /// on another replica that holds its lease).
+    pub async fn queue(&self) -> AppResult<Vec<(PackageName, String, QueueEntry, bool)>> {
+        let entries = self.inner.store.queue_entries().await?;
+        let now = self.inner.mirror.now();
         let running = self.inner.dispatched.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
-        self.inner
-            .store
-            .queue_entries()
+        Ok(entries
             .into_iter()
             .map(|(name, version, entry)| {
-                let in_flight = running.contains(&(name.clone(), version.clone()));
+                let in_flight = running.contains(&(name.clone(), version.clone())) || entry.leased_at(now);
                 (name, version, entry, in_flight)
             })
-            .collect()
+            .collect())
     }
 
     /// An admin takes a version off the check queue. A version still undecided is held
@@ -921,7 +1086,7 @@ impl Pipeline {
                 .await?;
         }
         self.inner.mirror.invalidate(name);
-        self.inner.store.dequeue(name, version)?;
+        self.inner.store.dequeue(name, version).await?;
         if let Some((_, after)) = &applied {
             self.notify(name, version, after);
         }
@@ -939,7 +1104,7 @@ impl Pipeline {
     ) -> AppResult<()> {
         let now = self.inner.mirror.now();
         let actor = format!("admin:{admin}");
-        self.record(name, version)?;
+        self.record(name, version).await?;
         self.inner.store.log_event(name, version, now, &actor, "recheck", comment).await?;
         self.inner.store.enqueue(name, &[version.to_owned()]).await?;
         self.check(name, version, true).await

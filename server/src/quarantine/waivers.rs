@@ -208,11 +208,15 @@ pub fn apply(waivers: &[Waiver], name: &PackageName, version: &str, report: &mut
     report.findings.sort_by_key(|finding| std::cmp::Reverse(finding.severity));
 }
 
-/// Loads the stored waivers into the policy. A record that no longer validates is
-/// skipped and logged: it accepts nothing, so the version holds as without it.
-pub fn reload(store: &crate::store::Store, policy: &super::Policy) {
+/// Loads the stored waivers into the policy (at start, after each change here, and on
+/// every dispatcher sweep, so a waiver added on another replica applies here too). A
+/// record that no longer validates is skipped and logged: it accepts nothing, so the
+/// version holds as without it. When the store cannot be read, the loaded waivers stay
+/// as they were (none at start: fail closed).
+pub async fn reload(store: &crate::store::Store, policy: &super::Policy) -> Result<(), AppError> {
     let waivers = store
         .waivers()
+        .await?
         .into_iter()
         .filter_map(|record| {
             let id = record.id;
@@ -222,6 +226,15 @@ pub fn reload(store: &crate::store::Store, policy: &super::Policy) {
         })
         .collect();
     policy.set_waivers(waivers);
+    Ok(())
+}
+
+/// [`reload`] after a change that is already stored: a failure to read back is logged,
+/// not reported as a failure of the change (the next sweep loads it).
+async fn reload_after_change(store: &crate::store::Store, policy: &super::Policy) {
+    if let Err(error) = reload(store, policy).await {
+        tracing::error!(%error, "reloading the waivers after a change; the next sweep retries");
+    }
 }
 
 /// Validates and stores a waiver (audited as `waiver-add`) and applies it at once.
@@ -234,7 +247,7 @@ pub async fn create(
 ) -> Result<StoredWaiver, AppError> {
     let record = request.validate(admin, now)?;
     let stored = store.add_waiver(record).await?;
-    reload(store, policy);
+    reload_after_change(store, policy).await;
     Ok(stored)
 }
 
@@ -250,14 +263,14 @@ pub async fn revoke(
         .revoke_waiver(id, &format!("admin:{admin}"), now)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("there is no waiver {id}")))?;
-    reload(store, policy);
+    reload_after_change(store, policy).await;
     Ok(revoked)
 }
 
 /// The held versions of a package that the active waivers would release: held by the
 /// checks (not by an admin or the known-malware feed), scanned, and every holding
 /// finding accepted by an active waiver. Oldest version record first.
-pub fn held_versions_waived(
+pub async fn held_versions_waived(
     store: &crate::store::Store,
     policy: &super::Policy,
     name: &PackageName,
@@ -266,11 +279,11 @@ pub fn held_versions_waived(
     let threshold = policy.hold_severity();
     let waivers = policy.waivers();
     let mut versions = Vec::new();
-    for (version, record) in store.versions(name)? {
+    for (version, record) in store.versions(name).await? {
         if record.state != crate::store::VersionState::Held || record.decided_by.as_deref() != Some("pipeline") {
             continue;
         }
-        let Some(checks) = store.checks::<super::checks::CheckRecord>(name, &version)? else { continue };
+        let Some(checks) = store.checks::<super::checks::CheckRecord>(name, &version).await? else { continue };
         if !matches!(checks.report.verdict, airlock_scanner::Verdict::Scanned) {
             continue;
         }

@@ -151,6 +151,8 @@ pub(super) async fn list_versions(
     let store = state.mirror.store();
     let mut versions: Vec<(String, String, VersionRecord)> = store
         .all_versions()
+        .await?
+        .into_iter()
         .filter(|(_, _, record)| wanted_state.is_none_or(|wanted| record.state == wanted))
         .filter(|(name, _, _)| {
             filter.package.as_deref().is_none_or(|package| name == package || name.contains(package))
@@ -170,17 +172,14 @@ pub(super) async fn list_versions(
             .then_with(|| right.2.first_seen.cmp(&left.2.first_seen))
     });
     let total = versions.len();
-    let listed: Vec<Value> = versions
-        .into_iter()
-        .take(filter.limit.min(5000))
-        .map(|(name, version, record)| {
-            let summary = PackageName::parse(&name)
-                .ok()
-                .and_then(|package| store.checks::<CheckRecord>(&package, &version).ok().flatten())
-                .map(|checks| checks.summary());
-            version_summary(&state, &name, &version, &record, summary)
-        })
-        .collect();
+    let mut listed: Vec<Value> = Vec::new();
+    for (name, version, record) in versions.into_iter().take(filter.limit.min(5000)) {
+        let summary = match PackageName::parse(&name) {
+            Ok(package) => store.checks::<CheckRecord>(&package, &version).await?.map(|checks| checks.summary()),
+            Err(_) => None,
+        };
+        listed.push(version_summary(&state, &name, &version, &record, summary));
+    }
     Ok(Json(json!({ "total": total, "versions": listed })))
 }
 
@@ -257,15 +256,15 @@ pub(super) async fn get_package_or_version(
     uri: Uri,
 ) -> AppResult<Json<Value>> {
     match parse_admin_path(&uri)? {
-        PackagePath::Package(name) => package_detail(&state, &name),
-        PackagePath::Version(name, version) => version_detail(&state, &name, &version),
+        PackagePath::Package(name) => package_detail(&state, &name).await,
+        PackagePath::Version(name, version) => version_detail(&state, &name, &version).await,
         PackagePath::Action(..) => Err(AppError::BadRequest("actions are POST requests".into())),
     }
 }
 
-fn package_detail(state: &AppState, name: &PackageName) -> AppResult<Json<Value>> {
+async fn package_detail(state: &AppState, name: &PackageName) -> AppResult<Json<Value>> {
     let store = state.mirror.store();
-    let mut versions = store.versions(name)?;
+    let mut versions = store.versions(name).await?;
     if versions.is_empty() {
         return Err(AppError::NotFound(format!("Airlock has not seen {name}")));
     }
@@ -273,17 +272,15 @@ fn package_detail(state: &AppState, name: &PackageName) -> AppResult<Json<Value>
         (Ok(left), Ok(right)) => right.cmp(&left),
         _ => right.0.cmp(&left.0),
     });
-    let listed: Vec<Value> = versions
-        .iter()
-        .map(|(version, record)| {
-            let checks: Option<CheckRecord> = store.checks(name, version).ok().flatten();
-            let mut summary =
-                version_summary(state, name.as_str(), version, record, checks.as_ref().map(CheckRecord::summary));
-            summary["provenance"] = checks.and_then(|checks| checks.provenance).unwrap_or(Value::Null);
-            summary
-        })
-        .collect();
-    let package = store.package(name)?;
+    let mut listed: Vec<Value> = Vec::new();
+    for (version, record) in &versions {
+        let checks: Option<CheckRecord> = store.checks(name, version).await?;
+        let mut summary =
+            version_summary(state, name.as_str(), version, record, checks.as_ref().map(CheckRecord::summary));
+        summary["provenance"] = checks.and_then(|checks| checks.provenance).unwrap_or(Value::Null);
+        listed.push(summary);
+    }
+    let package = store.package(name).await?;
     Ok(Json(json!({
         "package": name.as_str(),
         "first_seen": package.as_ref().map(|record| record.first_seen),
@@ -292,16 +289,17 @@ fn package_detail(state: &AppState, name: &PackageName) -> AppResult<Json<Value>
     })))
 }
 
-fn version_detail(state: &AppState, name: &PackageName, version: &str) -> AppResult<Json<Value>> {
+async fn version_detail(state: &AppState, name: &PackageName, version: &str) -> AppResult<Json<Value>> {
     let store = state.mirror.store();
     let record = store
-        .version(name, version)?
+        .version(name, version)
+        .await?
         .ok_or_else(|| AppError::NotFound(format!("Airlock has no record of {name}@{version}")))?;
-    let checks: Option<CheckRecord> = store.checks(name, version)?;
+    let checks: Option<CheckRecord> = store.checks(name, version).await?;
     let mut detail = version_summary(state, name.as_str(), version, &record, checks.as_ref().map(CheckRecord::summary));
     detail["checks"] = serde_json::to_value(&checks).unwrap_or(Value::Null);
-    detail["history"] = serde_json::to_value(store.history(name, version)).unwrap_or(Value::Null);
-    detail["release_record"] = match store.release_record(name, version)? {
+    detail["history"] = serde_json::to_value(store.history(name, version).await?).unwrap_or(Value::Null);
+    detail["release_record"] = match store.release_record(name, version).await? {
         Some(_) => Value::String(format!(
             "{}/-/airlock/attestations/{}@{version}",
             state.mirror.public_base(),
@@ -398,7 +396,7 @@ pub(super) async fn post_action(
             )));
         }
     }
-    let Json(detail) = version_detail(&state, &name, &version)?;
+    let Json(detail) = version_detail(&state, &name, &version).await?;
     Ok((StatusCode::OK, Json(detail)).into_response())
 }
 
@@ -406,8 +404,8 @@ pub(super) async fn post_action(
 pub(super) async fn list_queue(State(state): State<AppState>, _admin: Admin) -> AppResult<Json<Value>> {
     let store = state.mirror.store();
     let mut entries = Vec::new();
-    for (name, version, entry, in_flight) in state.pipeline.queue() {
-        let record = store.version(&name, &version)?;
+    for (name, version, entry, in_flight) in state.pipeline.queue().await? {
+        let record = store.version(&name, &version).await?;
         entries.push(json!({
             "package": name.as_str(),
             "version": version,
@@ -461,7 +459,7 @@ pub(super) async fn clear_queue(
     let targets: Vec<(PackageName, String)> = match (body.package, body.version, body.all_stuck) {
         (Some(package), Some(version), false) => {
             let name = PackageName::parse(&package)?;
-            if state.mirror.store().queue_entry(&name, &version)?.is_none() {
+            if state.mirror.store().queue_entry(&name, &version).await?.is_none() {
                 return Err(AppError::NotFound(format!("{name}@{} is not in the check queue", quote(&version))));
             }
             vec![(name, version)]
@@ -469,6 +467,7 @@ pub(super) async fn clear_queue(
         (None, None, true) => state
             .pipeline
             .queue()
+            .await?
             .into_iter()
             .filter(|(_, _, entry, in_flight)| entry.attempts > 0 && !in_flight)
             .map(|(name, version, _, _)| (name, version))
@@ -512,6 +511,8 @@ pub(super) async fn list_audit(
         .mirror
         .store()
         .audit_events()
+        .await?
+        .into_iter()
         .filter(|event| since.is_none_or(|since| event.time >= since))
         .filter(|event| {
             filter.actor.as_deref().is_none_or(|actor| event.actor == actor || event.actor == format!("admin:{actor}"))
@@ -592,10 +593,10 @@ pub(crate) async fn create_waiver(
     if recheck_held {
         let name = PackageName::parse(&waiver.package)?;
         let comment = Some(format!("waiver {} accepts {}: {}", waiver.id, waiver.rule, waiver.reason));
-        let versions = waivers::held_versions_waived(store, policy, &name, state.mirror.now())?;
+        let versions = waivers::held_versions_waived(store, policy, &name, state.mirror.now()).await?;
         for version in versions.into_iter().take(MAX_WAIVER_RECHECKS) {
             state.pipeline.recheck(&name, &version, admin, comment.clone()).await?;
-            let after = store.version(&name, &version)?.map(|record| record.state.as_str().to_owned());
+            let after = store.version(&name, &version).await?.map(|record| record.state.as_str().to_owned());
             rechecked.push((version, after.unwrap_or_default()));
         }
     }
@@ -603,9 +604,10 @@ pub(crate) async fn create_waiver(
 }
 
 /// `GET /-/airlock/api/waivers`: every waiver, oldest first, with its status.
-pub(super) async fn list_waivers(State(state): State<AppState>, _admin: Admin) -> Json<Value> {
-    let waivers: Vec<Value> = state.mirror.store().waivers().iter().map(|waiver| waiver_json(&state, waiver)).collect();
-    Json(json!({ "waivers": waivers }))
+pub(super) async fn list_waivers(State(state): State<AppState>, _admin: Admin) -> AppResult<Json<Value>> {
+    let waivers: Vec<Value> =
+        state.mirror.store().waivers().await?.iter().map(|waiver| waiver_json(&state, waiver)).collect();
+    Ok(Json(json!({ "waivers": waivers })))
 }
 
 /// `POST /-/airlock/api/waivers` with `{"rule", "package", "versions"?, "reason",

@@ -27,10 +27,9 @@ use serde_json::Value;
 
 use super::AppState;
 use crate::admin_users;
-use crate::error::AppError;
+use crate::error::{AppError, AppResult};
 use crate::npm::{Integrity, PackageName, VersionSpec};
 use crate::quarantine::checks::CheckRecord;
-use crate::quarantine::policy::RuntimeRules;
 use crate::quarantine::review::{FileDiff, ReviewMaterial};
 use crate::sessions::{Session, Sessions, random_token, secrets_equal};
 use crate::store::{AuditEvent, StoredPolicyRule, VersionRecord, VersionState};
@@ -68,10 +67,9 @@ impl Default for Ui {
     }
 }
 
-/// The UI's routes. Also loads the admin-added policy rules from the store into the
-/// policy, so they apply from the start.
-pub(super) fn router(state: &AppState) -> Router<AppState> {
-    reload_policy_rules(state);
+/// The UI's routes. The admin-added policy rules were loaded by `open_state`
+/// ([`reload_policy_rules`]), so they apply from the start.
+pub(super) fn router(_state: &AppState) -> Router<AppState> {
     let ui = Arc::new(Ui::default());
     Router::new()
         .route(paths::BASE, get(|| async { redirect(paths::QUEUE) }))
@@ -423,23 +421,28 @@ fn summarize(checks: Option<&CheckRecord>) -> (Option<Severity>, Vec<(Severity, 
     (checks.report.max_severity(), counts, rules)
 }
 
+/// Every version with a summary of its checks, for the queue page.
+async fn listed_versions(store: &crate::store::Store) -> AppResult<Vec<Listed>> {
+    let mut listed = Vec::new();
+    for (name, version, record) in store.all_versions().await? {
+        let checks: Option<CheckRecord> = match PackageName::parse(&name) {
+            Ok(package) => store.checks(&package, &version).await?,
+            Err(_) => None,
+        };
+        let (top, counts, rules) = summarize(checks.as_ref());
+        listed.push(Listed { name, version, record, top, counts, rules });
+    }
+    Ok(listed)
+}
+
 async fn get_queue(State(state): State<AppState>, signed_in: SignedIn, Query(query): Query<QueueQuery>) -> Response {
     let store = state.mirror.store().clone();
     let policy = state.mirror.policy().clone();
     let now = state.mirror.now();
-    let listed = tokio::task::spawn_blocking(move || {
-        store
-            .all_versions()
-            .map(|(name, version, record)| {
-                let checks: Option<CheckRecord> =
-                    PackageName::parse(&name).ok().and_then(|package| store.checks(&package, &version).ok().flatten());
-                let (top, counts, rules) = summarize(checks.as_ref());
-                Listed { name, version, record, top, counts, rules }
-            })
-            .collect::<Vec<_>>()
-    })
-    .await
-    .unwrap_or_default();
+    let listed = match listed_versions(&store).await {
+        Ok(listed) => listed,
+        Err(error) => return error.into_response(),
+    };
 
     let mut state_counts: BTreeMap<&str, usize> = BTreeMap::new();
     for item in &listed {
@@ -658,10 +661,11 @@ async fn version_page(
     let (name, version) = parse_target(package, version)?;
     let store = state.mirror.store();
     let record = store
-        .version(&name, &version)?
+        .version(&name, &version)
+        .await?
         .ok_or_else(|| AppError::NotFound(format!("Airlock has no record of {name}@{version}")))?;
-    let checks: Option<CheckRecord> = store.checks(&name, &version)?;
-    let history = store.history(&name, &version);
+    let checks: Option<CheckRecord> = store.checks(&name, &version).await?;
+    let history = store.history(&name, &version).await?;
     let now = state.mirror.now();
 
     let findings: Vec<Finding> = checks.as_ref().map(|checks| checks.report.findings.clone()).unwrap_or_default();
@@ -767,7 +771,7 @@ async fn reread_review(
     let store = state.mirror.store();
     let current = tarball_bytes(state, name, version, record).await.ok();
     let previous = match &checks.previous_version {
-        Some(previous) => match store.version(name, previous)? {
+        Some(previous) => match store.version(name, previous).await? {
             Some(previous_record) => tarball_bytes(state, name, previous, &previous_record).await.ok(),
             None => None,
         },
@@ -1172,7 +1176,11 @@ async fn post_action(State(state): State<AppState>, signed_in: SignedIn, body: B
     tracing::info!(admin = %admin, action = %action, package.name = %name, package.version = %version, "admin UI action");
     let result = match action.as_str() {
         "approve" => {
-            let checks: Option<CheckRecord> = state.mirror.store().checks(&name, &version).ok().flatten();
+            // A check record that cannot be read must not skip the confirmation step.
+            let checks: Option<CheckRecord> = match state.mirror.store().checks(&name, &version).await {
+                Ok(checks) => checks,
+                Err(error) => return AppError::from(error).into_response(),
+            };
             let critical: Vec<&Finding> =
                 findings_of(checks.as_ref()).filter(|finding| finding.severity == Severity::Critical).collect();
             // Approving over a critical finding takes a second, explicit step.
@@ -1223,10 +1231,10 @@ async fn get_package(
     signed_in: SignedIn,
     Query(query): Query<PackageQuery>,
 ) -> Response {
-    let result = (|| -> Result<views::PackagePage, AppError> {
+    let result = async {
         let name = PackageName::parse(query.package.trim())?;
         let store = state.mirror.store();
-        let mut versions = store.versions(&name)?;
+        let mut versions = store.versions(&name).await?;
         if versions.is_empty() {
             return Err(AppError::NotFound(format!("Airlock has not seen {name}")));
         }
@@ -1238,7 +1246,7 @@ async fn get_package(
         let mut rows = Vec::new();
         let mut previous_identity: Option<(String, String)> = None;
         for (version, record) in &versions {
-            let checks: Option<CheckRecord> = store.checks(&name, version).ok().flatten();
+            let checks: Option<CheckRecord> = store.checks(&name, version).await?;
             let identity =
                 checks.as_ref().and_then(|checks| checks.provenance.as_ref()).map(|provenance| &provenance["identity"]);
             let identity_text = match identity {
@@ -1278,8 +1286,13 @@ async fn get_package(
             previous_identity = Some((version.clone(), identity_text));
         }
         rows.reverse();
-        Ok(views::PackagePage { chrome: signed_in.chrome("queue"), package: name.as_str().into(), versions: rows })
-    })();
+        Ok::<_, AppError>(views::PackagePage {
+            chrome: signed_in.chrome("queue"),
+            package: name.as_str().into(),
+            versions: rows,
+        })
+    }
+    .await;
     match result {
         Ok(page) => html(StatusCode::OK, airlock_admin_ui::render_package(&page)),
         Err(error) => app_error_page(&signed_in, error),
@@ -1311,15 +1324,18 @@ impl AuditQuery {
 }
 
 /// Matching events, newest first.
-fn audit_events(state: &AppState, query: &AuditQuery) -> Vec<AuditEvent> {
+async fn audit_events(state: &AppState, query: &AuditQuery) -> AppResult<Vec<AuditEvent>> {
     let mut events: Vec<AuditEvent> =
-        state.mirror.store().audit_events().filter(|event| query.matches(event)).collect();
+        state.mirror.store().audit_events().await?.into_iter().filter(|event| query.matches(event)).collect();
     events.reverse();
-    events
+    Ok(events)
 }
 
 async fn get_audit(State(state): State<AppState>, signed_in: SignedIn, Query(query): Query<AuditQuery>) -> Response {
-    let events = audit_events(&state, &query);
+    let events = match audit_events(&state, &query).await {
+        Ok(events) => events,
+        Err(error) => return app_error_page(&signed_in, error),
+    };
     let rows = events
         .iter()
         .take(MAX_ROWS)
@@ -1364,7 +1380,10 @@ async fn get_audit_jsonl(
     _signed_in: SignedIn,
     Query(query): Query<AuditQuery>,
 ) -> Response {
-    let mut events = audit_events(&state, &query);
+    let mut events = match audit_events(&state, &query).await {
+        Ok(events) => events,
+        Err(error) => return error.into_response(),
+    };
     events.reverse();
     let mut body = String::new();
     for event in &events {
@@ -1380,7 +1399,10 @@ async fn get_audit_csv(
     _signed_in: SignedIn,
     Query(query): Query<AuditQuery>,
 ) -> Response {
-    let mut events = audit_events(&state, &query);
+    let mut events = match audit_events(&state, &query).await {
+        Ok(events) => events,
+        Err(error) => return error.into_response(),
+    };
     events.reverse();
     let mut body =
         airlock_admin_ui::csv_line(["id", "time", "actor", "action", "package", "version", "from", "to", "comment"]);
@@ -1406,42 +1428,20 @@ async fn get_audit_csv(
 
 // The policy.
 
-/// Loads the admin-added rules from the store into the shared policy. Rules that no
-/// longer parse (a stricter validator after an upgrade) are skipped and logged.
-fn reload_policy_rules(state: &AppState) {
-    let mut rules = RuntimeRules::default();
-    for stored in state.mirror.store().policy_rules() {
-        match airlock_config::PackageRule::new(
-            "policy rule",
-            &stored.package,
-            stored.versions.as_deref(),
-            Some(&stored.reason),
-        ) {
-            Ok(rule) if stored.kind == "deny" => rules.deny.push(rule),
-            Ok(rule) => rules.allow.push(rule),
-            Err(error) => tracing::error!(%error, rule.id = stored.id, "skipping an admin-added policy rule"),
-        }
-    }
-    state.mirror.policy().set_runtime_rules(rules);
-}
-
-/// Drops cached packuments of every known package a rule pattern covers, so a new
-/// allow or deny rule shows in the next packument.
-fn invalidate_matching(state: &AppState, pattern: &str) {
-    let Ok(rule) = airlock_config::PackageRule::new("policy rule", pattern, None, None) else { return };
-    let names: HashSet<String> = state.mirror.store().all_versions().map(|(name, _, _)| name).collect();
-    for name in names.into_iter().filter(|name| rule.matches_package(name)) {
-        if let Ok(package) = PackageName::parse(&name) {
-            state.mirror.invalidate(&package);
-        }
-    }
+/// Loads the admin-added rules from the store into the shared policy (see
+/// `Pipeline::refresh_stored_rules`, which also drops the packuments they cover).
+pub(super) async fn reload_policy_rules(state: &AppState) -> AppResult<()> {
+    state.pipeline.refresh_stored_rules().await
 }
 
 async fn get_policy(State(state): State<AppState>, signed_in: SignedIn) -> Response {
-    html(StatusCode::OK, airlock_admin_ui::render_policy(&policy_page(&state, &signed_in)))
+    match policy_page(&state, &signed_in).await {
+        Ok(page) => html(StatusCode::OK, airlock_admin_ui::render_policy(&page)),
+        Err(error) => app_error_page(&signed_in, error),
+    }
 }
 
-fn policy_page(state: &AppState, signed_in: &SignedIn) -> views::PolicyPage {
+async fn policy_page(state: &AppState, signed_in: &SignedIn) -> AppResult<views::PolicyPage> {
     let config = state.mirror.policy().config();
     let mut settings = vec![
         fact("Cooling period", airlock_config::format_duration(config.cooling_period)),
@@ -1471,21 +1471,23 @@ fn policy_page(state: &AppState, signed_in: &SignedIn) -> views::PolicyPage {
     };
     let mut rules = configured("deny", &config.deny);
     rules.extend(configured("allow", &config.allow));
-    rules.extend(state.mirror.store().policy_rules().into_iter().map(|rule: StoredPolicyRule| views::RuleView {
-        kind: rule.kind,
-        package: rule.package,
-        versions: rule.versions.unwrap_or_else(|| "*".into()),
-        reason: rule.reason,
-        source: format!("{} at {}", rule.added_by, time_text(rule.added_at)),
-        id: rule.id.to_string(),
+    rules.extend(state.mirror.store().policy_rules().await?.into_iter().map(|rule: StoredPolicyRule| {
+        views::RuleView {
+            kind: rule.kind,
+            package: rule.package,
+            versions: rule.versions.unwrap_or_else(|| "*".into()),
+            reason: rule.reason,
+            source: format!("{} at {}", rule.added_by, time_text(rule.added_at)),
+            id: rule.id.to_string(),
+        }
     }));
-    views::PolicyPage {
+    Ok(views::PolicyPage {
         chrome: signed_in.chrome("policy"),
         settings,
         rules,
         add_href: paths::POLICY_ADD.into(),
         remove_href: paths::POLICY_REMOVE.into(),
-        waivers: waiver_views(state),
+        waivers: waiver_views(state).await?,
         waivable_rules: airlock_scanner::Rule::ALL
             .iter()
             .filter(|rule| !crate::quarantine::waivers::UNWAIVABLE_RULES.contains(rule))
@@ -1493,14 +1495,14 @@ fn policy_page(state: &AppState, signed_in: &SignedIn) -> views::PolicyPage {
             .collect(),
         waiver_add_href: paths::WAIVER_ADD.into(),
         waiver_revoke_href: paths::WAIVER_REVOKE.into(),
-    }
+    })
 }
 
-fn waiver_views(state: &AppState) -> Vec<views::WaiverView> {
+async fn waiver_views(state: &AppState) -> AppResult<Vec<views::WaiverView>> {
     let now = state.mirror.now();
-    let mut waivers = state.mirror.store().waivers();
+    let mut waivers = state.mirror.store().waivers().await?;
     waivers.reverse();
-    waivers
+    Ok(waivers
         .into_iter()
         .map(|waiver| {
             let status = match &waiver.revoked {
@@ -1520,7 +1522,7 @@ fn waiver_views(state: &AppState) -> Vec<views::WaiverView> {
                 status,
             }
         })
-        .collect()
+        .collect())
 }
 
 async fn post_waiver_add(State(state): State<AppState>, signed_in: SignedIn, body: Bytes) -> Response {
@@ -1539,7 +1541,7 @@ async fn post_waiver_add(State(state): State<AppState>, signed_in: SignedIn, bod
     let recheck_held = form.contains_key("recheck_held");
     match super::admin_api::create_waiver(&state, &signed_in.session.user, &request, recheck_held).await {
         Ok(_) => redirect(paths::POLICY),
-        Err(AppError::BadRequest(message)) => policy_error(&state, &signed_in, message),
+        Err(AppError::BadRequest(message)) => policy_error(&state, &signed_in, message).await,
         Err(error) => app_error_page(&signed_in, error),
     }
 }
@@ -1550,7 +1552,7 @@ async fn post_waiver_revoke(State(state): State<AppState>, signed_in: SignedIn, 
         return refusal;
     }
     let Ok(id) = form.get("id").map(String::as_str).unwrap_or("").parse::<u64>() else {
-        return policy_error(&state, &signed_in, "No such waiver.".into());
+        return policy_error(&state, &signed_in, "No such waiver.".into()).await;
     };
     let revoked = crate::quarantine::waivers::revoke(
         state.mirror.store(),
@@ -1565,13 +1567,16 @@ async fn post_waiver_revoke(State(state): State<AppState>, signed_in: SignedIn, 
             tracing::info!(admin = %signed_in.session.user, waiver.id = id, "waiver revoked");
             redirect(paths::POLICY)
         }
-        Err(AppError::NotFound(message)) => policy_error(&state, &signed_in, message),
+        Err(AppError::NotFound(message)) => policy_error(&state, &signed_in, message).await,
         Err(error) => app_error_page(&signed_in, error),
     }
 }
 
-fn policy_error(state: &AppState, signed_in: &SignedIn, message: String) -> Response {
-    let mut page = policy_page(state, signed_in);
+async fn policy_error(state: &AppState, signed_in: &SignedIn, message: String) -> Response {
+    let mut page = match policy_page(state, signed_in).await {
+        Ok(page) => page,
+        Err(error) => return app_error_page(signed_in, error),
+    };
     page.chrome.error = Some(message);
     html(StatusCode::BAD_REQUEST, airlock_admin_ui::render_policy(&page))
 }
@@ -1584,14 +1589,14 @@ async fn post_policy_add(State(state): State<AppState>, signed_in: SignedIn, bod
     let field = |key: &str| form.get(key).map(|value| value.trim().to_owned()).unwrap_or_default();
     let (kind, package, versions, reason) = (field("kind"), field("package"), field("versions"), field("reason"));
     if kind != "allow" && kind != "deny" {
-        return policy_error(&state, &signed_in, "A rule is either allow or deny.".into());
+        return policy_error(&state, &signed_in, "A rule is either allow or deny.".into()).await;
     }
     if reason.is_empty() || reason.len() > MAX_COMMENT {
-        return policy_error(&state, &signed_in, "A rule needs a reason (at most 4096 bytes).".into());
+        return policy_error(&state, &signed_in, "A rule needs a reason (at most 4096 bytes).".into()).await;
     }
     let versions = Some(versions).filter(|versions| !versions.is_empty() && versions != "*");
     if let Err(error) = airlock_config::PackageRule::new("policy rule", &package, versions.as_deref(), Some(&reason)) {
-        return policy_error(&state, &signed_in, error.to_string());
+        return policy_error(&state, &signed_in, error.to_string()).await;
     }
     let stored = StoredPolicyRule {
         id: 0,
@@ -1603,11 +1608,12 @@ async fn post_policy_add(State(state): State<AppState>, signed_in: SignedIn, bod
         added_at: state.mirror.now(),
     };
     if let Err(error) = state.mirror.store().add_policy_rule(stored).await {
-        return app_error_page(&signed_in, AppError::Internal(error.into()));
+        return app_error_page(&signed_in, error.into());
     }
     tracing::info!(admin = %signed_in.session.user, rule.package = %package, "admin added a policy rule");
-    reload_policy_rules(&state);
-    invalidate_matching(&state, &package);
+    if let Err(error) = reload_policy_rules(&state).await {
+        return app_error_page(&signed_in, error);
+    }
     // Versions already waiting are decided again under the new rule.
     state.pipeline.wake();
     redirect(paths::POLICY)
@@ -1619,16 +1625,15 @@ async fn post_policy_remove(State(state): State<AppState>, signed_in: SignedIn, 
         return refusal;
     }
     let Ok(id) = form.get("id").map(String::as_str).unwrap_or("").parse::<u64>() else {
-        return policy_error(&state, &signed_in, "No such rule.".into());
+        return policy_error(&state, &signed_in, "No such rule.".into()).await;
     };
     match state.mirror.store().remove_policy_rule(id, &signed_in.actor(), state.mirror.now()).await {
-        Ok(Some(rule)) => {
-            reload_policy_rules(&state);
-            invalidate_matching(&state, &rule.package);
-            redirect(paths::POLICY)
-        }
-        Ok(None) => policy_error(&state, &signed_in, "No such rule (already removed?).".into()),
-        Err(error) => app_error_page(&signed_in, AppError::Internal(error.into())),
+        Ok(Some(_)) => match reload_policy_rules(&state).await {
+            Ok(()) => redirect(paths::POLICY),
+            Err(error) => app_error_page(&signed_in, error),
+        },
+        Ok(None) => policy_error(&state, &signed_in, "No such rule (already removed?).".into()).await,
+        Err(error) => app_error_page(&signed_in, error.into()),
     }
 }
 

@@ -43,7 +43,7 @@ pub(super) async fn get_release_record(State(state): State<AppState>, uri: Uri) 
     };
     let name = PackageName::parse(name_text)?;
     let version = VersionSpec::parse(version_text)?;
-    match state.mirror.store().release_record(&name, version.as_str())? {
+    match state.mirror.store().release_record(&name, version.as_str()).await? {
         Some(record) => Ok(json_response(StatusCode::OK, String::from_utf8_lossy(&record).into_owned())),
         None => Err(AppError::NotFound(format!(
             "{name}@{} has no release record: it was not released by Airlock",

@@ -34,8 +34,11 @@ pub(super) async fn health() -> Response {
 /// loaded before the server starts, so a running server has them). Not ready is 503
 /// with the reason; reads of stored versions are served meanwhile.
 pub(super) async fn ready(State(state): State<AppState>) -> Response {
-    if let Err(error) =
-        state.mirror.store().package(&crate::npm::PackageName::parse("airlock-readiness-probe").expect("valid name"))
+    if let Err(error) = state
+        .mirror
+        .store()
+        .package(&crate::npm::PackageName::parse("airlock-readiness-probe").expect("valid name"))
+        .await
     {
         tracing::error!(%error, "readiness probe: the store does not answer");
         return json_response(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"store unavailable"}"#.into());
@@ -57,16 +60,19 @@ pub(super) async fn ready(State(state): State<AppState>) -> Response {
 
 /// `GET /-/airlock/metrics`: Prometheus text format.
 pub(super) async fn metrics(State(state): State<AppState>) -> Response {
-    let store = state.mirror.store().clone();
-    let counts = tokio::task::spawn_blocking(move || {
-        let mut counts = std::collections::BTreeMap::new();
-        for (_, _, record) in store.all_versions() {
-            *counts.entry(record.state.as_str()).or_insert(0u64) += 1;
+    let store = state.mirror.store();
+    let mut counts = (std::collections::BTreeMap::new(), 0u64);
+    match (store.all_versions().await, store.queued().await) {
+        (Ok(versions), Ok(queued)) => {
+            for (_, _, record) in versions {
+                *counts.0.entry(record.state.as_str()).or_insert(0u64) += 1;
+            }
+            counts.1 = queued.len() as u64;
         }
-        (counts, store.queued().len() as u64)
-    })
-    .await
-    .unwrap_or_default();
+        (Err(error), _) | (_, Err(error)) => {
+            tracing::error!(%error, "metrics: the store does not answer; version gauges read 0");
+        }
+    }
     let gauges = crate::metrics::Gauges {
         versions_by_state: ["checking", "cooling", "held", "released", "rejected"]
             .into_iter()

@@ -33,10 +33,19 @@ pub struct AppState {
     pub credential_throttle: std::sync::Arc<crate::throttle::CredentialThrottle>,
 }
 
+/// Loads the admin-added policy rules and the waivers into the policy (at start, before
+/// serving).
+pub async fn load_policy_rules(state: &AppState) -> anyhow::Result<()> {
+    admin_ui::reload_policy_rules(state)
+        .await
+        .map_err(|error| anyhow::anyhow!("loading the admin-added policy rules: {error}"))?;
+    crate::quarantine::waivers::reload(state.mirror.store(), state.mirror.policy())
+        .await
+        .map_err(|error| anyhow::anyhow!("loading the waivers: {error}"))
+}
+
 /// The whole application, ready to serve or to `oneshot` in tests.
 pub fn app(state: AppState) -> Router {
-    // Waivers apply from the start, whether or not anyone opens the admin pages.
-    crate::quarantine::waivers::reload(state.mirror.store(), state.mirror.policy());
     Router::new()
         // Used by npm, pnpm, yarn and bun.
         .route("/-/ping", get(meta::ping))

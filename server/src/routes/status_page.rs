@@ -22,7 +22,7 @@ const MAX_FINDINGS_SHOWN: usize = 10;
 
 pub(super) async fn get_status(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> AppResult<Response> {
     let (name, version) = parse_status_path(&uri)?;
-    let page = status_page(&state, &name, &version)?;
+    let page = status_page(&state, &name, &version).await?;
     let wants_json = headers
         .get(header::ACCEPT)
         .and_then(|value| value.to_str().ok())
@@ -71,10 +71,10 @@ fn parse_status_path(uri: &Uri) -> AppResult<(PackageName, String)> {
     Ok((name, version))
 }
 
-fn status_page(state: &AppState, name: &PackageName, version: &str) -> AppResult<DeveloperStatusPage> {
+async fn status_page(state: &AppState, name: &PackageName, version: &str) -> AppResult<DeveloperStatusPage> {
     let config = state.mirror.config();
     let store = state.mirror.store();
-    let record = store.version(name, version)?.ok_or_else(|| {
+    let record = store.version(name, version).await?.ok_or_else(|| {
         AppError::NotFound(format!("Airlock has not seen {name}@{version}; check the name and the version"))
     })?;
     let integrity = Integrity::from_dist(Some(&record.integrity), None)?;
@@ -98,7 +98,7 @@ fn status_page(state: &AppState, name: &PackageName, version: &str) -> AppResult
         Visibility::Unusable { .. } => ("Cannot be served", "never".to_owned()),
     };
     let findings = if config.admin.show_findings_to_developers {
-        let checks: Option<CheckRecord> = store.checks(name, version)?;
+        let checks: Option<CheckRecord> = store.checks(name, version).await?;
         checks
             .map(|checks| {
                 checks

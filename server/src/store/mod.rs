@@ -1,26 +1,73 @@
-//! Durable state: package and version records in sled, tarballs as content-addressed
-//! files (see [`blobs`]).
+//! Durable state: the metadata store (package and version records, decisions, the audit
+//! log, the check queue, policy rules, release records) and the blobs (tarballs and
+//! documents as content-addressed files, see [`blobs`]).
 //!
-//! This is the storage interface the rest of the server uses; sled stays behind it so
-//! the backend can be swapped. Records are JSON so they stay readable and can gain
-//! fields without a migration.
+//! [`Store`] is the seam: it speaks Airlock's domain and hides which backend holds the
+//! records, the embedded sled database ([`sled_backend`], the default) or PostgreSQL
+//! ([`postgres`], for several replicas on one database). No backend type leaves its
+//! module; every failure is a [`StoreError`]. Records are JSON in both backends so they
+//! stay readable and can gain fields without a migration.
 
 pub mod blobs;
-mod keys;
+mod postgres;
+mod sled_backend;
+mod sled_keys;
 pub mod space;
 mod waivers;
 
 use std::path::Path;
 
-use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::npm::{PackageName, Version};
 pub use waivers::{StoredWaiver, WaiverRevocation};
 
+/// Every way the metadata store can fail, with what it was doing.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A write met a full disk (ENOSPC/EDQUOT locally, `disk_full` in PostgreSQL).
+    /// Reads go on; the server answers 507 and counts it.
+    #[error("the metadata store's storage is full: {doing} failed")]
+    StorageFull {
+        /// What could not be stored.
+        doing: String,
+    },
+    /// The database could not be reached (connection refused, pool timed out).
+    #[error("the metadata store at {address} is unreachable: {doing} failed: {detail}")]
+    Unavailable {
+        /// `host:port` of the database (never the password).
+        address: String,
+        /// What was being done.
+        doing: String,
+        /// The backend's own words.
+        detail: String,
+    },
+    /// Any other failure of the backend.
+    #[error("the metadata store failed: {doing}: {detail}")]
+    Failed {
+        /// What was being done.
+        doing: String,
+        /// The backend's own words.
+        detail: String,
+    },
+}
+
+/// Short name for the store's error inside the crate.
+pub use StoreError as Error;
+
+/// Result of store operations.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+impl StoreError {
+    /// True when the failure is a full disk.
+    pub fn is_storage_full(&self) -> bool {
+        matches!(self, StoreError::StorageFull { .. })
+    }
+}
+
 /// What Airlock remembers about a package between requests.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PackageRecord {
     /// When Airlock first fetched this package's packument.
     pub first_seen: DateTime<Utc>,
@@ -50,7 +97,7 @@ pub struct TarballEntry {
 
 /// What Airlock remembers about one version. Written when the version is first seen and
 /// never rewritten by upstream data, so a later upstream cannot change its history.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VersionRecord {
     /// When Airlock first saw this version in an upstream packument.
     pub first_seen: DateTime<Utc>,
@@ -82,6 +129,22 @@ pub struct VersionRecord {
     /// `name@version:integrity`), set when the version is released.
     #[serde(default)]
     pub airlock_signature: Option<String>,
+}
+
+impl VersionRecord {
+    /// The record after `transition`, made at `now`.
+    fn after(&self, transition: &Transition, now: DateTime<Utc>) -> VersionRecord {
+        let mut next = self.clone();
+        next.state = transition.state;
+        next.state_changed_at = Some(now);
+        next.decided_by = Some(transition.actor.clone());
+        next.reason = transition.reason.clone();
+        next.airlock_signature = match transition.state {
+            VersionState::Released => transition.airlock_signature.clone(),
+            _ => None,
+        };
+        next
+    }
 }
 
 /// The states of a version in the quarantine.
@@ -137,7 +200,7 @@ impl VersionState {
 }
 
 /// One entry of the audit log: a decision or an action, who did it, when and why.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEvent {
     /// Monotonic id; the log's order.
     pub id: u64,
@@ -174,7 +237,7 @@ pub struct Fetch<'a> {
 }
 
 /// What a state change writes besides the record.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Transition {
     /// The new state.
     pub state: VersionState,
@@ -190,6 +253,34 @@ pub struct Transition {
     pub release_record: Option<Vec<u8>>,
 }
 
+impl Transition {
+    /// The audit event this transition logs, before its id is assigned.
+    fn event(&self, name: &PackageName, version: &str, from: VersionState, now: DateTime<Utc>) -> AuditEvent {
+        AuditEvent {
+            id: 0,
+            time: now,
+            actor: self.actor.clone(),
+            action: self.action.clone(),
+            package: name.as_str().to_owned(),
+            version: version.to_owned(),
+            from: Some(from),
+            to: Some(self.state),
+            comment: self.reason.clone(),
+        }
+    }
+
+    /// The release record to keep: only a release keeps one; any other state drops it.
+    fn kept_release_record(&self) -> Option<&[u8]> {
+        match (&self.release_record, self.state) {
+            (Some(record), VersionState::Released) => Some(record),
+            _ => None,
+        }
+    }
+}
+
+/// The record before and after a stored transition.
+pub type Transitioned = (VersionRecord, VersionRecord);
+
 /// A version waiting in the check queue.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueEntry {
@@ -200,423 +291,98 @@ pub struct QueueEntry {
     /// Why the last attempt failed, when it failed cleanly.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// Who is checking it now, if anyone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseHolder>,
 }
 
 impl QueueEntry {
     /// Longest error kept.
     const MAX_ERROR_CHARS: usize = 1000;
 
-    /// Reads an entry. Entries written before attempts were counted are empty values;
-    /// they read as no attempts.
-    fn decode(bytes: &[u8]) -> QueueEntry {
-        if bytes.is_empty() {
-            return QueueEntry::default();
-        }
-        decode(bytes).unwrap_or_default()
+    /// Whether someone holds an unexpired lease on the entry at `now`.
+    pub fn leased_at(&self, now: DateTime<Utc>) -> bool {
+        self.lease.as_ref().is_some_and(|lease| lease.expires_at > now)
+    }
+
+    /// Whether the entry's lease stops `request` from claiming it: an unexpired lease of
+    /// another owner. An owner's own earlier lease does not: an owner (one process) runs
+    /// one check of a version at a time, so its earlier lease is from a check that ended
+    /// without giving it up (a panic).
+    fn refuses(&self, request: &LeaseRequest<'_>) -> bool {
+        self.lease.as_ref().is_some_and(|lease| lease.expires_at > request.now && lease.owner != request.owner)
     }
 }
 
-/// The metadata store.
-#[derive(Clone)]
-pub struct Store {
-    packages: sled::Tree,
-    packuments: sled::Tree,
-    versions: sled::Tree,
-    // Check results by version key.
-    checks: sled::Tree,
-    // Versions waiting for checks, by version key; the pipeline's durable queue.
-    queue: sled::Tree,
-    // Audit events by big-endian id.
-    audit: sled::Tree,
-    // Audit event ids by version key + id, for a version's history.
-    history: sled::Tree,
-    // Signed release records by version key.
-    releases: sled::Tree,
-    // Allow and deny rules added in the admin UI, by big-endian id.
-    policy_rules: sled::Tree,
-    // Waivers (accepted findings of one rule for one package), by big-endian id.
-    waivers: sled::Tree,
-    // Tarball file name → `TarballEntry`, by `name\0file name`.
-    tarballs: sled::Tree,
-    database: sled::Db,
+/// The error text kept for a failed attempt, cut to a bounded length.
+fn bounded_error(error: &str) -> String {
+    error.chars().take(QueueEntry::MAX_ERROR_CHARS).collect()
 }
 
-impl Store {
-    /// Opens (or creates) the store under `directory`.
-    pub fn open(directory: &Path) -> anyhow::Result<Store> {
-        let database = sled::Config::new()
-            .path(directory)
-            // Decisions must survive a crash; sled also flushes every 500 ms by itself,
-            // and writes that matter call `Store::flush` explicitly.
-            .flush_every_ms(Some(500))
-            .cache_capacity(16 << 20)
-            .open()
-            .with_context(|| format!("opening the metadata store in {}", directory.display()))?;
-        Ok(Store {
-            packages: database.open_tree("packages")?,
-            packuments: database.open_tree("packuments")?,
-            versions: database.open_tree("versions")?,
-            checks: database.open_tree("checks")?,
-            queue: database.open_tree("queue")?,
-            audit: database.open_tree("audit")?,
-            history: database.open_tree("history")?,
-            releases: database.open_tree("releases")?,
-            policy_rules: database.open_tree("policy_rules")?,
-            waivers: database.open_tree("waivers")?,
-            tarballs: database.open_tree("tarballs")?,
-            database,
-        })
-    }
-
-    /// Whether the store still takes writes. After a write to its log fails (a full
-    /// disk), sled refuses every later write until the process restarts, while reads go
-    /// on. Writes one small value to sled's default tree, where nothing else lives, and
-    /// does not wait for a flush.
-    pub fn accepts_writes(&self) -> sled::Result<()> {
-        self.database.insert(b"airlock-writability-probe", &[1u8][..]).map(drop)
-    }
-
-    /// The package's record, if Airlock has fetched it before.
-    pub fn package(&self, name: &PackageName) -> sled::Result<Option<PackageRecord>> {
-        Ok(self.packages.get(keys::package(name))?.and_then(|bytes| decode(&bytes)))
-    }
-
-    /// The raw upstream packument stored in the metadata store by earlier releases
-    /// (newer ones store it as a document blob; see [`PackageRecord`]).
-    pub fn legacy_raw_packument(&self, name: &PackageName) -> sled::Result<Option<sled::IVec>> {
-        self.packuments.get(keys::package(name))
-    }
-
-    /// Stores a fetch's package record, the records of versions seen for the first
-    /// time, their queue entries and the changed tarball entries, atomically, and waits
-    /// until they are on disk. The raw packument is a blob written before this call.
-    pub async fn save_fetch(&self, name: &PackageName, fetch: &Fetch<'_>) -> sled::Result<()> {
-        use sled::Transactional as _;
-        let queue_keys: Vec<Vec<u8>> =
-            fetch.enqueue.iter().map(|version| keys::version(name, version.as_str())).collect();
-        let package_key = keys::package(name);
-        let record_bytes = encode(fetch.record);
-        let version_entries: Vec<(Vec<u8>, Vec<u8>)> = fetch
-            .new_versions
-            .iter()
-            .map(|(version, record)| (keys::version(name, version.as_str()), encode(record)))
-            .collect();
-        let tarball_entries: Vec<(Vec<u8>, Vec<u8>)> =
-            fetch.tarballs.iter().map(|(file_name, entry)| (keys::tarball(name, file_name), encode(entry))).collect();
-        let removed_tarball_keys: Vec<Vec<u8>> =
-            fetch.removed_tarballs.iter().map(|file_name| keys::tarball(name, file_name)).collect();
-        let drop_legacy = fetch.record.raw_packument_sha256.is_some();
-        (&self.packages, &self.packuments, &self.versions, &self.queue, &self.tarballs)
-            .transaction(|(packages, packuments, versions, queue, tarballs)| {
-                packages.insert(package_key.as_slice(), record_bytes.as_slice())?;
-                if drop_legacy {
-                    packuments.remove(package_key.as_slice())?;
-                }
-                for (key, value) in &version_entries {
-                    // Never overwrite: the first sighting is the record of truth.
-                    if versions.get(key.as_slice())?.is_none() {
-                        versions.insert(key.as_slice(), value.as_slice())?;
-                    }
-                }
-                for key in &queue_keys {
-                    // An entry already there keeps its attempts.
-                    if queue.get(key.as_slice())?.is_none() {
-                        queue.insert(key.as_slice(), encode(&QueueEntry::default()))?;
-                    }
-                }
-                for (key, value) in &tarball_entries {
-                    tarballs.insert(key.as_slice(), value.as_slice())?;
-                }
-                for key in &removed_tarball_keys {
-                    tarballs.remove(key.as_slice())?;
-                }
-                Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
-            })
-            .map_err(|error| match error {
-                sled::transaction::TransactionError::Storage(error) => error,
-                sled::transaction::TransactionError::Abort(()) => {
-                    sled::Error::Unsupported("transaction aborted".into())
-                }
-            })?;
-        self.flush().await?;
-        Ok(())
-    }
-
-    /// What a tarball file name of a package stands for, if a fetch recorded it.
-    pub fn tarball(&self, name: &PackageName, file_name: &str) -> sled::Result<Option<TarballEntry>> {
-        Ok(self.tarballs.get(keys::tarball(name, file_name))?.and_then(|bytes| decode(&bytes)))
-    }
-
-    /// Every recorded tarball entry of a package, by file name.
-    pub fn tarballs(&self, name: &PackageName) -> sled::Result<Vec<(String, TarballEntry)>> {
-        let mut entries = Vec::new();
-        for entry in self.tarballs.scan_prefix(keys::versions_prefix(name)) {
-            let (key, value) = entry?;
-            if let (Some(file_name), Some(entry)) = (keys::file_name_of_key(&key), decode(&value)) {
-                entries.push((file_name.to_owned(), entry));
-            }
-        }
-        Ok(entries)
-    }
-
-    /// Every version record of a package.
-    pub fn versions(&self, name: &PackageName) -> sled::Result<Vec<(String, VersionRecord)>> {
-        let mut records = Vec::new();
-        for entry in self.versions.scan_prefix(keys::versions_prefix(name)) {
-            let (key, value) = entry?;
-            if let (Some(version), Some(record)) = (keys::version_of_key(&key), decode(&value)) {
-                records.push((version.to_owned(), record));
-            }
-        }
-        Ok(records)
-    }
-
-    /// Records that a version's tarball is stored and verified.
-    pub async fn set_blob(&self, name: &PackageName, version: &str, sha512_hex: &str) -> sled::Result<()> {
-        let key = keys::version(name, version);
-        self.versions.fetch_and_update(&key, |current| {
-            let mut record: VersionRecord = decode(current?)?;
-            record.blob_sha512 = Some(sha512_hex.to_owned());
-            Some(encode(&record))
-        })?;
-        self.flush().await?;
-        Ok(())
-    }
-
-    /// The version's record.
-    pub fn version(&self, name: &PackageName, version: &str) -> sled::Result<Option<VersionRecord>> {
-        Ok(self.versions.get(keys::version(name, version))?.and_then(|bytes| decode(&bytes)))
-    }
+/// The holder of a check lease, as stored with the queue entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseHolder {
+    /// The replica that claimed it (see [`LeaseRequest::owner`]).
+    pub owner: String,
+    /// Random per claim: a later claim of the same entry, even by the same owner, has
+    /// another token, so a stale holder cannot store a decision.
+    pub token: String,
+    /// Until when the claim stands; after that another replica may reclaim the entry.
+    pub expires_at: DateTime<Utc>,
 }
 
-impl Store {
-    /// Waits until everything written so far is on disk.
-    ///
-    /// A blocking `flush` on the blocking pool, not sled's `flush_async`: sled 0.34's
-    /// `flush_async` can deadlock against transactions running on the async workers
-    /// (spacejam/sled#1308), which froze the server under parallel first downloads.
-    async fn flush(&self) -> sled::Result<usize> {
-        let database = self.database.clone();
-        tokio::task::spawn_blocking(move || database.flush())
-            .await
-            .unwrap_or_else(|error| Err(sled::Error::ReportableBug(format!("flush panicked: {error}"))))
-    }
+/// Who asks for a lease, when, and for how long.
+#[derive(Debug, Clone)]
+pub struct LeaseRequest<'a> {
+    /// This replica's id, unique per process.
+    pub owner: &'a str,
+    /// The time the claim is made.
+    pub now: DateTime<Utc>,
+    /// How long the claim stands without a decision.
+    pub duration: chrono::Duration,
+}
 
-    /// Every version record of every package (for the admin API's listings).
-    pub fn all_versions(&self) -> impl Iterator<Item = (String, String, VersionRecord)> + '_ {
-        self.versions.iter().filter_map(|entry| {
-            let (key, value) = entry.ok()?;
-            let (name, version) = keys::split_version_key(&key)?;
-            Some((name.to_owned(), version.to_owned(), decode(&value)?))
-        })
-    }
+/// A granted check lease: the right to store the check's decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The package.
+    pub name: PackageName,
+    /// The version.
+    pub version: String,
+    /// The lease as stored.
+    pub holder: LeaseHolder,
+    /// The queue entry with this attempt counted.
+    pub entry: QueueEntry,
+}
 
-    /// Adds versions to the check queue, durably, with no attempts counted (an admin's
-    /// recheck starts over).
-    pub async fn enqueue(&self, name: &PackageName, versions: &[String]) -> sled::Result<()> {
-        for version in versions {
-            self.queue.insert(keys::version(name, version), encode(&QueueEntry::default()))?;
-        }
-        self.flush().await?;
-        Ok(())
-    }
+/// The answer to a claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The lease is ours.
+    Granted(Lease),
+    /// Another claim stands (or is being made right now); `holder` is `None` when the
+    /// entry was locked by a claim in progress.
+    HeldElsewhere {
+        /// The current holder, when known.
+        holder: Option<LeaseHolder>,
+    },
+}
 
-    /// Everything in the check queue.
-    pub fn queued(&self) -> Vec<(PackageName, String)> {
-        self.queue_entries().into_iter().map(|(name, version, _)| (name, version)).collect()
-    }
-
-    /// Everything in the check queue, with attempts and last errors.
-    pub fn queue_entries(&self) -> Vec<(PackageName, String, QueueEntry)> {
-        self.queue
-            .iter()
-            .filter_map(|entry| {
-                let (key, value) = entry.ok()?;
-                let (name, version) = keys::split_version_key(&key)?;
-                Some((PackageName::parse(name).ok()?, version.to_owned(), QueueEntry::decode(&value)))
-            })
-            .collect()
-    }
-
-    /// The queue entry of a version, if it is queued.
-    pub fn queue_entry(&self, name: &PackageName, version: &str) -> sled::Result<Option<QueueEntry>> {
-        Ok(self.queue.get(keys::version(name, version))?.map(|bytes| QueueEntry::decode(&bytes)))
-    }
-
-    /// Counts one more attempt at checking a version and waits until that is on disk,
-    /// so a check that takes the process down still counts. Creates the entry for a
-    /// version checked outside the queue (inside its first download). Returns the entry
-    /// with this attempt counted.
-    pub async fn claim(&self, name: &PackageName, version: &str) -> sled::Result<QueueEntry> {
-        let key = keys::version(name, version);
-        let updated = self.queue.update_and_fetch(&key, |current| {
-            let mut entry = current.map(QueueEntry::decode).unwrap_or_default();
-            entry.attempts = entry.attempts.saturating_add(1);
-            Some(encode(&entry))
-        })?;
-        self.flush().await?;
-        Ok(updated.map(|bytes| QueueEntry::decode(&bytes)).unwrap_or_default())
-    }
-
-    /// Records why an attempt failed. `counts` false takes the attempt back: the failure
-    /// came from outside the package (the upstream was down) and the process survived.
-    pub async fn record_failure(
-        &self,
-        name: &PackageName,
-        version: &str,
-        error: &str,
-        counts: bool,
-    ) -> sled::Result<()> {
-        let key = keys::version(name, version);
-        self.queue.fetch_and_update(&key, |current| {
-            let mut entry = QueueEntry::decode(current?);
-            if !counts {
-                entry.attempts = entry.attempts.saturating_sub(1);
-            }
-            entry.last_error = Some(error.chars().take(QueueEntry::MAX_ERROR_CHARS).collect());
-            Some(encode(&entry))
-        })?;
-        self.flush().await?;
-        Ok(())
-    }
-
-    /// Removes a version from the check queue.
-    pub fn dequeue(&self, name: &PackageName, version: &str) -> sled::Result<()> {
-        self.queue.remove(keys::version(name, version))?;
-        Ok(())
-    }
-
-    /// Stores check results.
-    pub fn save_checks<T: Serialize>(&self, name: &PackageName, version: &str, checks: &T) -> sled::Result<()> {
-        self.checks.insert(keys::version(name, version), encode(checks))?;
-        Ok(())
-    }
-
-    /// The stored check results.
-    pub fn checks<T: for<'de> Deserialize<'de>>(&self, name: &PackageName, version: &str) -> sled::Result<Option<T>> {
-        Ok(self.checks.get(keys::version(name, version))?.and_then(|bytes| decode(&bytes)))
-    }
-
-    /// The signed release record of a version.
-    pub fn release_record(&self, name: &PackageName, version: &str) -> sled::Result<Option<sled::IVec>> {
-        self.releases.get(keys::version(name, version))
-    }
-
-    /// Changes a version's state atomically with its audit event, when `decide` returns
-    /// a transition for the current record. Concurrent callers are serialised by the
-    /// transaction: each sees the other's result, and both events are logged.
-    /// Returns the record before and after, or `None` when `decide` declined.
-    pub async fn transition(
-        &self,
-        name: &PackageName,
-        version: &str,
-        now: DateTime<Utc>,
-        decide: impl Fn(&VersionRecord) -> Option<Transition>,
-    ) -> sled::Result<Option<(VersionRecord, VersionRecord)>> {
-        use sled::Transactional as _;
-        let key = keys::version(name, version);
-        let result = (&self.versions, &self.audit, &self.history, &self.releases).transaction(
-            |(versions, audit, history, releases)| {
-                let Some(current) = versions.get(key.as_slice())?.and_then(|bytes| decode::<VersionRecord>(&bytes))
-                else {
-                    return Ok(None);
-                };
-                let Some(transition) = decide(&current) else { return Ok(None) };
-                let mut next = current.clone();
-                next.state = transition.state;
-                next.state_changed_at = Some(now);
-                next.decided_by = Some(transition.actor.clone());
-                next.reason = transition.reason.clone();
-                next.airlock_signature = match transition.state {
-                    VersionState::Released => transition.airlock_signature.clone(),
-                    _ => None,
-                };
-                versions.insert(key.as_slice(), encode(&next))?;
-                match (&transition.release_record, transition.state) {
-                    (Some(record), VersionState::Released) => {
-                        releases.insert(key.as_slice(), record.as_slice())?;
-                    }
-                    _ => {
-                        releases.remove(key.as_slice())?;
-                    }
-                }
-                let id = audit.generate_id()?;
-                let event = AuditEvent {
-                    id,
-                    time: now,
-                    actor: transition.actor.clone(),
-                    action: transition.action.clone(),
-                    package: name.as_str().to_owned(),
-                    version: version.to_owned(),
-                    from: Some(current.state),
-                    to: Some(next.state),
-                    comment: transition.reason.clone(),
-                };
-                audit.insert(&id.to_be_bytes(), encode(&event))?;
-                history.insert(keys::history(name, version, id), &id.to_be_bytes())?;
-                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(Some((current, next)))
-            },
-        );
-        let result = result.map_err(|error| match error {
-            sled::transaction::TransactionError::Storage(error) => error,
-            sled::transaction::TransactionError::Abort(()) => sled::Error::Unsupported("transaction aborted".into()),
-        })?;
-        self.flush().await?;
-        Ok(result)
-    }
-
-    /// Appends an audit event that changes no state (a re-check request, say).
-    pub async fn log_event(
-        &self,
-        name: &PackageName,
-        version: &str,
-        now: DateTime<Utc>,
-        actor: &str,
-        action: &str,
-        comment: Option<String>,
-    ) -> sled::Result<()> {
-        let id = self.database.generate_id()?;
-        let event = AuditEvent {
-            id,
-            time: now,
-            actor: actor.to_owned(),
-            action: action.to_owned(),
-            package: name.as_str().to_owned(),
-            version: version.to_owned(),
-            from: None,
-            to: None,
-            comment,
-        };
-        self.audit.insert(id.to_be_bytes(), encode(&event))?;
-        self.history.insert(keys::history(name, version, id), &id.to_be_bytes())?;
-        self.flush().await?;
-        Ok(())
-    }
-
-    /// The audit log in order, oldest first.
-    pub fn audit_events(&self) -> impl Iterator<Item = AuditEvent> + '_ {
-        self.audit.iter().values().filter_map(|value| decode(&value.ok()?))
-    }
-
-    /// One version's audit events, oldest first.
-    pub fn history(&self, name: &PackageName, version: &str) -> Vec<AuditEvent> {
-        let prefix = keys::history_prefix(name, version);
-        self.history
-            .scan_prefix(&prefix)
-            .filter_map(|entry| {
-                let (key, id) = entry.ok()?;
-                // A longer version that starts like this one is not this one.
-                if !keys::is_history_of(&key, &prefix) {
-                    return None;
-                }
-                decode(&self.audit.get(id).ok()??)
-            })
-            .collect()
-    }
+/// What a decision under a lease did.
+#[derive(Debug, Clone, PartialEq)]
+// Made once per check and matched at once: boxing the records would buy nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum LeasedDecision {
+    /// The lease was ours: the decision (if `decide` made one) and the queue entry's
+    /// removal are stored together.
+    Stored(Option<Transitioned>),
+    /// The lease is no longer ours (reclaimed after expiry, or the entry was cleared):
+    /// nothing was stored.
+    NotHolder,
 }
 
 /// An allow or deny rule added in the admin UI.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredPolicyRule {
     /// Its id (for removal).
     pub id: u64,
@@ -634,20 +400,287 @@ pub struct StoredPolicyRule {
     pub added_at: DateTime<Utc>,
 }
 
+impl StoredPolicyRule {
+    /// The audit event of adding or removing the rule.
+    fn event(&self, actor: &str, action: &str, now: DateTime<Utc>) -> AuditEvent {
+        let comment =
+            format!("{} {}@{}: {}", self.kind, self.package, self.versions.as_deref().unwrap_or("*"), self.reason);
+        AuditEvent::about_pattern(actor, action, &self.package, self.versions.as_deref(), comment, now)
+    }
+}
+
+impl AuditEvent {
+    /// An event about a package pattern and a range (a policy rule, a waiver) rather
+    /// than one version, so no version's history lists it.
+    fn about_pattern(
+        actor: &str,
+        action: &str,
+        package: &str,
+        versions: Option<&str>,
+        comment: String,
+        now: DateTime<Utc>,
+    ) -> AuditEvent {
+        AuditEvent {
+            id: 0,
+            time: now,
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            package: package.to_owned(),
+            version: versions.unwrap_or("*").to_owned(),
+            from: None,
+            to: None,
+            comment: Some(comment),
+        }
+    }
+}
+
+/// Which metadata backend to open, from `[storage]`.
+pub enum MetadataLocation<'a> {
+    /// The embedded sled database in this directory.
+    Sled(&'a Path),
+    /// A PostgreSQL database.
+    Postgres {
+        /// The connection URL (`postgres://user:password@host:port/database`).
+        url: &'a str,
+        /// At most this many connections.
+        pool_size: usize,
+    },
+}
+
+/// The metadata store. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sled(sled_backend::SledStore),
+    Postgres(postgres::PostgresStore),
+}
+
+/// Calls the same operation on whichever backend is open; sled's are synchronous.
+macro_rules! dispatch {
+    ($self:ident, $backend:ident => $sled:expr, $postgres:expr) => {
+        match &$self.backend {
+            Backend::Sled($backend) => $sled,
+            Backend::Postgres($backend) => $postgres,
+        }
+    };
+}
+
 impl Store {
+    /// Opens (or creates) the store. PostgreSQL's schema migrations are applied first,
+    /// one replica at a time.
+    pub async fn open(location: MetadataLocation<'_>) -> StoreResult<Store> {
+        let backend = match location {
+            MetadataLocation::Sled(directory) => Backend::Sled(sled_backend::SledStore::open(directory)?),
+            MetadataLocation::Postgres { url, pool_size } => {
+                Backend::Postgres(postgres::PostgresStore::open(url, pool_size).await?)
+            }
+        };
+        Ok(Store { backend })
+    }
+
+    /// Which backend this is, for logs and readiness: `sled` or `postgres`.
+    pub fn backend_name(&self) -> &'static str {
+        dispatch!(self, _store => "sled", "postgres")
+    }
+
+    /// Whether the store still takes writes. sled refuses every write after one to its
+    /// log failed (a full disk) until the process restarts; PostgreSQL may be down.
+    pub async fn accepts_writes(&self) -> StoreResult<()> {
+        dispatch!(self, store => store.accepts_writes(), store.accepts_writes().await)
+    }
+
+    /// The package's record, if Airlock has fetched it before.
+    pub async fn package(&self, name: &PackageName) -> StoreResult<Option<PackageRecord>> {
+        dispatch!(self, store => store.package(name), store.package(name).await)
+    }
+
+    /// The raw upstream packument stored in the metadata store by earlier releases
+    /// (newer ones store it as a document blob; see [`PackageRecord`]). Only sled
+    /// stores can have one.
+    pub async fn legacy_raw_packument(&self, name: &PackageName) -> StoreResult<Option<Vec<u8>>> {
+        match &self.backend {
+            Backend::Sled(store) => store.legacy_raw_packument(name),
+            Backend::Postgres(_) => Ok(None),
+        }
+    }
+
+    /// Stores a fetch's package record, the records of versions seen for the first
+    /// time, their queue entries and the changed tarball entries, atomically and
+    /// durably. The raw packument is a blob written before this call.
+    pub async fn save_fetch(&self, name: &PackageName, fetch: &Fetch<'_>) -> StoreResult<()> {
+        dispatch!(self, store => store.save_fetch(name, fetch).await, store.save_fetch(name, fetch).await)
+    }
+
+    /// What a tarball file name of a package stands for, if a fetch recorded it.
+    pub async fn tarball(&self, name: &PackageName, file_name: &str) -> StoreResult<Option<TarballEntry>> {
+        dispatch!(self, store => store.tarball(name, file_name), store.tarball(name, file_name).await)
+    }
+
+    /// Every recorded tarball entry of a package, by file name.
+    pub async fn tarballs(&self, name: &PackageName) -> StoreResult<Vec<(String, TarballEntry)>> {
+        dispatch!(self, store => store.tarballs(name), store.tarballs(name).await)
+    }
+
+    /// Every version record of a package.
+    pub async fn versions(&self, name: &PackageName) -> StoreResult<Vec<(String, VersionRecord)>> {
+        dispatch!(self, store => store.versions(name), store.versions(name).await)
+    }
+
+    /// The version's record.
+    pub async fn version(&self, name: &PackageName, version: &str) -> StoreResult<Option<VersionRecord>> {
+        dispatch!(self, store => store.version(name, version), store.version(name, version).await)
+    }
+
+    /// Every version record of every package (for listings and the cooling sweep).
+    pub async fn all_versions(&self) -> StoreResult<Vec<(String, String, VersionRecord)>> {
+        dispatch!(self, store => store.all_versions(), store.all_versions().await)
+    }
+
+    /// Records that a version's tarball is stored and verified, durably.
+    pub async fn set_blob(&self, name: &PackageName, version: &str, sha512_hex: &str) -> StoreResult<()> {
+        dispatch!(self, store => store.set_blob(name, version, sha512_hex).await, store.set_blob(name, version, sha512_hex).await)
+    }
+
+    /// Adds versions to the check queue, durably, with no attempts counted (an admin's
+    /// recheck starts over).
+    pub async fn enqueue(&self, name: &PackageName, versions: &[String]) -> StoreResult<()> {
+        dispatch!(self, store => store.enqueue(name, versions).await, store.enqueue(name, versions).await)
+    }
+
+    /// Everything in the check queue, with attempts, last errors and leases.
+    pub async fn queue_entries(&self) -> StoreResult<Vec<(PackageName, String, QueueEntry)>> {
+        dispatch!(self, store => store.queue_entries(), store.queue_entries().await)
+    }
+
+    /// Everything in the check queue.
+    pub async fn queued(&self) -> StoreResult<Vec<(PackageName, String)>> {
+        Ok(self.queue_entries().await?.into_iter().map(|(name, version, _)| (name, version)).collect())
+    }
+
+    /// The queue entry of a version, if it is queued.
+    pub async fn queue_entry(&self, name: &PackageName, version: &str) -> StoreResult<Option<QueueEntry>> {
+        dispatch!(self, store => store.queue_entry(name, version), store.queue_entry(name, version).await)
+    }
+
+    /// Claims the lease to check a version: granted when no unexpired lease stands,
+    /// counting one more attempt durably (so a check that takes the process down still
+    /// counts). Creates the entry for a version checked outside the queue (inside its
+    /// first download). Exactly one of several concurrent claimants wins.
+    pub async fn claim(&self, name: &PackageName, version: &str, request: &LeaseRequest<'_>) -> StoreResult<Claim> {
+        dispatch!(self, store => store.claim(name, version, request).await, store.claim(name, version, request).await)
+    }
+
+    /// Records why an attempt failed and gives the lease up, so the entry can be
+    /// claimed again at once. `counts` false takes the attempt back: the failure came
+    /// from outside the package (the upstream was down). A lease no longer held changes
+    /// nothing.
+    pub async fn record_failure(&self, lease: &Lease, error: &str, counts: bool) -> StoreResult<()> {
+        dispatch!(self, store => store.record_failure(lease, error, counts).await, store.record_failure(lease, error, counts).await)
+    }
+
+    /// Stores a check's decision only while `lease` is held: the transition (when
+    /// `decide` returns one for the current record), its audit event, its release
+    /// record and the queue entry's removal, in one transaction.
+    pub async fn decide(
+        &self,
+        lease: &Lease,
+        now: DateTime<Utc>,
+        decide: impl Fn(&VersionRecord) -> Option<Transition>,
+    ) -> StoreResult<LeasedDecision> {
+        dispatch!(self, store => store.decide(lease, now, decide).await, store.decide(lease, now, decide).await)
+    }
+
+    /// Removes a version from the check queue (an admin's decision, a version that is
+    /// no longer checking). A check still running then loses its lease.
+    pub async fn dequeue(&self, name: &PackageName, version: &str) -> StoreResult<()> {
+        dispatch!(self, store => store.dequeue(name, version), store.dequeue(name, version).await)
+    }
+
+    /// Stores check results.
+    pub async fn save_checks<T: Serialize>(&self, name: &PackageName, version: &str, checks: &T) -> StoreResult<()> {
+        let value = serde_json::to_value(checks).map_err(|error| StoreError::Failed {
+            doing: format!("encoding the checks of {name}@{version}"),
+            detail: error.to_string(),
+        })?;
+        dispatch!(self, store => store.save_checks(name, version, &value), store.save_checks(name, version, &value).await)
+    }
+
+    /// The stored check results; `None` also for results this release cannot read.
+    pub async fn checks<T: for<'de> Deserialize<'de>>(
+        &self,
+        name: &PackageName,
+        version: &str,
+    ) -> StoreResult<Option<T>> {
+        let value = dispatch!(self, store => store.checks(name, version)?, store.checks(name, version).await?);
+        Ok(value.and_then(|value| decode_value(value, "check record")))
+    }
+
+    /// The signed release record of a version.
+    pub async fn release_record(&self, name: &PackageName, version: &str) -> StoreResult<Option<Vec<u8>>> {
+        dispatch!(self, store => store.release_record(name, version), store.release_record(name, version).await)
+    }
+
+    /// Changes a version's state atomically with its audit event and release record,
+    /// when `decide` returns a transition for the current record. Concurrent callers
+    /// are serialised: each sees the other's result, and both events are logged.
+    /// Returns the record before and after, or `None` when `decide` declined or there
+    /// is no such version.
+    pub async fn transition(
+        &self,
+        name: &PackageName,
+        version: &str,
+        now: DateTime<Utc>,
+        decide: impl Fn(&VersionRecord) -> Option<Transition>,
+    ) -> StoreResult<Option<Transitioned>> {
+        dispatch!(self, store => store.transition(name, version, now, decide).await, store.transition(name, version, now, decide).await)
+    }
+
+    /// Appends an audit event that changes no state (a re-check request, say).
+    pub async fn log_event(
+        &self,
+        name: &PackageName,
+        version: &str,
+        now: DateTime<Utc>,
+        actor: &str,
+        action: &str,
+        comment: Option<String>,
+    ) -> StoreResult<()> {
+        let event = AuditEvent {
+            id: 0,
+            time: now,
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            package: name.as_str().to_owned(),
+            version: version.to_owned(),
+            from: None,
+            to: None,
+            comment,
+        };
+        dispatch!(self, store => store.log_event(event, true).await, store.log_event(event).await)
+    }
+
+    /// The audit log in order, oldest first.
+    pub async fn audit_events(&self) -> StoreResult<Vec<AuditEvent>> {
+        dispatch!(self, store => store.audit_events(), store.audit_events().await)
+    }
+
+    /// One version's audit events, oldest first.
+    pub async fn history(&self, name: &PackageName, version: &str) -> StoreResult<Vec<AuditEvent>> {
+        dispatch!(self, store => store.history(name, version), store.history(name, version).await)
+    }
+
     /// The rules added in the admin UI, oldest first.
-    pub fn policy_rules(&self) -> Vec<StoredPolicyRule> {
-        self.policy_rules.iter().values().filter_map(|value| decode(&value.ok()?)).collect()
+    pub async fn policy_rules(&self) -> StoreResult<Vec<StoredPolicyRule>> {
+        dispatch!(self, store => store.policy_rules(), store.policy_rules().await)
     }
 
     /// Adds a rule and its audit event (`policy-add`), durably. `rule.id` is assigned.
-    pub async fn add_policy_rule(&self, mut rule: StoredPolicyRule) -> sled::Result<StoredPolicyRule> {
-        rule.id = self.database.generate_id()?;
-        let comment =
-            format!("{} {}@{}: {}", rule.kind, rule.package, rule.versions.as_deref().unwrap_or("*"), rule.reason);
-        self.policy_rules.insert(keys::policy_rule(rule.id), encode(&rule))?;
-        self.log_policy_event(&rule, &rule.added_by, "policy-add", rule.added_at, comment).await?;
-        Ok(rule)
+    pub async fn add_policy_rule(&self, rule: StoredPolicyRule) -> StoreResult<StoredPolicyRule> {
+        dispatch!(self, store => store.add_policy_rule(rule).await, store.add_policy_rule(rule).await)
     }
 
     /// Removes a rule and logs `policy-remove`; `None` when there was no such rule.
@@ -656,54 +689,155 @@ impl Store {
         id: u64,
         actor: &str,
         now: DateTime<Utc>,
-    ) -> sled::Result<Option<StoredPolicyRule>> {
-        let Some(rule) =
-            self.policy_rules.remove(keys::policy_rule(id))?.and_then(|bytes| decode::<StoredPolicyRule>(&bytes))
-        else {
-            return Ok(None);
-        };
-        let comment =
-            format!("{} {}@{}: {}", rule.kind, rule.package, rule.versions.as_deref().unwrap_or("*"), rule.reason);
-        self.log_policy_event(&rule, actor, "policy-remove", now, comment).await?;
-        Ok(Some(rule))
-    }
-
-    async fn log_policy_event(
-        &self,
-        rule: &StoredPolicyRule,
-        actor: &str,
-        action: &str,
-        now: DateTime<Utc>,
-        comment: String,
-    ) -> sled::Result<()> {
-        let id = self.database.generate_id()?;
-        let event = AuditEvent {
-            id,
-            time: now,
-            actor: actor.to_owned(),
-            action: action.to_owned(),
-            package: rule.package.clone(),
-            version: rule.versions.clone().unwrap_or_else(|| "*".into()),
-            from: None,
-            to: None,
-            comment: Some(comment),
-        };
-        self.audit.insert(id.to_be_bytes(), encode(&event))?;
-        self.flush().await?;
-        Ok(())
+    ) -> StoreResult<Option<StoredPolicyRule>> {
+        dispatch!(self, store => store.remove_policy_rule(id, actor, now).await, store.remove_policy_rule(id, actor, now).await)
     }
 }
 
-fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    // Serialising these plain structs cannot fail.
-    serde_json::to_vec(value).unwrap_or_default()
+/// Every record of a metadata store, for `airlock migrate` ([`Store::export`],
+/// [`Store::import`]). Queue entries are copied without their leases: a migration runs
+/// with every replica stopped.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Snapshot {
+    /// Package records by name.
+    pub packages: Vec<(String, PackageRecord)>,
+    /// Raw packuments kept in sled by releases before documents were blobs, by name.
+    /// PostgreSQL keeps none: the migration stores them as document blobs first.
+    pub legacy_packuments: Vec<(String, Vec<u8>)>,
+    /// Version records by package and version.
+    pub versions: Vec<(String, String, VersionRecord)>,
+    /// Tarball entries by package and file name.
+    pub tarballs: Vec<(String, String, TarballEntry)>,
+    /// Check results by package and version.
+    pub checks: Vec<(String, String, serde_json::Value)>,
+    /// The check queue.
+    pub queue: Vec<(String, String, QueueEntry)>,
+    /// The audit log, oldest first, each with whether it is in its version's history.
+    pub audit: Vec<(AuditEvent, bool)>,
+    /// Signed release records by package and version.
+    pub releases: Vec<(String, String, Vec<u8>)>,
+    /// Admin-added policy rules.
+    pub policy_rules: Vec<StoredPolicyRule>,
 }
 
-fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Option<T> {
-    match serde_json::from_slice(bytes) {
+/// How many records of one kind a snapshot holds, and a digest over them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KindSummary {
+    /// The kind: `packages`, `versions`, ...
+    pub kind: &'static str,
+    /// How many records.
+    pub count: usize,
+    /// sha256 (hex) over the records in a canonical order, as JSON lines.
+    pub sha256: String,
+}
+
+impl Snapshot {
+    /// Sorts every kind into its canonical order, so two stores with the same records
+    /// give equal snapshots and digests.
+    pub fn sort(&mut self) {
+        self.packages.sort_by(|left, right| left.0.cmp(&right.0));
+        self.legacy_packuments.sort_by(|left, right| left.0.cmp(&right.0));
+        self.versions.sort_by(|left, right| (&left.0, &left.1).cmp(&(&right.0, &right.1)));
+        self.tarballs.sort_by(|left, right| (&left.0, &left.1).cmp(&(&right.0, &right.1)));
+        self.checks.sort_by(|left, right| (&left.0, &left.1).cmp(&(&right.0, &right.1)));
+        self.queue.sort_by(|left, right| (&left.0, &left.1).cmp(&(&right.0, &right.1)));
+        for (_, _, entry) in &mut self.queue {
+            entry.lease = None;
+        }
+        self.audit.sort_by_key(|(event, _)| event.id);
+        self.releases.sort_by(|left, right| (&left.0, &left.1).cmp(&(&right.0, &right.1)));
+        self.policy_rules.sort_by_key(|rule| rule.id);
+    }
+
+    /// Counts and digests of every kind (call [`Snapshot::sort`] first).
+    pub fn summary(&self) -> Vec<KindSummary> {
+        fn digest<T: Serialize>(kind: &'static str, records: &[T]) -> KindSummary {
+            use sha2::Digest as _;
+            let mut hasher = sha2::Sha256::new();
+            for record in records {
+                hasher.update(serde_json::to_vec(record).unwrap_or_default());
+                hasher.update(b"\n");
+            }
+            KindSummary { kind, count: records.len(), sha256: hex::encode(hasher.finalize()) }
+        }
+        // Compared as PostgreSQL keeps them: times to the microsecond (sled keeps
+        // nanoseconds), and check results as JSON with sorted keys (jsonb reorders).
+        use chrono::SubsecRound as _;
+        let checks: Vec<(&String, &String, serde_json::Value)> =
+            self.checks.iter().map(|(name, version, checks)| (name, version, sorted_keys(checks))).collect();
+        let audit: Vec<(AuditEvent, bool)> = self
+            .audit
+            .iter()
+            .map(|(event, in_history)| (AuditEvent { time: event.time.trunc_subsecs(6), ..event.clone() }, *in_history))
+            .collect();
+        let policy_rules: Vec<StoredPolicyRule> = self
+            .policy_rules
+            .iter()
+            .map(|rule| StoredPolicyRule { added_at: rule.added_at.trunc_subsecs(6), ..rule.clone() })
+            .collect();
+        vec![
+            digest("packages", &self.packages),
+            digest("legacy packuments", &self.legacy_packuments),
+            digest("versions", &self.versions),
+            digest("tarball entries", &self.tarballs),
+            digest("check results", &checks),
+            digest("queue entries", &self.queue),
+            digest("audit events", &audit),
+            digest("release records", &self.releases),
+            digest("policy rules", &policy_rules),
+        ]
+    }
+}
+
+/// `value` with every object's keys in sorted order, for digests that do not depend on
+/// the order a backend keeps them in.
+fn sorted_keys(value: &serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(object) => {
+            let mut keys: Vec<&String> = object.keys().collect();
+            keys.sort();
+            serde_json::Value::Object(keys.into_iter().map(|key| (key.clone(), sorted_keys(&object[key]))).collect())
+        }
+        serde_json::Value::Array(items) => serde_json::Value::Array(items.iter().map(sorted_keys).collect()),
+        other => other.clone(),
+    }
+}
+
+impl Store {
+    /// Every record, in canonical order.
+    pub async fn export(&self) -> StoreResult<Snapshot> {
+        let mut snapshot = dispatch!(self, store => store.export()?, store.export().await?);
+        snapshot.sort();
+        Ok(snapshot)
+    }
+
+    /// Writes every record of `snapshot` into this store, which must be an empty
+    /// PostgreSQL database, in one transaction that keeps audit and rule ids.
+    pub async fn import(&self, snapshot: &Snapshot) -> StoreResult<()> {
+        match &self.backend {
+            Backend::Sled(_) => Err(StoreError::Failed {
+                doing: "importing records".into(),
+                detail: "only a PostgreSQL store takes an import; the embedded store is the source".into(),
+            }),
+            Backend::Postgres(store) => store.import(snapshot).await,
+        }
+    }
+}
+
+/// A random lease token: 128 bits, hex.
+fn new_lease_token() -> String {
+    use rand_core::RngCore as _;
+    let mut bytes = [0u8; 16];
+    rand_core::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// Reads a JSON value as a record, logging (not failing on) one this release cannot read.
+fn decode_value<T: for<'de> Deserialize<'de>>(value: serde_json::Value, what: &str) -> Option<T> {
+    match serde_json::from_value(value) {
         Ok(value) => Some(value),
         Err(error) => {
-            tracing::error!(%error, "undecodable record in the metadata store");
+            tracing::error!(%error, what, "undecodable record in the metadata store");
             None
         }
     }

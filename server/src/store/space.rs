@@ -23,13 +23,14 @@ pub fn is_storage_full(error: &std::io::Error) -> bool {
     matches!(error.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
 }
 
-/// True when any cause in an error chain is a full disk (sled wraps I/O errors).
+/// True when any cause in an error chain is a full disk (the metadata store reports
+/// its own).
 pub fn chain_is_storage_full(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
         if let Some(io) = cause.downcast_ref::<std::io::Error>() {
             return is_storage_full(io);
         }
-        matches!(cause.downcast_ref::<sled::Error>(), Some(sled::Error::Io(io)) if is_storage_full(io))
+        cause.downcast_ref::<super::StoreError>().is_some_and(super::StoreError::is_storage_full)
     })
 }
 
@@ -155,11 +156,14 @@ mod tests {
     }
 
     #[test]
-    fn full_disk_errors_are_recognised_through_sled_and_context() {
+    fn full_disk_errors_are_recognised_through_the_store_and_context() {
         let full = || std::io::Error::from_raw_os_error(28);
         assert!(is_storage_full(&full()));
         assert!(!is_storage_full(&std::io::Error::from_raw_os_error(5)), "EIO is not a full disk");
-        let wrapped = anyhow::Error::new(sled::Error::Io(full())).context("opening the metadata store");
+        let store_error = super::super::StoreError::StorageFull { doing: "opening".into() };
+        let wrapped = anyhow::Error::new(store_error).context("opening the metadata store");
+        assert!(chain_is_storage_full(&wrapped));
+        let wrapped = anyhow::Error::new(full()).context("writing a blob");
         assert!(chain_is_storage_full(&wrapped));
         assert!(!chain_is_storage_full(&anyhow::anyhow!("No space left on device")), "only typed errors count");
     }

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{AuditEvent, Store, encode};
+use super::{AuditEvent, Backend, Store, StoreResult};
 
 /// A waiver as stored. Never deleted: a revoked waiver keeps its record (and its
 /// revocation) so the list shows what was accepted, by whom, and until when.
@@ -56,61 +56,37 @@ impl StoredWaiver {
     }
 }
 
+impl StoredWaiver {
+    /// The audit event of adding or revoking it.
+    pub(super) fn event(&self, actor: &str, action: &str, now: DateTime<Utc>) -> AuditEvent {
+        AuditEvent::about_pattern(actor, action, &self.package, self.versions.as_deref(), self.audit_comment(), now)
+    }
+}
+
 impl Store {
     /// Every waiver, revoked and expired ones included, oldest first.
-    pub fn waivers(&self) -> Vec<StoredWaiver> {
-        self.waivers.iter().values().filter_map(|value| super::decode(&value.ok()?)).collect()
-    }
-
-    /// One waiver by id.
-    pub fn waiver(&self, id: u64) -> sled::Result<Option<StoredWaiver>> {
-        Ok(self.waivers.get(id.to_be_bytes())?.and_then(|bytes| super::decode(&bytes)))
+    pub async fn waivers(&self) -> StoreResult<Vec<StoredWaiver>> {
+        match &self.backend {
+            Backend::Sled(store) => store.waivers(),
+            Backend::Postgres(store) => store.waivers().await,
+        }
     }
 
     /// Adds a waiver and its audit event (`waiver-add`), durably. `waiver.id` is assigned.
-    pub async fn add_waiver(&self, mut waiver: StoredWaiver) -> sled::Result<StoredWaiver> {
-        waiver.id = self.database.generate_id()?;
-        self.waivers.insert(waiver.id.to_be_bytes(), encode(&waiver))?;
-        let (actor, now) = (waiver.created_by.clone(), waiver.created_at);
-        self.log_waiver_event(&waiver, &actor, "waiver-add", now).await?;
-        Ok(waiver)
+    pub async fn add_waiver(&self, waiver: StoredWaiver) -> StoreResult<StoredWaiver> {
+        match &self.backend {
+            Backend::Sled(store) => store.add_waiver(waiver).await,
+            Backend::Postgres(store) => store.add_waiver(waiver).await,
+        }
     }
 
     /// Marks a waiver revoked and logs `waiver-revoke`. `None` when there is no such
     /// waiver; a waiver revoked before is returned unchanged and logged no second time.
-    pub async fn revoke_waiver(&self, id: u64, actor: &str, now: DateTime<Utc>) -> sled::Result<Option<StoredWaiver>> {
-        let Some(mut waiver) = self.waiver(id)? else { return Ok(None) };
-        if waiver.revoked.is_some() {
-            return Ok(Some(waiver));
+    pub async fn revoke_waiver(&self, id: u64, actor: &str, now: DateTime<Utc>) -> StoreResult<Option<StoredWaiver>> {
+        match &self.backend {
+            Backend::Sled(store) => store.revoke_waiver(id, actor, now).await,
+            Backend::Postgres(store) => store.revoke_waiver(id, actor, now).await,
         }
-        waiver.revoked = Some(WaiverRevocation { by: actor.to_owned(), at: now });
-        self.waivers.insert(id.to_be_bytes(), encode(&waiver))?;
-        self.log_waiver_event(&waiver, actor, "waiver-revoke", now).await?;
-        Ok(Some(waiver))
-    }
-
-    async fn log_waiver_event(
-        &self,
-        waiver: &StoredWaiver,
-        actor: &str,
-        action: &str,
-        now: DateTime<Utc>,
-    ) -> sled::Result<()> {
-        let id = self.database.generate_id()?;
-        let event = AuditEvent {
-            id,
-            time: now,
-            actor: actor.to_owned(),
-            action: action.to_owned(),
-            package: waiver.package.clone(),
-            version: waiver.versions.clone().unwrap_or_else(|| "*".into()),
-            from: None,
-            to: None,
-            comment: Some(waiver.audit_comment()),
-        };
-        self.audit.insert(id.to_be_bytes(), encode(&event))?;
-        self.flush().await?;
-        Ok(())
     }
 }
 
@@ -135,24 +111,26 @@ mod tests {
     #[tokio::test]
     async fn waivers_are_stored_revoked_once_and_audited() {
         let directory = tempfile::tempdir().unwrap();
-        let store = Store::open(directory.path()).unwrap();
+        let store = Store::open(crate::store::MetadataLocation::Sled(directory.path())).await.unwrap();
         let now = Utc::now();
         let added = store.add_waiver(waiver(now)).await.unwrap();
-        assert_eq!(store.waivers(), vec![added.clone()]);
+        assert_eq!(store.waivers().await.unwrap(), vec![added.clone()]);
 
         let revoked = store.revoke_waiver(added.id, "admin:bob", now).await.unwrap().unwrap();
         assert_eq!(revoked.revoked, Some(WaiverRevocation { by: "admin:bob".into(), at: now }));
         // A second revocation changes nothing and is not logged again.
         assert_eq!(store.revoke_waiver(added.id, "admin:carol", now).await.unwrap(), Some(revoked.clone()));
         assert_eq!(store.revoke_waiver(added.id + 1000, "admin:bob", now).await.unwrap(), None);
-        assert_eq!(store.waiver(added.id).unwrap(), Some(revoked));
+        assert_eq!(store.waivers().await.unwrap(), vec![revoked]);
 
-        let actions: Vec<(String, String)> = store.audit_events().map(|event| (event.action, event.actor)).collect();
+        let events = store.audit_events().await.unwrap();
+        let actions: Vec<(String, String)> =
+            events.iter().map(|event| (event.action.clone(), event.actor.clone())).collect();
         assert_eq!(
             actions,
             vec![("waiver-add".to_owned(), "admin:alice".to_owned()), ("waiver-revoke".into(), "admin:bob".into())]
         );
-        let comment = store.audit_events().next().unwrap().comment.unwrap();
+        let comment = events[0].comment.clone().unwrap();
         assert!(comment.contains("accept install-script for left-pad@^1.0.0"), "{comment}");
     }
 }
