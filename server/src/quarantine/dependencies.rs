@@ -575,60 +575,83 @@ pub fn plan(manifest: &serde_json::Value) -> Plan {
 /// policy can raise it (`quarantine.rule_severity`).
 pub async fn check(mirror: &Mirror, feed: &Indicators, manifest: &serde_json::Value) -> DependencyOutcome {
     let Plan { by_package, fetch: packages, mut findings, mut incomplete } = plan(manifest);
-    // The per-check cache: each dependency package is fetched once, however many
-    // entries (an alias and a plain entry) name it.
-    let fetched: HashMap<PackageName, Result<Arc<CachedPackument>, AppError>> = futures_util::stream::iter(packages)
+    let by_package = &by_package;
+    // Each dependency package is fetched once, however many entries (an alias and a
+    // plain entry) name it, and resolved as soon as it arrives: only the findings
+    // outlive the fetch, so a check with hundreds of dependencies never holds hundreds
+    // of packuments at once (at most `FETCH_CONCURRENCY`, beyond the mirror's own
+    // byte-budgeted cache).
+    let mut resolved: Vec<(PackageName, Vec<Finding>, Option<String>)> = futures_util::stream::iter(packages)
         .map(|package| async move {
             let result = mirror.packument(&package).await;
-            (package, result)
+            let entries = by_package.get(&package).map(Vec::as_slice).unwrap_or_default();
+            let (findings, incomplete) = resolve_package(&package, entries, result, feed);
+            (package, findings, incomplete)
         })
         .buffer_unordered(FETCH_CONCURRENCY)
         .collect()
         .await;
-    for (package, entries) in by_package {
-        let Some(result) = fetched.get(&package) else { continue };
-        match result {
-            Ok(packument) => {
-                let candidates = candidates(&package, packument, feed);
-                // Airlock's own rendering of the tags; should it not parse, resolution
-                // falls back to the highest listed version, which is npm's rule without
-                // `latest`, so no dependency goes unresolved.
-                let tags: HashMap<String, String> =
-                    serde_json::from_slice(&packument.rendered.dist_tags).unwrap_or_default();
-                let whole_package = feed
-                    .packages
-                    .get(package.as_str())
-                    .filter(|listing| listing.versions == MaliciousVersions::All)
-                    .map(|listing| listing.advisories.iter().cloned().collect::<Vec<_>>());
-                for (dependency, selector) in entries {
-                    let resolution = resolve(&selector, &tags, &candidates);
-                    findings.extend(finding(&dependency, &package, resolution, whole_package.as_deref()));
-                }
-            }
-            Err(AppError::NotFound(_)) => {
-                for (dependency, _) in entries {
-                    let message = format!(
-                        "{} {}, but the upstream registry has no package {package}, so npm cannot install this version.",
-                        dependency.verb(),
-                        dependency.written()
-                    );
-                    findings.push(dependency.finding(RULE_MISSING, Severity::Low, message));
-                }
-            }
-            Err(error) => {
-                incomplete.push(format!("{INCOMPLETE_PREFIX}{package}: {error}"));
-                for (dependency, _) in entries {
-                    let message = format!(
-                        "{} {}, but Airlock could not read the packument of {package} to resolve it: {error}.",
-                        dependency.verb(),
-                        dependency.written()
-                    );
-                    findings.push(dependency.finding(RULE_UNCHECKED, Severity::Medium, message));
-                }
-            }
-        }
+    // Deterministic order whatever order the fetches finished in.
+    resolved.sort_by(|left, right| left.0.cmp(&right.0));
+    for (_, package_findings, package_incomplete) in resolved {
+        findings.extend(package_findings);
+        incomplete.extend(package_incomplete);
     }
     DependencyOutcome { findings, incomplete }
+}
+
+/// The findings of one dependency package's entries, from its packument (or from why it
+/// could not be read), and the `incomplete` entry when it could not.
+fn resolve_package(
+    package: &PackageName,
+    entries: &[(DeclaredDependency, Selector)],
+    result: Result<Arc<CachedPackument>, AppError>,
+    feed: &Indicators,
+) -> (Vec<Finding>, Option<String>) {
+    let mut findings = Vec::new();
+    match result {
+        Ok(packument) => {
+            let candidates = candidates(package, &packument, feed);
+            // Airlock's own rendering of the tags; should it not parse, resolution falls
+            // back to the highest listed version, which is npm's rule without `latest`,
+            // so no dependency goes unresolved.
+            let tags: HashMap<String, String> =
+                serde_json::from_slice(&packument.rendered.dist_tags).unwrap_or_default();
+            drop(packument);
+            let whole_package = feed
+                .packages
+                .get(package.as_str())
+                .filter(|listing| listing.versions == MaliciousVersions::All)
+                .map(|listing| listing.advisories.iter().cloned().collect::<Vec<_>>());
+            for (dependency, selector) in entries {
+                let resolution = resolve(selector, &tags, &candidates);
+                findings.extend(finding(dependency, package, resolution, whole_package.as_deref()));
+            }
+            (findings, None)
+        }
+        Err(AppError::NotFound(_)) => {
+            for (dependency, _) in entries {
+                let message = format!(
+                    "{} {}, but the upstream registry has no package {package}, so npm cannot install this version.",
+                    dependency.verb(),
+                    dependency.written()
+                );
+                findings.push(dependency.finding(RULE_MISSING, Severity::Low, message));
+            }
+            (findings, None)
+        }
+        Err(error) => {
+            for (dependency, _) in entries {
+                let message = format!(
+                    "{} {}, but Airlock could not read the packument of {package} to resolve it: {error}.",
+                    dependency.verb(),
+                    dependency.written()
+                );
+                findings.push(dependency.finding(RULE_UNCHECKED, Severity::Medium, message));
+            }
+            (findings, Some(format!("{INCOMPLETE_PREFIX}{package}: {error}")))
+        }
+    }
 }
 
 #[cfg(test)]
