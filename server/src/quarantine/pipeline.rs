@@ -90,6 +90,9 @@ const LEASE_MARGIN: Duration = Duration::from_secs(10 * 60);
 /// how often it looks. Past the wait the version is refused as still being checked.
 const OTHER_REPLICA_WAIT: Duration = Duration::from_secs(60);
 const OTHER_REPLICA_POLL: Duration = Duration::from_millis(250);
+/// How long a first download on a shared store keeps looking for another replica's
+/// lease when its own claim was refused but no lease is visible yet.
+const CLAIM_COMMIT_GRACE: Duration = Duration::from_secs(2);
 
 /// A random id for this process as a lease owner: the process id and 64 random bits.
 fn replica_id() -> String {
@@ -529,13 +532,19 @@ impl Pipeline {
     /// nobody else holds its lease; the caller authorises against the record either way.
     async fn await_other_replica(&self, name: &PackageName, version: &str) -> AppResult<()> {
         let started = std::time::Instant::now();
+        // Only a shared store has other replicas; sled is one process.
+        let shared = self.inner.store.backend_name() != "sled";
         loop {
             let decided = self.record(name, version).await?.state != VersionState::Checking;
             let now = self.inner.mirror.now();
             let leased_elsewhere = self.inner.store.queue_entry(name, version).await?.is_some_and(|entry| {
                 entry.leased_at(now) && entry.lease.as_ref().is_some_and(|lease| lease.owner != self.inner.replica)
             });
-            if decided || !leased_elsewhere || started.elapsed() >= OTHER_REPLICA_WAIT {
+            // Our claim may have been refused while another replica's claim was still being
+            // committed (the entry locked, no lease visible yet): that lease shows up within
+            // moments, so a shared store is polled a little before "nobody checks it".
+            let claim_in_flight = shared && started.elapsed() < CLAIM_COMMIT_GRACE;
+            if decided || !(leased_elsewhere || claim_in_flight) || started.elapsed() >= OTHER_REPLICA_WAIT {
                 return Ok(());
             }
             tokio::time::sleep(OTHER_REPLICA_POLL).await;
